@@ -1,0 +1,15 @@
+# Every dependency is a Debian bookworm package; scripts/install-deps installs them.
+find_package(PkgConfig REQUIRED)
+# SystemC is not used by rpmb/ yet; finding it here proves the platform can build models/.
+pkg_check_modules(SystemC REQUIRED IMPORTED_TARGET systemc>=2.3.3)
+find_package(OpenSSL 3.0 REQUIRED)
+find_package(Boost 1.74 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(fmt REQUIRED)
+if(EMMCSIM_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(EMMCSIM_BUILD_BENCHMARKS)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,11 @@
+# Warnings for every target of the project (third-party headers come in as SYSTEM includes).
+add_library(emmcsim_warnings INTERFACE)
+target_compile_options(emmcsim_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+  -Wformat=2 -Wimplicit-fallthrough
+  $<$<BOOL:${EMMCSIM_WERROR}>:-Werror>)
+
+if(EMMCSIM_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=address,undefined)
+endif()
