@@ -1,0 +1,439 @@
+// On-disk layout of rpmb.img (little-endian; see docs/rpmb-store.md):
+//
+//   0x0000  header (one page): magic, format version, RPMB_SIZE_MULT, CRC-32
+//   0x1000  applied marker: sequence of the newest record whose data is in place, CRC-32
+//   0x2000  journal slot 0 ┐ a record of sequence s lives in slot s % 2: the next state and
+//   0x5000  journal slot 1 ┘ the half-sectors written, closed by a CRC-32
+//   0x8000  checksum table: CRC-32 of every half-sector
+//   ......  data region (page aligned): the partition, half-sector after half-sector
+#include "emmcsim/rpmb/file_store.hpp"
+
+#include "emmcsim/rpmb/mac.hpp"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/crc.hpp>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include <fmt/format.h>
+
+namespace emmcsim::rpmb {
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::array<std::uint8_t, 16> kMagic = {'e', 'm', 'm', 'c', 's', 'i', 'm', '-',
+                                                 'r', 'p', 'm', 'b', '-', 'i', 'm', 'g'};
+constexpr std::uint32_t kFormatVersion = 1;
+constexpr std::uint64_t kHeaderOffset = 0;
+constexpr std::size_t kHeaderBytes = 64;  // the rest of the header page is zero
+constexpr std::uint64_t kMarkerOffset = kPage;
+constexpr std::size_t kMarkerBytes = 16;
+constexpr std::uint32_t kMarkerMagic = 0x444c5041;  // "APLD"
+constexpr std::uint64_t kJournalOffset = 2 * kPage;
+constexpr std::uint64_t kJournalSlotBytes = 3 * kPage;
+constexpr std::uint32_t kRecordMagic = 0x4c4e4a52;  // "RJNL"
+constexpr std::size_t kRecordHeaderBytes = 72;
+constexpr std::uint16_t kMaxCommitHalfSectors = 32;
+constexpr std::uint64_t kChecksumTableOffset = kJournalOffset + 2 * kJournalSlotBytes;
+
+static_assert(kRecordHeaderBytes + kMaxCommitHalfSectors * kHalfSectorSize + 4 <= kJournalSlotBytes,
+              "a journal record must fit its slot");
+
+std::uint64_t round_up(std::uint64_t v, std::uint64_t unit) { return (v + unit - 1) / unit * unit; }
+
+std::uint32_t crc32(const void* bytes, std::size_t size) {
+  boost::crc_32_type crc;
+  crc.process_bytes(bytes, size);
+  return crc.checksum();
+}
+
+struct Layout {
+  std::uint32_t size_mult;
+  std::uint32_t half_sectors() const { return size_mult * (kSizeMultUnit / kHalfSectorSize); }
+  std::uint64_t data_bytes() const { return std::uint64_t{size_mult} * kSizeMultUnit; }
+  std::uint64_t table_bytes() const { return std::uint64_t{half_sectors()} * 4; }
+  std::uint64_t data_offset() const { return kChecksumTableOffset + round_up(table_bytes(), kPage); }
+  std::uint64_t file_bytes() const { return data_offset() + data_bytes(); }
+  static std::uint64_t slot_offset(std::uint64_t sequence) {
+    return kJournalOffset + (sequence % 2) * kJournalSlotBytes;
+  }
+};
+
+// Little-endian field writer/reader over a byte buffer.
+class Writer {
+ public:
+  explicit Writer(std::vector<std::uint8_t>& out) : out_(out) {}
+  void u8(std::uint8_t v) { out_.push_back(v); }
+  void u16(std::uint16_t v) { put(v, 2); }
+  void u32(std::uint32_t v) { put(v, 4); }
+  void u64(std::uint64_t v) { put(v, 8); }
+  void bytes(const std::uint8_t* p, std::size_t n) { out_.insert(out_.end(), p, p + n); }
+
+ private:
+  void put(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  std::vector<std::uint8_t>& out_;
+};
+
+class Reader {
+ public:
+  Reader(const std::uint8_t* p, std::size_t n) : p_(p), end_(p + n) {}
+  bool ok() const { return ok_; }
+  std::uint8_t u8() { return static_cast<std::uint8_t>(get(1)); }
+  std::uint16_t u16() { return static_cast<std::uint16_t>(get(2)); }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(get(4)); }
+  std::uint64_t u64() { return get(8); }
+  void copy_to(std::uint8_t* out, std::size_t n) {
+    // n == 0 comes with out == nullptr (a state-only record): memcpy(nullptr, ..., 0) is UB.
+    if (const std::uint8_t* at = bytes(n); at != nullptr && n > 0) std::memcpy(out, at, n);
+  }
+  const std::uint8_t* bytes(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n) {
+      ok_ = false;
+      return nullptr;
+    }
+    const std::uint8_t* at = p_;
+    p_ += n;
+    return at;
+  }
+
+ private:
+  std::uint64_t get(int n) {
+    const std::uint8_t* at = bytes(static_cast<std::size_t>(n));
+    if (at == nullptr) return 0;
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= std::uint64_t{at[i]} << (8 * i);
+    return v;
+  }
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+  bool ok_ = true;
+};
+
+std::vector<std::uint8_t> encode_header(std::uint32_t size_mult) {
+  std::vector<std::uint8_t> out;
+  Writer w(out);
+  w.bytes(kMagic.data(), kMagic.size());
+  w.u32(kFormatVersion);
+  w.u32(size_mult);
+  w.u32(static_cast<std::uint32_t>(kJournalSlotBytes));
+  out.resize(kHeaderBytes - 4, 0);
+  w.u32(crc32(out.data(), out.size()));
+  return out;
+}
+
+std::vector<std::uint8_t> encode_marker(std::uint64_t sequence) {
+  std::vector<std::uint8_t> out;
+  Writer w(out);
+  w.u32(kMarkerMagic);
+  w.u64(sequence);
+  w.u32(crc32(out.data(), out.size()));
+  return out;
+}
+
+std::optional<std::uint64_t> decode_marker(const std::uint8_t* p) {
+  Reader r(p, kMarkerBytes);
+  const std::uint32_t magic = r.u32();
+  const std::uint64_t sequence = r.u64();
+  const std::uint32_t crc = r.u32();
+  if (magic != kMarkerMagic || crc != crc32(p, kMarkerBytes - 4)) return std::nullopt;
+  return sequence;
+}
+
+struct JournalRecord {
+  std::uint64_t sequence = 0;
+  PartitionState state;
+  std::uint16_t address = 0;
+  std::uint16_t count = 0;
+  std::vector<std::uint8_t> data;
+};
+
+std::vector<std::uint8_t> encode_record(std::uint64_t sequence, const Commit& c) {
+  const PartitionState& s = *c.next_state;
+  std::vector<std::uint8_t> out;
+  out.reserve(kRecordHeaderBytes + std::size_t{c.count} * kHalfSectorSize + 4);
+  Writer w(out);
+  w.u32(kRecordMagic);
+  w.u32(static_cast<std::uint32_t>(kRecordHeaderBytes + std::size_t{c.count} * kHalfSectorSize + 4));
+  w.u64(sequence);
+  w.u8(s.key_programmed ? 1 : 0);
+  w.u8(s.device_configuration.secure_wp_mode_enable);
+  w.u8(s.device_configuration.secure_wp_mode_config);
+  w.u8(0);
+  w.bytes(s.key.data(), s.key.size());
+  w.u32(s.write_counter);
+  w.u16(static_cast<std::uint16_t>(s.result_register.type));
+  w.u16(s.result_register.result);
+  w.u32(s.result_register.write_counter);
+  w.u16(s.result_register.address);
+  w.u16(0);
+  w.u16(c.address);
+  w.u16(c.count);
+  if (c.count > 0) w.bytes(c.data, std::size_t{c.count} * kHalfSectorSize);
+  w.u32(crc32(out.data(), out.size()));
+  return out;
+}
+
+// A slot that does not hold an intact record (never written, torn, damaged) decodes to nullopt.
+std::optional<JournalRecord> decode_record(const std::uint8_t* p, std::size_t slot_bytes) {
+  Reader r(p, slot_bytes);
+  if (r.u32() != kRecordMagic) return std::nullopt;
+  const std::uint32_t length = r.u32();
+  if (length < kRecordHeaderBytes + 4 || length > slot_bytes) return std::nullopt;
+  if (crc32(p, length - 4) != Reader(p + length - 4, 4).u32()) return std::nullopt;
+  JournalRecord rec;
+  rec.sequence = r.u64();
+  rec.state.key_programmed = r.u8() != 0;
+  rec.state.device_configuration.secure_wp_mode_enable = r.u8();
+  rec.state.device_configuration.secure_wp_mode_config = r.u8();
+  r.u8();
+  r.copy_to(rec.state.key.data(), kKeySize);
+  rec.state.write_counter = r.u32();
+  rec.state.result_register.type = static_cast<ResponseType>(r.u16());
+  rec.state.result_register.result = r.u16();
+  rec.state.result_register.write_counter = r.u32();
+  rec.state.result_register.address = r.u16();
+  r.u16();
+  rec.address = r.u16();
+  rec.count = r.u16();
+  if (length != kRecordHeaderBytes + std::size_t{rec.count} * kHalfSectorSize + 4) return std::nullopt;
+  rec.data.resize(std::size_t{rec.count} * kHalfSectorSize);
+  r.copy_to(rec.data.data(), rec.data.size());
+  if (!r.ok()) return std::nullopt;
+  return rec;
+}
+
+[[noreturn]] void corrupt(const std::string& path, const std::string& why) {
+  throw FileStoreCorrupt(path + ": " + why);
+}
+
+void sync_directory(const std::string& file_path) {
+  const auto slash = file_path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : file_path.substr(0, slash + 1);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw StoreError(dir + ": cannot open directory: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw StoreError(dir + ": fsync failed: " + std::strerror(err));
+}
+
+}  // namespace
+
+FileStore::FileStore(std::unique_ptr<StorageFile> file, std::uint32_t size_mult, Durability durability)
+    : file_(std::move(file)), size_mult_(size_mult), durability_(durability) {}
+
+FileStore::~FileStore() { wipe(state_.key); }
+
+std::uint32_t FileStore::half_sectors() const { return Layout{size_mult_}.half_sectors(); }
+
+std::unique_ptr<FileStore> FileStore::create(std::unique_ptr<StorageFile> file, std::uint32_t size_mult,
+                                             Durability durability) {
+  check_size_mult(size_mult);
+  if (file->size() != 0) throw StoreError(file->path() + ": refusing to create an image over existing data");
+  const Layout layout{size_mult};
+  std::unique_ptr<FileStore> store(new FileStore(std::move(file), size_mult, durability));
+  StorageFile& f = *store->file_;
+
+  f.resize(layout.file_bytes());  // the data region stays sparse: zeros
+  f.write_at(kHeaderOffset, encode_header(size_mult).data(), kHeaderBytes);
+  const PartitionState blank;
+  const Commit initial{&blank, 0, 0, nullptr};
+  const std::vector<std::uint8_t> record = encode_record(0, initial);
+  f.write_at(Layout::slot_offset(0), record.data(), record.size());
+  const std::uint8_t zero_block[kHalfSectorSize] = {};
+  const std::uint32_t zero_crc = crc32(zero_block, sizeof zero_block);
+  std::vector<std::uint8_t> table;
+  table.reserve(layout.table_bytes());
+  Writer w(table);
+  for (std::uint32_t i = 0; i < layout.half_sectors(); ++i) w.u32(zero_crc);
+  f.write_at(kChecksumTableOffset, table.data(), table.size());
+  f.write_at(kMarkerOffset, encode_marker(0).data(), kMarkerBytes);
+  f.sync();  // a new image is always made durable, whatever the policy
+
+  store->data_.assign(layout.data_bytes(), 0);
+  store->checksums_.assign(layout.half_sectors(), zero_crc);
+  return store;
+}
+
+std::unique_ptr<FileStore> FileStore::open(std::unique_ptr<StorageFile> file, Durability durability) {
+  std::unique_ptr<FileStore> store(new FileStore(std::move(file), 0, durability));
+  store->load();
+  return store;
+}
+
+void FileStore::load() {
+  StorageFile& f = *file_;
+  const std::string& path = f.path();
+  const std::uint64_t size = f.size();
+  if (size < kChecksumTableOffset) {
+    corrupt(path, fmt::format("truncated: {} bytes, too short for an RPMB image", size));
+  }
+
+  std::array<std::uint8_t, kHeaderBytes> header{};
+  f.read_at(kHeaderOffset, header.data(), header.size());
+  if (!std::equal(kMagic.begin(), kMagic.end(), header.begin())) {
+    corrupt(path, "not an emmcsim RPMB image (bad magic)");
+  }
+  if (crc32(header.data(), kHeaderBytes - 4) != Reader(header.data() + kHeaderBytes - 4, 4).u32()) {
+    corrupt(path, "header checksum mismatch (the header is damaged)");
+  }
+  Reader hr(header.data() + kMagic.size(), kHeaderBytes - kMagic.size());
+  const std::uint32_t version = hr.u32();
+  const std::uint32_t size_mult = hr.u32();
+  const std::uint32_t slot_bytes = hr.u32();
+  if (version != kFormatVersion || slot_bytes != kJournalSlotBytes) {
+    corrupt(path, fmt::format("unsupported image format version {}", version));
+  }
+  if (size_mult < 1 || size_mult > kMaxSizeMult) {
+    corrupt(path, fmt::format("header names an impossible RPMB size multiplier {}", size_mult));
+  }
+  size_mult_ = size_mult;
+  const Layout layout{size_mult};
+  if (size != layout.file_bytes()) {
+    corrupt(path, fmt::format("{}: {} bytes, expected {} for a {} KiB partition",
+                              size < layout.file_bytes() ? "truncated" : "wrong size", size,
+                              layout.file_bytes(), layout.data_bytes() / 1024));
+  }
+
+  std::array<std::uint8_t, kMarkerBytes> marker_bytes{};
+  f.read_at(kMarkerOffset, marker_bytes.data(), marker_bytes.size());
+  // A damaged marker only loses the check below; it never changes the recovered state.
+  const std::uint64_t applied = decode_marker(marker_bytes.data()).value_or(0);
+
+  std::vector<JournalRecord> records;
+  std::vector<std::uint8_t> slot(kJournalSlotBytes);
+  for (std::uint64_t i = 0; i < 2; ++i) {
+    f.read_at(Layout::slot_offset(i), slot.data(), slot.size());
+    std::optional<JournalRecord> rec = decode_record(slot.data(), slot.size());
+    if (!rec) continue;
+    if (rec->sequence % 2 != i) corrupt(path, "a journal record sits in the wrong slot");
+    if (std::uint64_t{rec->address} + rec->count > layout.half_sectors() ||
+        rec->count > kMaxCommitHalfSectors) {
+      corrupt(path, "a journal record addresses data outside the partition");
+    }
+    records.push_back(std::move(*rec));
+  }
+  if (records.empty()) corrupt(path, "no intact state record (both journal slots are damaged)");
+  std::sort(records.begin(), records.end(),
+            [](const JournalRecord& a, const JournalRecord& b) { return a.sequence < b.sequence; });
+  if (records.size() == 2 && records[1].sequence != records[0].sequence + 1) {
+    corrupt(path, "journal records are not consecutive");
+  }
+  const JournalRecord& newest = records.back();
+  if (newest.sequence < applied) {
+    corrupt(path, fmt::format("the newest journal record (#{}) is damaged; refusing to roll back to #{}",
+                              applied, newest.sequence));
+  }
+
+  std::vector<std::uint8_t> table(layout.table_bytes());
+  f.read_at(kChecksumTableOffset, table.data(), table.size());
+  checksums_.resize(layout.half_sectors());
+  Reader tr(table.data(), table.size());
+  for (auto& c : checksums_) c = tr.u32();
+  data_.resize(layout.data_bytes());
+  f.read_at(layout.data_offset(), data_.data(), data_.size());
+
+  // Redo: each intact record's data goes in place again (idempotent), oldest first.
+  for (const JournalRecord& rec : records) {
+    const Commit c{&rec.state, rec.address, rec.count, rec.data.data()};
+    apply_in_place(rec.sequence, c);
+  }
+  if (durability_ == Durability::sync_every_commit) f.sync();
+
+  std::vector<std::uint32_t> damaged;
+  for (std::uint32_t i = 0; i < layout.half_sectors(); ++i) {
+    if (crc32(data_.data() + std::size_t{i} * kHalfSectorSize, kHalfSectorSize) != checksums_[i]) {
+      damaged.push_back(i);
+    }
+  }
+  if (!damaged.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < damaged.size() && i < 8; ++i) list += fmt::format(" {}", damaged[i]);
+    corrupt(path, fmt::format("{} half-sector(s) fail their checksum (first:{}); the data region is damaged",
+                              damaged.size(), list));
+  }
+  state_ = newest.state;
+  sequence_ = newest.sequence;
+}
+
+void FileStore::read(std::uint32_t address, std::uint32_t count, std::uint8_t* out) const {
+  if (std::uint64_t{address} + count > half_sectors()) throw std::out_of_range("RPMB read beyond the partition");
+  std::memcpy(out, data_.data() + std::size_t{address} * kHalfSectorSize, std::size_t{count} * kHalfSectorSize);
+}
+
+void FileStore::apply_in_place(std::uint64_t sequence, const Commit& c) {
+  const Layout layout{size_mult_};
+  if (c.count > 0) {
+    const std::size_t offset = std::size_t{c.address} * kHalfSectorSize;
+    const std::size_t bytes = std::size_t{c.count} * kHalfSectorSize;
+    std::memcpy(data_.data() + offset, c.data, bytes);
+    std::vector<std::uint8_t> crcs;
+    Writer w(crcs);
+    for (std::uint16_t i = 0; i < c.count; ++i) {
+      checksums_[c.address + i] = crc32(c.data + std::size_t{i} * kHalfSectorSize, kHalfSectorSize);
+      w.u32(checksums_[c.address + i]);
+    }
+    file_->write_at(layout.data_offset() + offset, c.data, bytes);
+    file_->write_at(kChecksumTableOffset + std::uint64_t{c.address} * 4, crcs.data(), crcs.size());
+  }
+  file_->write_at(kMarkerOffset, encode_marker(sequence).data(), kMarkerBytes);
+}
+
+void FileStore::commit(const Commit& c) {
+  if (failed_) throw StoreError(path() + ": an earlier commit failed; reopen the image");
+  if (c.count > kMaxCommitHalfSectors || std::uint64_t{c.address} + c.count > half_sectors()) {
+    throw std::out_of_range("RPMB commit beyond the partition or larger than 32 half-sectors");
+  }
+  const std::uint64_t sequence = sequence_ + 1;
+  const std::vector<std::uint8_t> record = encode_record(sequence, c);
+  try {
+    file_->write_at(Layout::slot_offset(sequence), record.data(), record.size());
+    if (durability_ == Durability::sync_every_commit) file_->sync();
+  } catch (...) {
+    failed_ = true;  // on disk: the old state, or (if the record landed) the new one
+    throw;
+  }
+  // The commit is durable: the state changes now, whatever happens to the in-place copy.
+  state_ = *c.next_state;
+  sequence_ = sequence;
+  try {
+    apply_in_place(sequence, c);
+  } catch (const StoreError&) {
+    failed_ = true;  // opening the image again redoes this record
+  }
+}
+
+std::unique_ptr<FileStore> FileStore::create_at(const std::string& path, std::uint32_t size_mult,
+                                                Durability durability) {
+  check_size_mult(size_mult);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) throw StoreError(path + ": already exists");
+  const std::string temporary = path + ".creating";
+  ::unlink(temporary.c_str());  // left by a creation that was interrupted
+  {
+    auto store = create(std::make_unique<PosixStorageFile>(temporary, PosixStorageFile::Mode::create_new),
+                        size_mult, durability);
+  }
+  if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    const int err = errno;
+    ::unlink(temporary.c_str());
+    throw StoreError(path + ": cannot move the new image into place: " + std::strerror(err));
+  }
+  sync_directory(path);
+  return open_at(path, durability);
+}
+
+std::unique_ptr<FileStore> FileStore::open_at(const std::string& path, Durability durability) {
+  return open(std::make_unique<PosixStorageFile>(path, PosixStorageFile::Mode::open_existing), durability);
+}
+
+}  // namespace emmcsim::rpmb
