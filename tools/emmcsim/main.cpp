@@ -1,0 +1,40 @@
+// emmcsim: the command-line front door of the simulator.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "command.hpp"
+#include "rpmb_command.hpp"
+
+namespace {
+
+// Every failure becomes one line on stderr and an exit status: 1 when the device refused
+// (the JEDEC result is named), 2 for bad input or an unusable image.
+int run_guarded(const emmcsim::tools::Command& command) {
+  try {
+    return command();
+  } catch (const emmcsim::tools::RpmbFailure& e) {
+    std::cerr << "emmcsim: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "emmcsim: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "emmcsim - an eMMC 5.1 device simulator with a real, persistent RPMB partition.\n"
+      "Example: emmcsim rpmb --image ./card program-key key.bin"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "emmcsim 0.1.0");
+  emmcsim::tools::Command selected;
+  emmcsim::tools::add_rpmb_command(app, selected);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return selected ? run_guarded(selected) : 0;
+}

@@ -1,0 +1,310 @@
+#include "rpmb_command.hpp"
+
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "emmcsim/rpmb/engine.hpp"
+#include "emmcsim/rpmb/file_store.hpp"
+#include "emmcsim/rpmb/host.hpp"
+
+namespace emmcsim::tools {
+namespace {
+
+using namespace emmcsim::rpmb;
+
+struct Options {
+  std::string image_dir;
+  std::string rpmb_size;  // empty: 4 MiB for a new image, the image's own size otherwise
+  std::string durability = "sync";
+  bool en_rpmb_rel_wr = true;
+  // command arguments
+  std::string key_file, data_file, out_file;
+  std::string address, count;
+  std::optional<std::uint32_t> write_counter;  // write under this counter instead of reading it
+  std::string config_register, config_value;
+  bool stdin_taken = false;
+};
+
+std::uint32_t parse_rpmb_size(const std::string& text) {
+  std::size_t pos = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &pos, 0);
+  } catch (const std::exception&) {
+    throw UsageError(fmt::format("--rpmb-size '{}' is not a size (examples: 4M, 512K, 131072)", text));
+  }
+  std::string unit = text.substr(pos);
+  if (unit == "K" || unit == "KiB" || unit == "k") value *= 1024;
+  else if (unit == "M" || unit == "MiB") value *= 1024 * 1024;
+  else if (!unit.empty()) throw UsageError(fmt::format("--rpmb-size '{}': unknown unit '{}' (use K or M)", text, unit));
+  if (value == 0 || value % kSizeMultUnit != 0 || value / kSizeMultUnit > kMaxSizeMult) {
+    throw UsageError(fmt::format("--rpmb-size '{}' must be a multiple of 128 KiB from 128K to 16M", text));
+  }
+  return static_cast<std::uint32_t>(value / kSizeMultUnit);
+}
+
+std::uint32_t parse_number(const std::string& what, const std::string& text, std::uint32_t max) {
+  std::size_t pos = 0;
+  unsigned long value = 0;
+  try {
+    value = std::stoul(text, &pos, 0);
+  } catch (const std::exception&) {
+    pos = 0;
+  }
+  if (pos == 0 || pos != text.size() || value > max) {
+    throw UsageError(fmt::format("{} '{}' must be a number from 0 to {} (decimal or 0x hex)", what, text, max));
+  }
+  return static_cast<std::uint32_t>(value);
+}
+
+std::vector<std::uint8_t> read_input(Options& o, const std::string& path, const std::string& what) {
+  std::vector<std::uint8_t> bytes;
+  if (path == "-") {
+    if (o.stdin_taken) throw UsageError("only one of the files can be '-' (standard input)");
+    o.stdin_taken = true;
+    bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    return bytes;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot open {} '{}': {}", what, path, std::strerror(errno)));
+  bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return bytes;
+}
+
+Key read_key(Options& o, const std::string& path) {
+  std::vector<std::uint8_t> bytes = read_input(o, path, "key file");
+  if (bytes.size() != kKeySize) {
+    const std::size_t size = bytes.size();
+    std::fill(bytes.begin(), bytes.end(), 0);
+    throw UsageError(fmt::format("the key file holds {} bytes; an RPMB key is exactly 32 bytes{}", size,
+                                 size == kKeySize + 1 ? " (did echo add a newline? use echo -n)" : ""));
+  }
+  Key key;
+  std::copy(bytes.begin(), bytes.end(), key.begin());
+  std::fill(bytes.begin(), bytes.end(), 0);
+  return key;
+}
+
+Nonce random_nonce() {
+  Nonce nonce{};
+  if (RAND_bytes(nonce.data(), static_cast<int>(nonce.size())) != 1) throw std::runtime_error("no random nonce");
+  return nonce;
+}
+
+// The image directory's RPMB store, created with the requested size when absent.
+std::unique_ptr<FileStore> open_image(const Options& o) {
+  namespace fs = std::filesystem;
+  const Durability durability =
+      o.durability == "os" ? Durability::os_managed : Durability::sync_every_commit;
+  const fs::path path = fs::path(o.image_dir) / FileStore::kFileName;
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    auto store = FileStore::open_at(path.string(), durability);
+    if (!o.rpmb_size.empty() && parse_rpmb_size(o.rpmb_size) != store->size_mult()) {
+      throw UsageError(fmt::format("{} already holds a {} KiB partition; --rpmb-size {} disagrees",
+                                   path.string(), store->size_mult() * 128, o.rpmb_size));
+    }
+    return store;
+  }
+  const std::uint32_t size_mult = o.rpmb_size.empty() ? 32 : parse_rpmb_size(o.rpmb_size);
+  fs::create_directories(o.image_dir, ec);
+  if (ec) throw UsageError(fmt::format("cannot create image directory '{}': {}", o.image_dir, ec.message()));
+  auto store = FileStore::create_at(path.string(), size_mult, durability);
+  std::cerr << fmt::format("emmcsim: created {} ({} KiB RPMB partition)\n", path.string(), size_mult * 128);
+  return store;
+}
+
+void require_success(const std::string& what, const HostResult& r) {
+  if (!result_ok(r.result)) throw RpmbFailure(fmt::format("{}: {}", what, describe_result(r.result)));
+  if (r.mac_valid == false) throw RpmbFailure(fmt::format("{}: MAC mismatch: the response is not authentic", what));
+  if (!r.nonce_matches) throw RpmbFailure(fmt::format("{}: the response does not echo our nonce", what));
+}
+
+struct Session {
+  std::unique_ptr<FileStore> store;
+  Engine engine;
+  EngineChannel channel;
+  Host host;
+  Session(const Options& o, std::optional<Key> key)
+      : store(open_image(o)), engine(*store, EngineConfig{o.en_rpmb_rel_wr}), channel(engine),
+        host(channel, std::move(key)) {}
+};
+
+int run_info(Options& o) {
+  auto store = open_image(o);
+  const PartitionState& s = store->state();
+  const ResultRegister& r = s.result_register;
+  fmt::print("image            {}\n", store->path());
+  fmt::print("size             {} KiB (RPMB_SIZE_MULT {}, {} half-sectors of 256 bytes)\n",
+             store->size_mult() * 128, store->size_mult(), store->half_sectors());
+  fmt::print("key              {}\n", s.key_programmed ? "programmed" : "not programmed");
+  fmt::print("write counter    {}{}\n", s.write_counter, s.counter_expired() ? " (expired)" : "");
+  if (r.type == ResponseType::none) {
+    fmt::print("last committed   none\n");
+  } else {
+    fmt::print("last committed   {}: {}, counter {}, address {}\n",
+               describe_request(static_cast<std::uint16_t>(r.type) >> 8), describe_result(r.result),
+               r.write_counter, r.address);
+  }
+  fmt::print("secure WP        SECURE_WP_MODE_ENABLE 0x{:02x}, SECURE_WP_MODE_CONFIG 0x{:02x}\n",
+             s.device_configuration.secure_wp_mode_enable, s.device_configuration.secure_wp_mode_config);
+  fmt::print("durability       {}\n",
+             store->durability() == Durability::sync_every_commit ? "sync every commit" : "left to the OS");
+  return 0;
+}
+
+int run_program_key(Options& o) {
+  const Key key = read_key(o, o.key_file);
+  Session s(o, std::nullopt);
+  require_success("key programming", s.host.program_key(key));
+  fmt::print("key programmed\n");
+  return 0;
+}
+
+int run_read_counter(Options& o) {
+  std::optional<Key> key;
+  if (!o.key_file.empty()) key = read_key(o, o.key_file);
+  Session s(o, key);
+  const HostResult r = s.host.read_counter(random_nonce());
+  require_success("read counter", r);
+  fmt::print("counter value: 0x{:08x} ({}){}\n", r.write_counter, r.write_counter,
+             r.mac_valid ? " (MAC verified)" : "");
+  return 0;
+}
+
+int run_write(Options& o) {
+  const std::uint16_t address = static_cast<std::uint16_t>(parse_number("ADDR", o.address, 0xFFFF));
+  const std::vector<std::uint8_t> data = read_input(o, o.data_file, "data file");
+  const std::size_t frames = data.size() / kHalfSectorSize;
+  if (data.size() % kHalfSectorSize != 0 || !(frames == 1 || frames == 2 || frames == 32)) {
+    throw UsageError(fmt::format(
+        "the data file holds {} bytes; an authenticated write takes 256, 512 or 8192 bytes (1, 2 or 32 "
+        "half-sectors)", data.size()));
+  }
+  if (frames == 32 && !o.en_rpmb_rel_wr) {
+    throw UsageError("32-frame writes need EN_RPMB_REL_WR (drop --no-en-rpmb-rel-wr)");
+  }
+  Session s(o, read_key(o, o.key_file));
+  const HostResult r = o.write_counter
+                           ? s.host.write_with_counter(address, data.data(), frames, *o.write_counter)
+                           : s.host.write(address, data.data(), frames);
+  require_success(fmt::format("write of {} half-sector(s) at {}", frames, address), r);
+  fmt::print("wrote {} half-sector(s) at address {}; counter now {}\n", frames, address, r.write_counter);
+  return 0;
+}
+
+int run_read(Options& o) {
+  const std::uint16_t address = static_cast<std::uint16_t>(parse_number("ADDR", o.address, 0xFFFF));
+  const std::uint32_t count = parse_number("COUNT", o.count, 0xFFFF);
+  if (count == 0) throw UsageError("COUNT must be at least 1");
+  std::optional<Key> key;
+  if (!o.key_file.empty()) key = read_key(o, o.key_file);
+  Session s(o, key);
+  const Nonce nonce = random_nonce();
+  const HostResult r = s.host.read(address, count, nonce);
+  require_success(fmt::format("read of {} half-sector(s) at {}", count, address), r);
+  if (o.out_file == "-") {
+    std::cout.write(reinterpret_cast<const char*>(r.data.data()), static_cast<std::streamsize>(r.data.size()));
+    std::cout.flush();
+  } else {
+    std::ofstream out(o.out_file, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(r.data.data()), static_cast<std::streamsize>(r.data.size()));
+    if (!out) throw UsageError(fmt::format("cannot write '{}': {}", o.out_file, std::strerror(errno)));
+  }
+  std::cerr << fmt::format("read {} half-sector(s) at address {}{}\n", count, address,
+                           key ? " (MAC verified)" : " (not verified: no key given)");
+  return 0;
+}
+
+int run_config_read(Options& o) {
+  std::optional<Key> key;
+  if (!o.key_file.empty()) key = read_key(o, o.key_file);
+  Session s(o, key);
+  const HostResult r = s.host.config_read(random_nonce());
+  require_success("device configuration read", r);
+  fmt::print("SECURE_WP_MODE_ENABLE 0x{:02x}\nSECURE_WP_MODE_CONFIG 0x{:02x}\n",
+             r.data[kConfigDataSecureWpModeEnable], r.data[kConfigDataSecureWpModeConfig]);
+  return 0;
+}
+
+int run_config_write(Options& o) {
+  std::uint16_t config_address = 0;
+  if (o.config_register == "enable") config_address = kConfigAddressSecureWpModeEnable;
+  else if (o.config_register == "config") config_address = kConfigAddressSecureWpModeConfig;
+  else throw UsageError(fmt::format("REGISTER '{}' must be 'enable' or 'config'", o.config_register));
+  const std::uint8_t value = static_cast<std::uint8_t>(parse_number("VALUE", o.config_value, 1));
+  Session s(o, read_key(o, o.key_file));
+  require_success("device configuration write", s.host.config_write(config_address, value));
+  fmt::print("{} set to {}\n", config_address == 1 ? "SECURE_WP_MODE_ENABLE" : "SECURE_WP_MODE_CONFIG", value);
+  return 0;
+}
+
+}  // namespace
+
+void add_rpmb_command(CLI::App& app, Command& selected) {
+  auto options = std::make_shared<Options>();
+  CLI::App* rpmb = app.add_subcommand("rpmb", "Use the RPMB partition of an image directory");
+  rpmb->require_subcommand(1);
+  rpmb->add_option("--image", options->image_dir, "Image directory (DIR/rpmb.img); created when absent")
+      ->required();
+  rpmb->add_option("--rpmb-size", options->rpmb_size,
+                   "Partition size of a new image: a multiple of 128K up to 16M (default 4M)");
+  rpmb->add_option("--durability", options->durability,
+                   "sync: fdatasync every commit (default); os: leave write-back to the OS")
+      ->check(CLI::IsMember({"sync", "os"}));
+  rpmb->add_flag("!--no-en-rpmb-rel-wr", options->en_rpmb_rel_wr,
+                 "Refuse 32-frame writes (EXT_CSD WR_REL_PARAM bit 4 clear)");
+
+  auto* info = rpmb->add_subcommand("info", "Show size, key state, counter, last result, secure WP");
+  info->callback([options, &selected] { selected = [options] { return run_info(*options); }; });
+
+  auto* program_key = rpmb->add_subcommand("program-key", "Program the authentication key (once in a device's life)");
+  program_key->add_option("KEYFILE", options->key_file, "32-byte key file, or - for standard input")->required();
+  program_key->callback([options, &selected] { selected = [options] { return run_program_key(*options); }; });
+
+  auto* read_counter = rpmb->add_subcommand("read-counter", "Read the write counter");
+  read_counter->add_option("KEYFILE", options->key_file, "Verify the response's MAC with this key");
+  read_counter->callback([options, &selected] { selected = [options] { return run_read_counter(*options); }; });
+
+  auto* write = rpmb->add_subcommand("write", "Authenticated write of 1, 2 or 32 half-sectors (by file size)");
+  write->add_option("ADDR", options->address, "First half-sector (256-byte unit), decimal or 0x hex")->required();
+  write->add_option("DATAFILE", options->data_file, "256, 512 or 8192 bytes, or - for standard input")->required();
+  write->add_option("KEYFILE", options->key_file, "32-byte key file, or -")->required();
+  write->add_option("--counter", options->write_counter,
+                    "Sign under this write counter instead of the device's (replays, tests)");
+  write->callback([options, &selected] { selected = [options] { return run_write(*options); }; });
+
+  auto* read = rpmb->add_subcommand("read", "Authenticated read of COUNT half-sectors");
+  read->add_option("ADDR", options->address, "First half-sector, decimal or 0x hex")->required();
+  read->add_option("COUNT", options->count, "Number of half-sectors")->required();
+  read->add_option("OUTFILE", options->out_file, "Output file, or - for standard output")->required();
+  read->add_option("KEYFILE", options->key_file, "Verify the MAC with this key");
+  read->callback([options, &selected] { selected = [options] { return run_read(*options); }; });
+
+  auto* config_read = rpmb->add_subcommand("config-read", "Authenticated device configuration read (secure WP)");
+  config_read->add_option("KEYFILE", options->key_file, "Verify the MAC with this key");
+  config_read->callback([options, &selected] { selected = [options] { return run_config_read(*options); }; });
+
+  auto* config_write = rpmb->add_subcommand("config-write", "Authenticated device configuration write (secure WP)");
+  config_write->add_option("REGISTER", options->config_register, "enable (SECURE_WP_MODE_ENABLE) or config (SECURE_WP_MODE_CONFIG)")
+      ->required();
+  config_write->add_option("VALUE", options->config_value, "0 or 1")->required();
+  config_write->add_option("KEYFILE", options->key_file, "32-byte key file, or -")->required();
+  config_write->callback([options, &selected] { selected = [options] { return run_config_write(*options); }; });
+}
+
+}  // namespace emmcsim::tools
