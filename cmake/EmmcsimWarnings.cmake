@@ -9,3 +9,8 @@ if(EMMCSIM_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# libFuzzer needs edge coverage from the libraries too, not only from the harness.
+if(EMMCSIM_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
