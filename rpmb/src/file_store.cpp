@@ -1,10 +1,12 @@
-// On-disk layout of rpmb.img (little-endian; see docs/rpmb-store.md):
+// On-disk layout of rpmb.img, format 2 (little-endian; see docs/rpmb-store.md):
 //
-//   0x0000  header (one page): magic, format version, RPMB_SIZE_MULT, CRC-32
-//   0x1000  applied marker: sequence of the newest record whose data is in place, CRC-32
-//   0x2000  journal slot 0 ┐ a record of sequence s lives in slot s % 2: the next state and
-//   0x5000  journal slot 1 ┘ the half-sectors written, closed by a CRC-32
-//   0x8000  checksum table: CRC-32 of every half-sector
+//   0x0000  header (one page): magic, format version, RPMB_SIZE_MULT, slot size, K, CRC-32
+//   0x1000  checkpoint slot 0 ┐ the newest commit whose data is in place, with the whole state
+//   0x2000  checkpoint slot 1 ┘ at that commit; they alternate, the newer intact one counts
+//   0x3000  journal ring: K slots of 12 KiB. Slot s % K holds, from byte 64, the record of
+//           commit s (next state + half-sectors written + CRC-32) and, in bytes 0..15, the seal
+//           of commit s - 1 ("that record was synced"), which shares a page with the record
+//   ......  checksum table: CRC-32 of every half-sector (page aligned)
 //   ......  data region (page aligned): the partition, half-sector after half-sector
 #include "emmcsim/rpmb/file_store.hpp"
 
@@ -30,21 +32,23 @@ namespace {
 constexpr std::uint64_t kPage = 4096;
 constexpr std::array<std::uint8_t, 16> kMagic = {'e', 'm', 'm', 'c', 's', 'i', 'm', '-',
                                                  'r', 'p', 'm', 'b', '-', 'i', 'm', 'g'};
-constexpr std::uint32_t kFormatVersion = 1;
+constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::uint64_t kHeaderOffset = 0;
 constexpr std::size_t kHeaderBytes = 64;  // the rest of the header page is zero
-constexpr std::uint64_t kMarkerOffset = kPage;
-constexpr std::size_t kMarkerBytes = 16;
-constexpr std::uint32_t kMarkerMagic = 0x444c5041;  // "APLD"
-constexpr std::uint64_t kJournalOffset = 2 * kPage;
+constexpr std::uint64_t kCheckpointOffset = kPage;  // two slots, one page each
+constexpr std::uint32_t kCheckpointMagic = 0x504b4352;  // "RCKP"
+constexpr std::uint64_t kJournalOffset = 3 * kPage;
 constexpr std::uint64_t kJournalSlotBytes = 3 * kPage;
+constexpr std::size_t kSealBytes = 16;
+constexpr std::uint32_t kSealMagic = 0x4c414553;  // "SEAL"
+constexpr std::uint64_t kRecordOffsetInSlot = 64;
 constexpr std::uint32_t kRecordMagic = 0x4c4e4a52;  // "RJNL"
 constexpr std::size_t kRecordHeaderBytes = 72;
 constexpr std::uint16_t kMaxCommitHalfSectors = 32;
-constexpr std::uint64_t kChecksumTableOffset = kJournalOffset + 2 * kJournalSlotBytes;
+constexpr std::size_t kMaxRecordBytes = kRecordHeaderBytes + kMaxCommitHalfSectors * kHalfSectorSize + 4;
 
-static_assert(kRecordHeaderBytes + kMaxCommitHalfSectors * kHalfSectorSize + 4 <= kJournalSlotBytes,
-              "a journal record must fit its slot");
+static_assert(kRecordOffsetInSlot + kMaxRecordBytes <= kJournalSlotBytes, "a journal record must fit its slot");
+static_assert(kSealBytes <= kRecordOffsetInSlot, "the seal sits before the record");
 
 std::uint64_t round_up(std::uint64_t v, std::uint64_t unit) { return (v + unit - 1) / unit * unit; }
 
@@ -56,15 +60,28 @@ std::uint32_t crc32(const void* bytes, std::size_t size) {
 
 struct Layout {
   std::uint32_t size_mult;
+  unsigned journal_slots;
   std::uint32_t half_sectors() const { return size_mult * (kSizeMultUnit / kHalfSectorSize); }
   std::uint64_t data_bytes() const { return std::uint64_t{size_mult} * kSizeMultUnit; }
   std::uint64_t table_bytes() const { return std::uint64_t{half_sectors()} * 4; }
-  std::uint64_t data_offset() const { return kChecksumTableOffset + round_up(table_bytes(), kPage); }
+  std::uint64_t table_offset() const { return kJournalOffset + journal_slots * kJournalSlotBytes; }
+  std::uint64_t data_offset() const { return table_offset() + round_up(table_bytes(), kPage); }
   std::uint64_t file_bytes() const { return data_offset() + data_bytes(); }
-  static std::uint64_t slot_offset(std::uint64_t sequence) {
-    return kJournalOffset + (sequence % 2) * kJournalSlotBytes;
+  std::uint64_t slot_offset(std::uint64_t sequence) const {
+    return kJournalOffset + (sequence % journal_slots) * kJournalSlotBytes;
   }
+  std::uint64_t record_offset(std::uint64_t sequence) const { return slot_offset(sequence) + kRecordOffsetInSlot; }
+  // seal(s) lives in the slot of commit s + 1: the page the next record will be written to.
+  std::uint64_t seal_offset(std::uint64_t sealed_sequence) const { return slot_offset(sealed_sequence + 1); }
+  static std::uint64_t checkpoint_offset(unsigned slot) { return kCheckpointOffset + slot * kPage; }
 };
+
+void check_journal_slots(unsigned journal_slots) {
+  if (journal_slots < FileStore::kMinJournalSlots || journal_slots > FileStore::kMaxJournalSlots) {
+    throw std::invalid_argument(fmt::format("journal slots {} outside {}..{}", journal_slots,
+                                            FileStore::kMinJournalSlots, FileStore::kMaxJournalSlots));
+  }
+}
 
 // Little-endian field writer/reader over a byte buffer.
 class Writer {
@@ -118,33 +135,34 @@ class Reader {
   bool ok_ = true;
 };
 
-std::vector<std::uint8_t> encode_header(std::uint32_t size_mult) {
+std::vector<std::uint8_t> encode_header(const Layout& layout) {
   std::vector<std::uint8_t> out;
   Writer w(out);
   w.bytes(kMagic.data(), kMagic.size());
   w.u32(kFormatVersion);
-  w.u32(size_mult);
+  w.u32(layout.size_mult);
   w.u32(static_cast<std::uint32_t>(kJournalSlotBytes));
+  w.u32(layout.journal_slots);
   out.resize(kHeaderBytes - 4, 0);
   w.u32(crc32(out.data(), out.size()));
   return out;
 }
 
-std::vector<std::uint8_t> encode_marker(std::uint64_t sequence) {
+std::vector<std::uint8_t> encode_seal(std::uint64_t sequence) {
   std::vector<std::uint8_t> out;
   Writer w(out);
-  w.u32(kMarkerMagic);
+  w.u32(kSealMagic);
   w.u64(sequence);
   w.u32(crc32(out.data(), out.size()));
   return out;
 }
 
-std::optional<std::uint64_t> decode_marker(const std::uint8_t* p) {
-  Reader r(p, kMarkerBytes);
+std::optional<std::uint64_t> decode_seal(const std::uint8_t* p) {
+  Reader r(p, kSealBytes);
   const std::uint32_t magic = r.u32();
   const std::uint64_t sequence = r.u64();
   const std::uint32_t crc = r.u32();
-  if (magic != kMarkerMagic || crc != crc32(p, kMarkerBytes - 4)) return std::nullopt;
+  if (magic != kSealMagic || crc != crc32(p, kSealBytes - 4)) return std::nullopt;
   return sequence;
 }
 
@@ -156,12 +174,12 @@ struct JournalRecord {
   std::vector<std::uint8_t> data;
 };
 
-std::vector<std::uint8_t> encode_record(std::uint64_t sequence, const Commit& c) {
+std::vector<std::uint8_t> encode_record(std::uint32_t magic, std::uint64_t sequence, const Commit& c) {
   const PartitionState& s = *c.next_state;
   std::vector<std::uint8_t> out;
   out.reserve(kRecordHeaderBytes + std::size_t{c.count} * kHalfSectorSize + 4);
   Writer w(out);
-  w.u32(kRecordMagic);
+  w.u32(magic);
   w.u32(static_cast<std::uint32_t>(kRecordHeaderBytes + std::size_t{c.count} * kHalfSectorSize + 4));
   w.u64(sequence);
   w.u8(s.key_programmed ? 1 : 0);
@@ -183,9 +201,9 @@ std::vector<std::uint8_t> encode_record(std::uint64_t sequence, const Commit& c)
 }
 
 // A slot that does not hold an intact record (never written, torn, damaged) decodes to nullopt.
-std::optional<JournalRecord> decode_record(const std::uint8_t* p, std::size_t slot_bytes) {
+std::optional<JournalRecord> decode_record(std::uint32_t magic, const std::uint8_t* p, std::size_t slot_bytes) {
   Reader r(p, slot_bytes);
-  if (r.u32() != kRecordMagic) return std::nullopt;
+  if (r.u32() != magic) return std::nullopt;
   const std::uint32_t length = r.u32();
   if (length < kRecordHeaderBytes + 4 || length > slot_bytes) return std::nullopt;
   if (crc32(p, length - 4) != Reader(p + length - 4, 4).u32()) return std::nullopt;
@@ -228,44 +246,49 @@ void sync_directory(const std::string& file_path) {
 
 }  // namespace
 
-FileStore::FileStore(std::unique_ptr<StorageFile> file, std::uint32_t size_mult, Durability durability)
-    : file_(std::move(file)), size_mult_(size_mult), durability_(durability) {}
+FileStore::FileStore(std::unique_ptr<StorageFile> file, std::uint32_t size_mult, Durability durability,
+                     unsigned journal_slots)
+    : file_(std::move(file)), size_mult_(size_mult), durability_(durability), journal_slots_(journal_slots) {}
 
 FileStore::~FileStore() { wipe(state_.key); }
 
-std::uint32_t FileStore::half_sectors() const { return Layout{size_mult_}.half_sectors(); }
+std::uint32_t FileStore::half_sectors() const { return Layout{size_mult_, journal_slots_}.half_sectors(); }
+
+void FileStore::sync_if_durable() {
+  if (durability_ == Durability::sync_every_commit) file_->sync();
+}
 
 std::unique_ptr<FileStore> FileStore::create(std::unique_ptr<StorageFile> file, std::uint32_t size_mult,
-                                             Durability durability) {
+                                             Durability durability, unsigned journal_slots) {
   check_size_mult(size_mult);
+  check_journal_slots(journal_slots);
   if (file->size() != 0) throw StoreError(file->path() + ": refusing to create an image over existing data");
-  const Layout layout{size_mult};
-  std::unique_ptr<FileStore> store(new FileStore(std::move(file), size_mult, durability));
+  const Layout layout{size_mult, journal_slots};
+  std::unique_ptr<FileStore> store(new FileStore(std::move(file), size_mult, durability, journal_slots));
   StorageFile& f = *store->file_;
 
-  f.resize(layout.file_bytes());  // the data region stays sparse: zeros
-  f.write_at(kHeaderOffset, encode_header(size_mult).data(), kHeaderBytes);
+  f.resize(layout.file_bytes());  // the journal ring and the data region stay sparse: zeros
+  f.write_at(kHeaderOffset, encode_header(layout).data(), kHeaderBytes);
   const PartitionState blank;
-  const Commit initial{&blank, 0, 0, nullptr};
-  const std::vector<std::uint8_t> record = encode_record(0, initial);
-  f.write_at(Layout::slot_offset(0), record.data(), record.size());
+  const std::vector<std::uint8_t> checkpoint = encode_record(kCheckpointMagic, 0, Commit{&blank, 0, 0, nullptr});
+  f.write_at(Layout::checkpoint_offset(0), checkpoint.data(), checkpoint.size());
   const std::uint8_t zero_block[kHalfSectorSize] = {};
   const std::uint32_t zero_crc = crc32(zero_block, sizeof zero_block);
   std::vector<std::uint8_t> table;
   table.reserve(layout.table_bytes());
   Writer w(table);
   for (std::uint32_t i = 0; i < layout.half_sectors(); ++i) w.u32(zero_crc);
-  f.write_at(kChecksumTableOffset, table.data(), table.size());
-  f.write_at(kMarkerOffset, encode_marker(0).data(), kMarkerBytes);
+  f.write_at(layout.table_offset(), table.data(), table.size());
   f.sync();  // a new image is always made durable, whatever the policy
 
   store->data_.assign(layout.data_bytes(), 0);
   store->checksums_.assign(layout.half_sectors(), zero_crc);
+  store->changed_since_checkpoint_.assign(layout.half_sectors(), false);
   return store;
 }
 
 std::unique_ptr<FileStore> FileStore::open(std::unique_ptr<StorageFile> file, Durability durability) {
-  std::unique_ptr<FileStore> store(new FileStore(std::move(file), 0, durability));
+  std::unique_ptr<FileStore> store(new FileStore(std::move(file), 0, durability, 0));
   store->load();
   return store;
 }
@@ -274,7 +297,7 @@ void FileStore::load() {
   StorageFile& f = *file_;
   const std::string& path = f.path();
   const std::uint64_t size = f.size();
-  if (size < kChecksumTableOffset) {
+  if (size < kJournalOffset) {
     corrupt(path, fmt::format("truncated: {} bytes, too short for an RPMB image", size));
   }
 
@@ -290,64 +313,80 @@ void FileStore::load() {
   const std::uint32_t version = hr.u32();
   const std::uint32_t size_mult = hr.u32();
   const std::uint32_t slot_bytes = hr.u32();
+  const std::uint32_t journal_slots = hr.u32();
   if (version != kFormatVersion || slot_bytes != kJournalSlotBytes) {
     corrupt(path, fmt::format("unsupported image format version {}", version));
   }
-  if (size_mult < 1 || size_mult > kMaxSizeMult) {
-    corrupt(path, fmt::format("header names an impossible RPMB size multiplier {}", size_mult));
+  if (size_mult < 1 || size_mult > kMaxSizeMult || journal_slots < kMinJournalSlots ||
+      journal_slots > kMaxJournalSlots) {
+    corrupt(path, fmt::format("header names an impossible geometry (size multiplier {}, {} journal slots)",
+                              size_mult, journal_slots));
   }
   size_mult_ = size_mult;
-  const Layout layout{size_mult};
+  journal_slots_ = journal_slots;
+  const Layout layout{size_mult, journal_slots};
   if (size != layout.file_bytes()) {
     corrupt(path, fmt::format("{}: {} bytes, expected {} for a {} KiB partition",
                               size < layout.file_bytes() ? "truncated" : "wrong size", size,
                               layout.file_bytes(), layout.data_bytes() / 1024));
   }
 
-  std::array<std::uint8_t, kMarkerBytes> marker_bytes{};
-  f.read_at(kMarkerOffset, marker_bytes.data(), marker_bytes.size());
-  // A damaged marker only loses the check below; it never changes the recovered state.
-  const std::uint64_t applied = decode_marker(marker_bytes.data()).value_or(0);
+  // The newest intact checkpoint: everything up to it is in place.
+  std::optional<JournalRecord> checkpoint;
+  std::vector<std::uint8_t> page(kPage);
+  for (unsigned slot = 0; slot < 2; ++slot) {
+    f.read_at(Layout::checkpoint_offset(slot), page.data(), page.size());
+    std::optional<JournalRecord> c = decode_record(kCheckpointMagic, page.data(), page.size());
+    if (c && c->count == 0 && (!checkpoint || c->sequence > checkpoint->sequence)) {
+      checkpoint = std::move(c);
+      checkpoint_slot_ = slot;
+    }
+  }
+  if (!checkpoint) corrupt(path, "no intact checkpoint (both checkpoint slots are damaged)");
+  checkpoint_sequence_ = checkpoint->sequence;
 
+  // The journal records after it must follow it without a gap.
+  std::vector<std::uint8_t> ring(journal_slots * kJournalSlotBytes);
+  f.read_at(kJournalOffset, ring.data(), ring.size());
   std::vector<JournalRecord> records;
-  std::vector<std::uint8_t> slot(kJournalSlotBytes);
-  for (std::uint64_t i = 0; i < 2; ++i) {
-    f.read_at(Layout::slot_offset(i), slot.data(), slot.size());
-    std::optional<JournalRecord> rec = decode_record(slot.data(), slot.size());
-    if (!rec) continue;
-    if (rec->sequence % 2 != i) corrupt(path, "a journal record sits in the wrong slot");
-    if (std::uint64_t{rec->address} + rec->count > layout.half_sectors() ||
-        rec->count > kMaxCommitHalfSectors) {
+  for (unsigned slot = 0; slot < journal_slots; ++slot) {
+    const std::uint8_t* at = ring.data() + slot * kJournalSlotBytes + kRecordOffsetInSlot;
+    std::optional<JournalRecord> rec = decode_record(kRecordMagic, at, kJournalSlotBytes - kRecordOffsetInSlot);
+    if (!rec || rec->sequence <= checkpoint_sequence_) continue;
+    if (rec->sequence % journal_slots != slot) corrupt(path, "a journal record sits in the wrong slot");
+    if (std::uint64_t{rec->address} + rec->count > layout.half_sectors() || rec->count > kMaxCommitHalfSectors) {
       corrupt(path, "a journal record addresses data outside the partition");
     }
     records.push_back(std::move(*rec));
   }
-  if (records.empty()) corrupt(path, "no intact state record (both journal slots are damaged)");
   std::sort(records.begin(), records.end(),
             [](const JournalRecord& a, const JournalRecord& b) { return a.sequence < b.sequence; });
-  if (records.size() == 2 && records[1].sequence != records[0].sequence + 1) {
-    corrupt(path, "journal records are not consecutive");
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (records[i].sequence != checkpoint_sequence_ + 1 + i) {
+      corrupt(path, fmt::format("journal record #{} is missing or damaged while later ones are intact",
+                                checkpoint_sequence_ + 1 + i));
+    }
   }
-  const JournalRecord& newest = records.back();
-  if (newest.sequence < applied) {
-    corrupt(path, fmt::format("the newest journal record (#{}) is damaged; refusing to roll back to #{}",
-                              applied, newest.sequence));
+  const std::uint64_t newest = records.empty() ? checkpoint_sequence_ : records.back().sequence;
+  // A seal for the commit after the newest says that record was synced: it is damaged, not torn.
+  const std::uint8_t* next_seal = ring.data() + (layout.seal_offset(newest + 1) - kJournalOffset);
+  if (decode_seal(next_seal) == newest + 1) {
+    corrupt(path, fmt::format("journal record #{} had been synced and is now damaged; refusing to roll back "
+                              "to #{}", newest + 1, newest));
   }
 
   std::vector<std::uint8_t> table(layout.table_bytes());
-  f.read_at(kChecksumTableOffset, table.data(), table.size());
+  f.read_at(layout.table_offset(), table.data(), table.size());
   checksums_.resize(layout.half_sectors());
   Reader tr(table.data(), table.size());
   for (auto& c : checksums_) c = tr.u32();
   data_.resize(layout.data_bytes());
   f.read_at(layout.data_offset(), data_.data(), data_.size());
+  changed_since_checkpoint_.assign(layout.half_sectors(), false);
 
-  // Redo: each intact record's data goes in place again (idempotent), oldest first.
-  for (const JournalRecord& rec : records) {
-    const Commit c{&rec.state, rec.address, rec.count, rec.data.data()};
-    apply_in_place(rec.sequence, c);
-  }
-  if (durability_ == Durability::sync_every_commit) f.sync();
+  // Redo, in memory, what the journal holds beyond the checkpoint; the next checkpoint puts it
+  // in place. Nothing is written while opening.
+  for (const JournalRecord& rec : records) apply_in_memory(Commit{&rec.state, rec.address, rec.count, rec.data.data()});
 
   std::vector<std::uint32_t> damaged;
   for (std::uint32_t i = 0; i < layout.half_sectors(); ++i) {
@@ -361,8 +400,10 @@ void FileStore::load() {
     corrupt(path, fmt::format("{} half-sector(s) fail their checksum (first:{}); the data region is damaged",
                               damaged.size(), list));
   }
-  state_ = newest.state;
-  sequence_ = newest.sequence;
+  state_ = records.empty() ? checkpoint->state : records.back().state;
+  sequence_ = newest;
+  wipe(checkpoint->state.key);
+  for (JournalRecord& rec : records) wipe(rec.state.key);
 }
 
 void FileStore::read(std::uint32_t address, std::uint32_t count, std::uint8_t* out) const {
@@ -370,22 +411,40 @@ void FileStore::read(std::uint32_t address, std::uint32_t count, std::uint8_t* o
   std::memcpy(out, data_.data() + std::size_t{address} * kHalfSectorSize, std::size_t{count} * kHalfSectorSize);
 }
 
-void FileStore::apply_in_place(std::uint64_t sequence, const Commit& c) {
-  const Layout layout{size_mult_};
-  if (c.count > 0) {
-    const std::size_t offset = std::size_t{c.address} * kHalfSectorSize;
-    const std::size_t bytes = std::size_t{c.count} * kHalfSectorSize;
-    std::memcpy(data_.data() + offset, c.data, bytes);
-    std::vector<std::uint8_t> crcs;
-    Writer w(crcs);
-    for (std::uint16_t i = 0; i < c.count; ++i) {
-      checksums_[c.address + i] = crc32(c.data + std::size_t{i} * kHalfSectorSize, kHalfSectorSize);
-      w.u32(checksums_[c.address + i]);
-    }
-    file_->write_at(layout.data_offset() + offset, c.data, bytes);
-    file_->write_at(kChecksumTableOffset + std::uint64_t{c.address} * 4, crcs.data(), crcs.size());
+void FileStore::apply_in_memory(const Commit& c) {
+  if (c.count == 0) return;
+  std::memcpy(data_.data() + std::size_t{c.address} * kHalfSectorSize, c.data, std::size_t{c.count} * kHalfSectorSize);
+  for (std::uint16_t i = 0; i < c.count; ++i) {
+    checksums_[c.address + i] = crc32(c.data + std::size_t{i} * kHalfSectorSize, kHalfSectorSize);
+    changed_since_checkpoint_[c.address + i] = true;
   }
-  file_->write_at(kMarkerOffset, encode_marker(sequence).data(), kMarkerBytes);
+}
+
+void FileStore::checkpoint() {
+  // Everything changed since the last checkpoint goes in place and is synced before the
+  // checkpoint that says so; that one is synced before any journal slot it frees is reused.
+  const Layout layout{size_mult_, journal_slots_};
+  std::vector<std::uint8_t> entry;
+  for (std::uint32_t i = 0; i < layout.half_sectors(); ++i) {
+    if (!changed_since_checkpoint_[i]) continue;
+    std::uint32_t end = i;
+    while (end < layout.half_sectors() && changed_since_checkpoint_[end]) ++end;
+    const std::size_t offset = std::size_t{i} * kHalfSectorSize;
+    file_->write_at(layout.data_offset() + offset, data_.data() + offset, std::size_t{end - i} * kHalfSectorSize);
+    entry.clear();
+    Writer w(entry);
+    for (std::uint32_t j = i; j < end; ++j) w.u32(checksums_[j]);
+    file_->write_at(layout.table_offset() + std::uint64_t{i} * 4, entry.data(), entry.size());
+    i = end;
+  }
+  sync_if_durable();
+  const unsigned slot = 1 - checkpoint_slot_;
+  const std::vector<std::uint8_t> record = encode_record(kCheckpointMagic, sequence_, Commit{&state_, 0, 0, nullptr});
+  file_->write_at(Layout::checkpoint_offset(slot), record.data(), record.size());
+  sync_if_durable();
+  checkpoint_slot_ = slot;
+  checkpoint_sequence_ = sequence_;
+  std::fill(changed_since_checkpoint_.begin(), changed_since_checkpoint_.end(), false);
 }
 
 void FileStore::commit(const Commit& c) {
@@ -393,35 +452,40 @@ void FileStore::commit(const Commit& c) {
   if (c.count > kMaxCommitHalfSectors || std::uint64_t{c.address} + c.count > half_sectors()) {
     throw std::out_of_range("RPMB commit beyond the partition or larger than 32 half-sectors");
   }
+  const Layout layout{size_mult_, journal_slots_};
   const std::uint64_t sequence = sequence_ + 1;
-  const std::vector<std::uint8_t> record = encode_record(sequence, c);
+  const std::vector<std::uint8_t> record = encode_record(kRecordMagic, sequence, c);
   try {
-    file_->write_at(Layout::slot_offset(sequence), record.data(), record.size());
-    if (durability_ == Durability::sync_every_commit) file_->sync();
+    // The slot this record takes must hold nothing newer than the checkpoint.
+    if (sequence > checkpoint_sequence_ + journal_slots_) checkpoint();
+    file_->write_at(layout.record_offset(sequence), record.data(), record.size());
+    sync_if_durable();
   } catch (...) {
     failed_ = true;  // on disk: the old state, or (if the record landed) the new one
     throw;
   }
-  // The commit is durable: the state changes now, whatever happens to the in-place copy.
+  // The commit is durable: the state changes now, whatever happens to the seal.
   state_ = *c.next_state;
   sequence_ = sequence;
+  apply_in_memory(c);
   try {
-    apply_in_place(sequence, c);
+    file_->write_at(layout.seal_offset(sequence), encode_seal(sequence).data(), kSealBytes);
   } catch (const StoreError&) {
-    failed_ = true;  // opening the image again redoes this record
+    failed_ = true;  // the record is durable; only the damage check for it is lost
   }
 }
 
 std::unique_ptr<FileStore> FileStore::create_at(const std::string& path, std::uint32_t size_mult,
-                                                Durability durability) {
+                                                Durability durability, unsigned journal_slots) {
   check_size_mult(size_mult);
+  check_journal_slots(journal_slots);
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) throw StoreError(path + ": already exists");
   const std::string temporary = path + ".creating";
   ::unlink(temporary.c_str());  // left by a creation that was interrupted
   {
     auto store = create(std::make_unique<PosixStorageFile>(temporary, PosixStorageFile::Mode::create_new),
-                        size_mult, durability);
+                        size_mult, durability, journal_slots);
   }
   if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
     const int err = errno;

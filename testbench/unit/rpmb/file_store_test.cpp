@@ -1,13 +1,18 @@
 // FileStore on real files: an image round-trips the partition state and data, refuses to be
 // created twice or opened twice, rejects impossible sizes, and reports every truncated, foreign
 // or damaged image as FileStoreCorrupt (leaving the file untouched) instead of resetting it.
+// Format version 2: a ring of K journal slots (4..1024, default 32) and a checkpoint every K
+// commits; images round-trip across many turns of the ring and opening writes nothing.
 // The bit-flip sweep damages one bit at a time in every region of the file and accepts only
 // two outcomes: the open throws, or it yields exactly the state and data of the intact image.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -85,8 +91,10 @@ std::uint32_t load_le32(const std::vector<std::uint8_t>& bytes, std::uint64_t of
   return v;
 }
 
-std::uint64_t load_le64(const std::vector<std::uint8_t>& bytes, std::uint64_t offset) {
-  return std::uint64_t{load_le32(bytes, offset)} | (std::uint64_t{load_le32(bytes, offset + 4)} << 32);
+void store_le32(std::vector<std::uint8_t>& bytes, std::uint64_t offset, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) {
+    bytes.at(offset + static_cast<std::uint64_t>(i)) = static_cast<std::uint8_t>(v >> (8 * i));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -107,10 +115,35 @@ HalfSector tagged_half_sector(std::uint32_t tag, std::uint32_t index) {
   return hs;
 }
 
+// One commit as the store was given it: what its journal record must hold.
+struct Committed {
+  PartitionState state;
+  std::uint16_t address = 0;
+  std::uint16_t count = 0;
+  std::vector<std::uint8_t> data;
+};
+
 struct ReferenceDevice {
   PartitionState state;
   std::map<std::uint32_t, HalfSector> contents;  // half-sector address -> last contents written
+  std::vector<Committed> log;                    // log[s - 1]: commit sequence s
 };
+
+// The device after its first `commits` commits.
+ReferenceDevice replayed(const ReferenceDevice& reference, std::uint64_t commits) {
+  ReferenceDevice device;
+  for (std::uint64_t s = 1; s <= commits; ++s) {
+    const Committed& c = reference.log.at(s - 1);
+    device.state = c.state;
+    for (std::uint16_t i = 0; i < c.count; ++i) {
+      HalfSector hs{};
+      std::memcpy(hs.data(), c.data.data() + std::size_t{i} * kHalfSectorSize, kHalfSectorSize);
+      device.contents[std::uint32_t{c.address} + i] = hs;
+    }
+    device.log.push_back(c);
+  }
+  return device;
+}
 
 std::string describe(const PartitionState& s) {
   return fmt::format(
@@ -136,11 +169,13 @@ void commit_data(FileStore& store, ReferenceDevice& reference, std::uint16_t add
     reference.contents[std::uint32_t{address} + i] = tagged_half_sector(tag, i);
   }
   reference.state = next;
+  reference.log.push_back(Committed{next, address, count, std::move(data)});
 }
 
 void commit_state(FileStore& store, ReferenceDevice& reference, const PartitionState& next) {
   store.commit(Commit{&next, 0, 0, nullptr});
   reference.state = next;
+  reference.log.push_back(Committed{next, 0, 0, {}});
 }
 
 void commit_key(FileStore& store, ReferenceDevice& reference) {
@@ -196,9 +231,10 @@ class FileStoreTest : public ::testing::Test {
 
   // An image with a programmed key, a moved counter, a configuration and data in several places.
   ReferenceDevice make_image_with_commits(std::uint32_t size_mult,
-                                          Durability durability = Durability::sync_every_commit) {
+                                          Durability durability = Durability::sync_every_commit,
+                                          unsigned journal_slots = FileStore::kDefaultJournalSlots) {
     ReferenceDevice reference;
-    auto store = FileStore::create_at(image_path(), size_mult, durability);
+    auto store = FileStore::create_at(image_path(), size_mult, durability, journal_slots);
     const std::uint32_t last = store->half_sectors() - 1;
     commit_key(*store, reference);
     commit_data(*store, reference, 0, 1, 1);
@@ -453,38 +489,427 @@ TEST_F(FileStoreTest, AFileOfZerosIsNotAnImage) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Single-bit damage anywhere in the file
+// Format version 2, written out here from docs/rpmb-store.md (never taken from file_store.cpp),
+// so that the tests below check real images against the documented layout byte for byte.
 
-// The layout of rpmb.img that file_store.cpp documents. BitFlipsAreDetectedOrHarmless first
-// checks a real image against it, so a layout change cannot silently misdirect the sweep.
 namespace image_layout {
-constexpr std::uint64_t kHeaderBytes = 64;
-constexpr std::uint64_t kMarkerOffset = 0x1000;
-constexpr std::uint64_t kMarkerBytes = 16;
-constexpr std::uint64_t kJournalOffset = 0x2000;
+constexpr std::uint64_t kPage = 0x1000;
+constexpr std::uint32_t kFormatVersion = 2;
+constexpr std::uint64_t kHeaderBytes = 64;  // CRC-32 of bytes 0..59 at 60; the rest of the page is zero
+constexpr std::uint64_t kVersionOffset = 16;
+constexpr std::uint64_t kJournalSlotsOffset = 28;
+constexpr std::uint64_t kHeaderCrcOffset = 60;
+constexpr std::uint64_t kCheckpointOffset = 0x1000;  // checkpoint slot i at 0x1000 + i * 0x1000
+constexpr std::uint64_t kJournalOffset = 0x3000;     // journal slot i at 0x3000 + i * 0x3000
 constexpr std::uint64_t kJournalSlotBytes = 0x3000;
+constexpr std::uint64_t kSealBytes = 16;                // at +0 of a journal slot
+constexpr std::uint64_t kRecordInSlot = 64;             // the journal record at +64
 constexpr std::uint64_t kRecordOverheadBytes = 72 + 4;  // record header and closing CRC-32
-constexpr std::uint64_t kChecksumTableOffset = 0x8000;
-constexpr std::uint64_t kDataOffsetForSizeMultOne = 0x9000;  // table of 512 CRCs, page aligned
+constexpr std::uint32_t kRecordMagic = 0x4c4e4a52;      // "RJNL"
+constexpr std::uint32_t kCheckpointMagic = 0x504b4352;  // "RCKP"
+constexpr std::uint32_t kSealMagic = 0x4c414553;        // "SEAL"
+constexpr std::uint32_t kHalfSectorsForSizeMultOne = 512;
 
-std::uint64_t slot_offset(std::uint64_t sequence) {
-  return kJournalOffset + (sequence % 2) * kJournalSlotBytes;
+std::uint64_t round_up(std::uint64_t v, std::uint64_t unit) { return (v + unit - 1) / unit * unit; }
+std::uint64_t checkpoint_slot(unsigned slot) { return kCheckpointOffset + slot * kPage; }
+std::uint64_t journal_slot(std::uint64_t slot) { return kJournalOffset + slot * kJournalSlotBytes; }
+std::uint64_t checksum_table(unsigned journal_slots) { return journal_slot(journal_slots); }
+std::uint64_t data_offset(unsigned journal_slots, std::uint32_t size_mult) {
+  return checksum_table(journal_slots) + round_up(std::uint64_t{size_mult} * 512 * 4, kPage);
+}
+std::uint64_t file_bytes(unsigned journal_slots, std::uint32_t size_mult) {
+  return data_offset(journal_slots, size_mult) + std::uint64_t{size_mult} * kSizeMultUnit;
+}
+// Commit s checkpoints first when s - K > c: checkpoints land at 0, K, 2K, ... and after n
+// commits the newest holds floor((n - 1) / K) * K. Opening writes none.
+std::uint64_t checkpoint_after(std::uint64_t commits, unsigned journal_slots) {
+  return commits == 0 ? 0 : (commits - 1) / journal_slots * journal_slots;
+}
+// The j-th checkpoint (sequence j * K) alternates between the two slots, starting in slot 0.
+unsigned checkpoint_slot_of(std::uint64_t checkpoint, unsigned journal_slots) {
+  return static_cast<unsigned>(checkpoint / journal_slots % 2);
+}
+// With n >= K commits every journal slot i holds the newest record s <= n with s % K == i, and
+// the seal of the newest t <= n with (t + 1) % K == i.
+std::uint64_t record_in_slot(std::uint64_t slot, std::uint64_t commits, unsigned journal_slots) {
+  return commits - (commits + journal_slots - slot) % journal_slots;
+}
+std::uint64_t seal_in_slot(std::uint64_t slot, std::uint64_t commits, unsigned journal_slots) {
+  return commits - (commits + 1 + journal_slots - slot) % journal_slots;
 }
 }  // namespace image_layout
+
+class LittleEndian {
+ public:
+  LittleEndian& u8(std::uint8_t v) {
+    bytes_.push_back(v);
+    return *this;
+  }
+  LittleEndian& u16(std::uint16_t v) { return put(v, 2); }
+  LittleEndian& u32(std::uint32_t v) { return put(v, 4); }
+  LittleEndian& u64(std::uint64_t v) { return put(v, 8); }
+  LittleEndian& raw(const std::uint8_t* p, std::size_t n) {
+    bytes_.insert(bytes_.end(), p, p + n);
+    return *this;
+  }
+  LittleEndian& zeros_up_to(std::size_t size) {
+    bytes_.resize(size, 0);
+    return *this;
+  }
+  LittleEndian& crc() { return u32(crc32_of(bytes_.data(), bytes_.size())); }
+  const std::vector<std::uint8_t>& bytes() const { return bytes_; }
+
+ private:
+  LittleEndian& put(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+    return *this;
+  }
+  std::vector<std::uint8_t> bytes_;
+};
+
+std::vector<std::uint8_t> encode_header(std::uint32_t size_mult, unsigned journal_slots) {
+  const std::string magic = "emmcsim-rpmb-img";
+  LittleEndian out;
+  out.raw(reinterpret_cast<const std::uint8_t*>(magic.data()), magic.size());
+  out.u32(image_layout::kFormatVersion)
+      .u32(size_mult)
+      .u32(image_layout::kJournalSlotBytes)
+      .u32(journal_slots);
+  return out.zeros_up_to(image_layout::kHeaderCrcOffset).crc().bytes();
+}
+
+// A journal record (magic RJNL) or a checkpoint record (magic RCKP, address 0, count 0).
+std::vector<std::uint8_t> encode_record(std::uint32_t magic, std::uint64_t sequence, const PartitionState& s,
+                                        std::uint16_t address, std::uint16_t count,
+                                        const std::vector<std::uint8_t>& data) {
+  LittleEndian out;
+  out.u32(magic)
+      .u32(static_cast<std::uint32_t>(image_layout::kRecordOverheadBytes + data.size()))
+      .u64(sequence);
+  out.u8(s.key_programmed ? 1 : 0)
+      .u8(s.device_configuration.secure_wp_mode_enable)
+      .u8(s.device_configuration.secure_wp_mode_config)
+      .u8(0);
+  out.raw(s.key.data(), s.key.size()).u32(s.write_counter);
+  out.u16(static_cast<std::uint16_t>(s.result_register.type))
+      .u16(s.result_register.result)
+      .u32(s.result_register.write_counter)
+      .u16(s.result_register.address)
+      .u16(0);
+  out.u16(address).u16(count).raw(data.data(), data.size());
+  return out.crc().bytes();
+}
+
+std::vector<std::uint8_t> encode_journal_record(std::uint64_t sequence, const Committed& c) {
+  return encode_record(image_layout::kRecordMagic, sequence, c.state, c.address, c.count, c.data);
+}
+
+std::vector<std::uint8_t> encode_checkpoint(std::uint64_t sequence, const PartitionState& state) {
+  return encode_record(image_layout::kCheckpointMagic, sequence, state, 0, 0, {});
+}
+
+std::vector<std::uint8_t> encode_seal(std::uint64_t sequence) {
+  return LittleEndian().u32(image_layout::kSealMagic).u64(sequence).crc().bytes();
+}
+
+// `image` holds `want` at `offset`.
+::testing::AssertionResult holds_bytes(const std::vector<std::uint8_t>& image, std::uint64_t offset,
+                                       const std::vector<std::uint8_t>& want) {
+  if (offset + want.size() > image.size()) {
+    return ::testing::AssertionFailure() << "the image ends before " << offset + want.size();
+  }
+  const auto at = image.begin() + static_cast<std::ptrdiff_t>(offset);
+  const auto differs = std::mismatch(want.begin(), want.end(), at);
+  if (differs.first != want.end()) {
+    return ::testing::AssertionFailure()
+           << "byte " << offset + static_cast<std::uint64_t>(differs.first - want.begin()) << " is "
+           << int{*differs.second} << ", expected " << int{*differs.first};
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult all_zero(const std::vector<std::uint8_t>& image, std::uint64_t begin,
+                                    std::uint64_t end) {
+  for (std::uint64_t offset = begin; offset < end; ++offset) {
+    if (image.at(offset) != 0) return ::testing::AssertionFailure() << "byte " << offset << " is not zero";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Commit number i (from 1) of the images the format tests examine: the key first, then data
+// writes of 1, 2 and 32 half-sectors below half-sector 300 (the rest is never written) and a
+// configuration write every sixth commit.
+void commit_number(FileStore& store, ReferenceDevice& reference, std::uint32_t i) {
+  if (i == 1) return commit_key(store, reference);
+  if (i % 6 == 0) {
+    const std::uint16_t address =
+        (i / 6) % 2 == 1 ? kConfigAddressSecureWpModeEnable : kConfigAddressSecureWpModeConfig;
+    return commit_configuration(store, reference, address, static_cast<std::uint8_t>(i));
+  }
+  const std::uint16_t count = i % 3 == 0 ? 1 : i % 3 == 1 ? 2 : 32;
+  commit_data(store, reference, static_cast<std::uint16_t>(i * 71 % (300 - count)), count, i);
+}
+
+// Commit number i (from 2) of the long runs: writes anywhere, the last half-sector included.
+void commit_anywhere(FileStore& store, ReferenceDevice& reference, std::uint32_t i) {
+  if (i % 7 == 0) {
+    const std::uint16_t address =
+        (i / 7) % 2 == 1 ? kConfigAddressSecureWpModeEnable : kConfigAddressSecureWpModeConfig;
+    return commit_configuration(store, reference, address, static_cast<std::uint8_t>((i / 7) % 2));
+  }
+  const std::uint16_t count = i % 3 == 0 ? 1 : i % 3 == 1 ? 2 : 32;
+  const std::uint32_t last_start = store.half_sectors() - count;
+  commit_data(store, reference, static_cast<std::uint16_t>(i * 97 % (last_start + 1)), count, i);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The journal ring and its checkpoints
+
+TEST_F(FileStoreTest, ANewImageRecordsItsJournalSlotsAndHoldsOneBlankCheckpoint) {
+  namespace layout = image_layout;
+  ASSERT_EQ(FileStore::kDefaultJournalSlots, 32u);
+  for (const unsigned slots : {0u, 4u, 7u, 32u, 1024u}) {  // 0: create_at's default
+    const unsigned k = slots == 0 ? 32u : slots;
+    SCOPED_TRACE(fmt::format("{} journal slots{}", k, slots == 0 ? " (the default)" : ""));
+    {
+      auto store = slots == 0 ? FileStore::create_at(image_path(), 1)
+                              : FileStore::create_at(image_path(), 1, Durability::sync_every_commit, k);
+      EXPECT_EQ(store->journal_slots(), k);
+      EXPECT_EQ(store->commit_sequence(), 0u);
+      EXPECT_EQ(store->checkpoint_sequence(), 0u);
+    }
+    const std::vector<std::uint8_t> image = read_whole_file(image_path());
+    ASSERT_EQ(image.size(), layout::file_bytes(k, 1));
+    EXPECT_TRUE(holds_bytes(image, 0, encode_header(1, k))) << "header";
+    EXPECT_EQ(load_le32(image, layout::kJournalSlotsOffset), k);
+    EXPECT_TRUE(all_zero(image, layout::kHeaderBytes, layout::kPage)) << "header page padding";
+    const std::vector<std::uint8_t> blank_checkpoint = encode_checkpoint(0, PartitionState{});
+    EXPECT_TRUE(holds_bytes(image, layout::checkpoint_slot(0), blank_checkpoint)) << "checkpoint slot 0";
+    EXPECT_TRUE(
+        all_zero(image, layout::checkpoint_slot(0) + blank_checkpoint.size(), layout::checkpoint_slot(1)))
+        << "checkpoint slot 0 padding";
+    EXPECT_TRUE(all_zero(image, layout::checkpoint_slot(1), layout::journal_slot(0))) << "checkpoint slot 1";
+    const std::uint8_t zero_half_sector[kHalfSectorSize] = {};
+    const std::uint32_t zero_crc = crc32_of(zero_half_sector, kHalfSectorSize);
+    for (std::uint32_t h = 0; h < layout::kHalfSectorsForSizeMultOne; ++h) {
+      ASSERT_EQ(load_le32(image, layout::checksum_table(k) + 4 * std::uint64_t{h}), zero_crc)
+          << "entry " << h;
+    }
+    EXPECT_TRUE(all_zero(image, layout::data_offset(k, 1), image.size())) << "data region";
+
+    auto reopened = FileStore::open_at(image_path());
+    EXPECT_EQ(reopened->journal_slots(), k);
+    EXPECT_EQ(reopened->commit_sequence(), 0u);
+    EXPECT_EQ(reopened->checkpoint_sequence(), 0u);
+    EXPECT_TRUE(holds_exactly(*reopened, ReferenceDevice{}));
+    reopened.reset();
+    std::filesystem::remove(image_path());
+  }
+}
+
+TEST_F(FileStoreTest, JournalSlotCountsOutsideFourTo1024AreRejected) {
+  for (const unsigned slots : {0u, 1u, 3u, 1025u, 4096u}) {
+    SCOPED_TRACE(fmt::format("{} journal slots", slots));
+    EXPECT_THROW(FileStore::create_at(image_path(), 1, Durability::sync_every_commit, slots),
+                 std::invalid_argument);
+    EXPECT_FALSE(std::filesystem::exists(image_path()));
+    EXPECT_FALSE(std::filesystem::exists(image_path() + ".creating"));
+    // create() refuses before it writes anything.
+    const std::string direct = directory_.file("direct.img");
+    EXPECT_THROW(
+        FileStore::create(std::make_unique<PosixStorageFile>(direct, PosixStorageFile::Mode::create_new), 1,
+                          Durability::sync_every_commit, slots),
+        std::invalid_argument);
+    EXPECT_EQ(std::filesystem::file_size(direct), 0u);
+    std::filesystem::remove(direct);
+  }
+}
+
+TEST_F(FileStoreTest, ImagesWithFourAndThirtyTwoJournalSlotsRoundTripAcrossCheckpoints) {
+  for (const unsigned k : {4u, 32u}) {
+    SCOPED_TRACE(fmt::format("{} journal slots", k));
+    ReferenceDevice reference = make_image_with_commits(1, Durability::sync_every_commit, k);
+    {
+      auto reopened = FileStore::open_at(image_path());
+      EXPECT_EQ(reopened->journal_slots(), k);
+      EXPECT_EQ(reopened->commit_sequence(), 8u);
+      EXPECT_EQ(reopened->checkpoint_sequence(), image_layout::checkpoint_after(8, k));
+      EXPECT_TRUE(holds_exactly(*reopened, reference));
+      // On past a checkpoint and once around the ring.
+      for (std::uint32_t i = 9; i <= 8 + k + 3; ++i) commit_anywhere(*reopened, reference, i);
+      EXPECT_EQ(reopened->checkpoint_sequence(), image_layout::checkpoint_after(8 + k + 3, k));
+      EXPECT_GT(reopened->checkpoint_sequence(), 0u);
+      EXPECT_TRUE(holds_exactly(*reopened, reference));
+    }
+    auto again = FileStore::open_at(image_path());
+    EXPECT_EQ(again->journal_slots(), k);
+    EXPECT_EQ(again->commit_sequence(), 8u + k + 3);
+    EXPECT_EQ(again->checkpoint_sequence(), image_layout::checkpoint_after(8 + k + 3, k));
+    EXPECT_TRUE(holds_exactly(*again, reference));
+    again.reset();
+    EXPECT_EQ(std::filesystem::file_size(image_path()), image_layout::file_bytes(k, 1));
+    std::filesystem::remove(image_path());
+  }
+}
+
+TEST_F(FileStoreTest, ManyMoreCommitsThanJournalSlotsSurviveReopeningAtRandomPoints) {
+  constexpr unsigned kSlots = 4;
+  constexpr std::uint32_t kCommits = 50;
+  for (const Durability durability : {Durability::sync_every_commit, Durability::os_managed}) {
+    SCOPED_TRACE(durability == Durability::os_managed ? "os_managed" : "sync_every_commit");
+    std::mt19937 random(0x5107C0DE);
+    ReferenceDevice reference;
+    auto store = FileStore::create_at(image_path(), 1, durability, kSlots);
+    const std::uint64_t file_size = std::filesystem::file_size(image_path());
+    std::set<std::uint64_t> reopened_at_ring_position;  // commits since the checkpoint at reopen
+    for (std::uint32_t i = 1; i <= kCommits; ++i) {
+      if (i == 1) {
+        commit_key(*store, reference);
+      } else {
+        commit_anywhere(*store, reference, i);
+      }
+      ASSERT_EQ(store->commit_sequence(), i);
+      ASSERT_EQ(store->checkpoint_sequence(), image_layout::checkpoint_after(i, kSlots));
+      if (random() % 3 != 0 && i != kCommits) continue;
+      store.reset();
+      store = FileStore::open_at(image_path(), durability);
+      ASSERT_EQ(store->journal_slots(), kSlots);
+      ASSERT_EQ(store->commit_sequence(), i);
+      ASSERT_EQ(store->checkpoint_sequence(), image_layout::checkpoint_after(i, kSlots))
+          << "opening after commit " << i << " moved the checkpoint";
+      ASSERT_TRUE(holds_exactly(*store, reference)) << "reopened after commit " << i;
+      reopened_at_ring_position.insert(i - store->checkpoint_sequence());
+    }
+    // Reopened with 1, 2, 3 and 4 records above the checkpoint.
+    EXPECT_EQ(reopened_at_ring_position, (std::set<std::uint64_t>{1, 2, 3, 4}));
+    store.reset();
+    EXPECT_EQ(std::filesystem::file_size(image_path()), file_size);
+    std::filesystem::remove(image_path());
+  }
+}
+
+TEST_F(FileStoreTest, OpeningWritesNothing) {
+  // Four journal slots, 11 commits: the checkpoint holds #8, records #9..#11 are redone in RAM.
+  ReferenceDevice reference;
+  {
+    auto store = FileStore::create_at(image_path(), 1, Durability::sync_every_commit, 4);
+    for (std::uint32_t i = 1; i <= 11; ++i) commit_number(*store, reference, i);
+    ASSERT_EQ(store->checkpoint_sequence(), 8u);
+  }
+  const std::vector<std::uint8_t> before = read_whole_file(image_path());
+  for (const Durability durability : {Durability::sync_every_commit, Durability::os_managed}) {
+    auto store = FileStore::open_at(image_path(), durability);
+    EXPECT_EQ(store->commit_sequence(), 11u);
+    EXPECT_EQ(store->checkpoint_sequence(), 8u);
+    EXPECT_TRUE(holds_exactly(*store, reference));
+  }
+  EXPECT_EQ(read_whole_file(image_path()), before) << "opening changed the image";
+}
+
+TEST_F(FileStoreTest, OtherFormatVersionsAreRefused) {
+  make_image_with_commits(1);
+  const std::vector<std::uint8_t> intact = read_whole_file(image_path());
+  for (const std::uint32_t version : {0u, 1u, 3u}) {
+    SCOPED_TRACE(fmt::format("format version {}", version));
+    std::vector<std::uint8_t> other = intact;
+    store_le32(other, image_layout::kVersionOffset, version);
+    store_le32(other, image_layout::kHeaderCrcOffset, crc32_of(other.data(), image_layout::kHeaderCrcOffset));
+    write_whole_file(image_path(), other);
+    try {
+      FileStore::open_at(image_path());
+      FAIL() << "opened an image of format version " << version;
+    } catch (const FileStoreCorrupt& e) {
+      EXPECT_THAT(e.what(), HasSubstr("unsupported image format version"));
+    }
+    EXPECT_EQ(read_whole_file(image_path()), other) << "a failed open changed the file";
+  }
+}
+
+TEST_F(FileStoreTest, AHeaderNamingAnotherJournalSlotCountIsRefused) {
+  ReferenceDevice reference = make_image_with_commits(1, Durability::sync_every_commit, 4);
+  const std::vector<std::uint8_t> intact = read_whole_file(image_path());
+  for (const std::uint32_t slots : {0u, 1u, 3u, 5u, 32u, 1025u, 0xFFFFFFFFu}) {
+    SCOPED_TRACE(fmt::format("header says {} journal slots", slots));
+    std::vector<std::uint8_t> other = intact;
+    store_le32(other, image_layout::kJournalSlotsOffset, slots);
+    store_le32(other, image_layout::kHeaderCrcOffset, crc32_of(other.data(), image_layout::kHeaderCrcOffset));
+    write_whole_file(image_path(), other);
+    EXPECT_THROW(FileStore::open_at(image_path()), FileStoreCorrupt);
+    EXPECT_EQ(read_whole_file(image_path()), other) << "a failed open changed the file";
+  }
+  write_whole_file(image_path(), intact);
+  EXPECT_TRUE(holds_exactly(*FileStore::open_at(image_path()), reference));
+}
+
+TEST_F(FileStoreTest, JournalRecordsMissingAboveTheCheckpointAreReportedAndAnUnsealedOneRollsBack) {
+  namespace layout = image_layout;
+  constexpr unsigned kSlots = 4;
+  ReferenceDevice reference;
+  {
+    auto store = FileStore::create_at(image_path(), 1, Durability::sync_every_commit, kSlots);
+    for (std::uint32_t i = 1; i <= 11; ++i) commit_number(*store, reference, i);
+  }
+  // Checkpoint #8 in slot 0 (#4 in slot 1); records #9, #10, #11 in journal slots 1, 2, 3;
+  // seal(#11) in journal slot 0.
+  const std::vector<std::uint8_t> intact = read_whole_file(image_path());
+  const auto open_with = [&](const std::vector<std::uint8_t>& image) {
+    write_whole_file(image_path(), image);
+    return FileStore::open_at(image_path());
+  };
+  const auto without = [&](std::vector<std::uint64_t> offsets) {
+    std::vector<std::uint8_t> image = intact;
+    for (const std::uint64_t offset : offsets) image.at(offset) ^= 0x01;
+    return image;
+  };
+  for (const std::uint64_t missing : {9u, 10u}) {
+    SCOPED_TRACE(fmt::format("record #{} damaged", missing));
+    try {
+      open_with(without({layout::journal_slot(missing % kSlots) + layout::kRecordInSlot + 20}));
+      FAIL() << "opened with record #" << missing << " missing";
+    } catch (const FileStoreCorrupt& e) {
+      EXPECT_THAT(e.what(), HasSubstr(fmt::format("journal record #{} is missing or damaged", missing)));
+    }
+  }
+  // The newest record is sealed: it was durable, so its damage is not a crash to roll back.
+  EXPECT_THROW(open_with(without({layout::journal_slot(3) + layout::kRecordInSlot + 20})), FileStoreCorrupt);
+  // Without its seal the newest record may be a torn write of a commit never acknowledged: the
+  // image opens at #10.
+  {
+    auto store = open_with(
+        without({layout::journal_slot(3) + layout::kRecordInSlot + 20, layout::journal_slot(0) + 4}));
+    EXPECT_EQ(store->commit_sequence(), 10u);
+    EXPECT_EQ(store->checkpoint_sequence(), 8u);
+    EXPECT_TRUE(holds_exactly(*store, replayed(reference, 10)));
+  }
+  // No intact checkpoint at all.
+  EXPECT_THROW(open_with(without({layout::checkpoint_slot(0) + 9, layout::checkpoint_slot(1) + 9})),
+               FileStoreCorrupt);
+  // The newest checkpoint damaged: the older one (#4) needs records #5..#8, long overwritten.
+  EXPECT_THROW(open_with(without({layout::checkpoint_slot(0) + 9})), FileStoreCorrupt);
+  // The older checkpoint damaged: harmless.
+  EXPECT_TRUE(holds_exactly(*open_with(without({layout::checkpoint_slot(1) + 9})), reference));
+  EXPECT_TRUE(holds_exactly(*open_with(intact), reference));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-bit damage anywhere in the file
 
 enum class Region {
   header,
   header_page_padding,
-  applied_marker,
-  marker_page_padding,
+  newest_checkpoint,
+  older_checkpoint,
+  checkpoint_slot_padding,
+  seal,
+  seal_padding,  // +16..+64 of a journal slot
   newest_journal_record,
-  newest_slot_padding,
-  older_journal_record,
-  older_slot_padding,
-  checksum_of_journaled_half_sector,
+  journal_record_above_checkpoint,  // older than the newest, newer than the checkpoint: redone
+  journal_record_at_or_below_checkpoint,
+  journal_slot_padding,
+  checksum_of_redone_half_sector,
   checksum_of_other_half_sector,
   checksum_table_padding,
-  journaled_data,  // half-sectors the retained journal records carry: opening redoes them
+  redone_data,  // half-sectors the records above the checkpoint carry: opening redoes them
   written_data,
   unwritten_data,
 };
@@ -495,26 +920,32 @@ const char* region_name(Region r) {
       return "header";
     case Region::header_page_padding:
       return "header page padding";
-    case Region::applied_marker:
-      return "applied marker";
-    case Region::marker_page_padding:
-      return "marker page padding";
+    case Region::newest_checkpoint:
+      return "newest checkpoint";
+    case Region::older_checkpoint:
+      return "older checkpoint";
+    case Region::checkpoint_slot_padding:
+      return "checkpoint slot padding";
+    case Region::seal:
+      return "seal";
+    case Region::seal_padding:
+      return "seal padding";
     case Region::newest_journal_record:
       return "newest journal record";
-    case Region::newest_slot_padding:
-      return "newest journal slot padding";
-    case Region::older_journal_record:
-      return "older journal record";
-    case Region::older_slot_padding:
-      return "older journal slot padding";
-    case Region::checksum_of_journaled_half_sector:
-      return "checksum of a journaled half-sector";
+    case Region::journal_record_above_checkpoint:
+      return "journal record above the checkpoint";
+    case Region::journal_record_at_or_below_checkpoint:
+      return "journal record at/below checkpoint";
+    case Region::journal_slot_padding:
+      return "journal slot padding";
+    case Region::checksum_of_redone_half_sector:
+      return "checksum of a redone half-sector";
     case Region::checksum_of_other_half_sector:
       return "checksum of another half-sector";
     case Region::checksum_table_padding:
       return "checksum table padding";
-    case Region::journaled_data:
-      return "journaled data";
+    case Region::redone_data:
+      return "redone data";
     case Region::written_data:
       return "written data";
     case Region::unwritten_data:
@@ -523,11 +954,41 @@ const char* region_name(Region r) {
   return "?";
 }
 
-// Damage there must always be detected.
+constexpr Region kAllRegions[] = {
+    Region::header,
+    Region::header_page_padding,
+    Region::newest_checkpoint,
+    Region::older_checkpoint,
+    Region::checkpoint_slot_padding,
+    Region::seal,
+    Region::seal_padding,
+    Region::newest_journal_record,
+    Region::journal_record_above_checkpoint,
+    Region::journal_record_at_or_below_checkpoint,
+    Region::journal_slot_padding,
+    Region::checksum_of_redone_half_sector,
+    Region::checksum_of_other_half_sector,
+    Region::checksum_table_padding,
+    Region::redone_data,
+    Region::written_data,
+    Region::unwritten_data,
+};
+
+// Damage there must always be detected. The newest checkpoint too: the older one is K commits
+// behind, and the records it would need have been overwritten in the ring.
 bool must_be_detected(Region r) {
-  return r == Region::header || r == Region::newest_journal_record ||
-         r == Region::checksum_of_other_half_sector || r == Region::written_data ||
-         r == Region::unwritten_data;
+  return r == Region::header || r == Region::newest_checkpoint || r == Region::newest_journal_record ||
+         r == Region::journal_record_above_checkpoint || r == Region::checksum_of_other_half_sector ||
+         r == Region::written_data || r == Region::unwritten_data;
+}
+
+// Damage there must never stop the image from opening: the format ignores a damaged older
+// checkpoint, a damaged seal (only seal(n + 1) is ever read) and a damaged record the
+// checkpoint already covers, and the redo replaces the half-sectors and checksums it covers.
+bool must_be_harmless(Region r) {
+  return r == Region::older_checkpoint || r == Region::seal ||
+         r == Region::journal_record_at_or_below_checkpoint || r == Region::checksum_of_redone_half_sector ||
+         r == Region::redone_data;
 }
 
 struct FlipOutcomes {
@@ -536,123 +997,203 @@ struct FlipOutcomes {
   int identical = 0;  // open succeeded with exactly the intact state and data
 };
 
-TEST_F(FileStoreTest, BitFlipsAreDetectedOrHarmless) {
-  namespace layout = image_layout;
-  // The image: the newest record (#9) carries 32 half-sectors, the older one (#8) is state only.
-  ReferenceDevice reference;
-  std::uint64_t newest_sequence = 0;
-  {
-    auto store = FileStore::create_at(image_path(), 1);
-    commit_key(*store, reference);
-    commit_data(*store, reference, 0, 1, 1);
-    commit_data(*store, reference, 100, 2, 2);
-    commit_data(*store, reference, 480, 32, 3);
-    commit_data(*store, reference, 7, 1, 4);
-    commit_data(*store, reference, 101, 2, 5);
-    commit_data(*store, reference, 470, 32, 6);
-    commit_configuration(*store, reference, kConfigAddressSecureWpModeEnable, 1);
-    commit_data(*store, reference, 200, 32, 7);
-    newest_sequence = store->commit_sequence();
-  }
-  ASSERT_EQ(newest_sequence, 9u);
-  const std::uint32_t journaled_first = 200;
-  const std::uint32_t journaled_end = 232;
-  const std::uint64_t newest_record_bytes = layout::kRecordOverheadBytes + 32 * kHalfSectorSize;
-  const std::uint64_t older_record_bytes = layout::kRecordOverheadBytes;
+// [begin, end) of the image belongs to `region`.
+struct Span {
+  std::uint64_t begin;
+  std::uint64_t end;
+  Region region;
+};
 
-  // The intact image is what the documented layout says.
+// One byte of a file changed in place and changed back, without rewriting the rest.
+class FilePatcher {
+ public:
+  explicit FilePatcher(const std::string& path) : fd_(::open(path.c_str(), O_WRONLY | O_CLOEXEC)) {
+    if (fd_ < 0) throw std::runtime_error("cannot open " + path);
+  }
+  ~FilePatcher() { ::close(fd_); }
+  FilePatcher(const FilePatcher&) = delete;
+  FilePatcher& operator=(const FilePatcher&) = delete;
+  void put(std::uint64_t offset, std::uint8_t value) {
+    if (::pwrite(fd_, &value, 1, static_cast<off_t>(offset)) != 1) throw std::runtime_error("pwrite failed");
+  }
+
+ private:
+  int fd_;
+};
+
+struct FlipImage {
+  const char* name;
+  unsigned journal_slots;
+  std::uint32_t commits;
+};
+
+class FileStoreBitFlipTest : public FileStoreTest, public ::testing::WithParamInterface<FlipImage> {};
+
+TEST_P(FileStoreBitFlipTest, BitFlipsAreDetectedOrHarmless) {
+  namespace layout = image_layout;
+  const unsigned k = GetParam().journal_slots;
+  const std::uint64_t n = GetParam().commits;
+  const std::uint64_t c = layout::checkpoint_after(n, k);
+  // Every slot of the ring in use, a checkpoint behind, and several records above it.
+  ASSERT_GE(n, k);
+  ASSERT_GE(c, k);
+  ASSERT_GE(n - c, 3u);
+
+  ReferenceDevice reference;
+  {
+    auto store = FileStore::create_at(image_path(), 1, Durability::sync_every_commit, k);
+    for (std::uint32_t i = 1; i <= n; ++i) commit_number(*store, reference, i);
+    ASSERT_EQ(store->commit_sequence(), n);
+    ASSERT_EQ(store->checkpoint_sequence(), c);
+    ASSERT_EQ(store->journal_slots(), k);
+  }
+  // What the records above the checkpoint carry.
+  std::set<std::uint32_t> redone;
+  for (std::uint64_t s = c + 1; s <= n; ++s) {
+    const Committed& commit = reference.log.at(s - 1);
+    for (std::uint16_t i = 0; i < commit.count; ++i) redone.insert(std::uint32_t{commit.address} + i);
+  }
+  const ReferenceDevice at_checkpoint = replayed(reference, c);
+  const ReferenceDevice at_older_checkpoint = replayed(reference, c - k);
+  const unsigned newest_checkpoint_slot = layout::checkpoint_slot_of(c, k);
+  const std::uint64_t table = layout::checksum_table(k);
+  const std::uint64_t data_offset = layout::data_offset(k, 1);
+  const std::uint32_t half_sectors = layout::kHalfSectorsForSizeMultOne;
+
+  // The intact image is what the documented layout says, byte for byte: the sweep below cannot
+  // be misdirected by a layout change. In place: the data as of the checkpoint.
   const std::vector<std::uint8_t> intact = read_whole_file(image_path());
-  const std::uint64_t data_offset = layout::kDataOffsetForSizeMultOne;
-  ASSERT_EQ(intact.size(), data_offset + kSizeMultUnit);
-  ASSERT_EQ(std::string(intact.begin(), intact.begin() + 16), "emmcsim-rpmb-img");
-  ASSERT_EQ(crc32_of(intact.data(), layout::kHeaderBytes - 4), load_le32(intact, layout::kHeaderBytes - 4));
-  ASSERT_EQ(load_le32(intact, layout::kMarkerOffset), 0x444c5041u);  // "APLD"
-  ASSERT_EQ(load_le64(intact, layout::kMarkerOffset + 4), newest_sequence);
-  const std::uint64_t newest_slot = layout::slot_offset(newest_sequence);
-  const std::uint64_t older_slot = layout::slot_offset(newest_sequence - 1);
-  ASSERT_EQ(load_le32(intact, newest_slot), 0x4c4e4a52u);  // "RJNL"
-  ASSERT_EQ(load_le32(intact, newest_slot + 4), newest_record_bytes);
-  ASSERT_EQ(load_le64(intact, newest_slot + 8), newest_sequence);
-  ASSERT_EQ(load_le32(intact, older_slot + 4), older_record_bytes);
-  ASSERT_EQ(load_le64(intact, older_slot + 8), newest_sequence - 1);
-  for (std::uint32_t h = 0; h < 512; ++h) {
+  ASSERT_EQ(intact.size(), layout::file_bytes(k, 1));
+  ASSERT_TRUE(holds_bytes(intact, 0, encode_header(1, k))) << "header";
+  ASSERT_TRUE(holds_bytes(intact, layout::checkpoint_slot(newest_checkpoint_slot),
+                          encode_checkpoint(c, at_checkpoint.state)))
+      << "checkpoint #" << c << " in slot " << newest_checkpoint_slot;
+  ASSERT_TRUE(holds_bytes(intact, layout::checkpoint_slot(1 - newest_checkpoint_slot),
+                          encode_checkpoint(c - k, at_older_checkpoint.state)))
+      << "checkpoint #" << c - k << " in slot " << 1 - newest_checkpoint_slot;
+  std::vector<std::uint64_t> record_bytes(k);
+  for (unsigned slot = 0; slot < k; ++slot) {
+    const std::uint64_t s = layout::record_in_slot(slot, n, k);
+    const std::uint64_t t = layout::seal_in_slot(slot, n, k);
+    ASSERT_EQ(s % k, slot);
+    ASSERT_EQ((t + 1) % k, slot);
+    const std::vector<std::uint8_t> record = encode_journal_record(s, reference.log.at(s - 1));
+    record_bytes[slot] = record.size();
+    ASSERT_TRUE(holds_bytes(intact, layout::journal_slot(slot) + layout::kRecordInSlot, record))
+        << "record #" << s << " in journal slot " << slot;
+    ASSERT_TRUE(holds_bytes(intact, layout::journal_slot(slot), encode_seal(t)))
+        << "seal(#" << t << ") in journal slot " << slot;
+  }
+  for (std::uint32_t h = 0; h < half_sectors; ++h) {
     const std::uint8_t* half_sector = intact.data() + data_offset + std::uint64_t{h} * kHalfSectorSize;
-    ASSERT_EQ(load_le32(intact, layout::kChecksumTableOffset + 4 * std::uint64_t{h}),
-              crc32_of(half_sector, kHalfSectorSize))
+    ASSERT_EQ(load_le32(intact, table + 4 * std::uint64_t{h}), crc32_of(half_sector, kHalfSectorSize))
         << "checksum table entry " << h;
-    const auto it = reference.contents.find(h);
-    const HalfSector expected = it == reference.contents.end() ? HalfSector{} : it->second;
+    const auto it = at_checkpoint.contents.find(h);
+    const HalfSector expected = it == at_checkpoint.contents.end() ? HalfSector{} : it->second;
     ASSERT_EQ(std::memcmp(half_sector, expected.data(), kHalfSectorSize), 0) << "half-sector " << h;
   }
 
-  const auto region_of = [&](std::uint64_t offset) {
-    if (offset < layout::kHeaderBytes) return Region::header;
-    if (offset < layout::kMarkerOffset) return Region::header_page_padding;
-    if (offset < layout::kMarkerOffset + layout::kMarkerBytes) return Region::applied_marker;
-    if (offset < layout::kJournalOffset) return Region::marker_page_padding;
-    if (offset >= newest_slot && offset < newest_slot + layout::kJournalSlotBytes) {
-      return offset < newest_slot + newest_record_bytes ? Region::newest_journal_record
-                                                        : Region::newest_slot_padding;
-    }
-    if (offset >= older_slot && offset < older_slot + layout::kJournalSlotBytes) {
-      return offset < older_slot + older_record_bytes ? Region::older_journal_record
-                                                      : Region::older_slot_padding;
-    }
-    if (offset < data_offset) {
-      const std::uint64_t entry = (offset - layout::kChecksumTableOffset) / 4;
-      if (entry >= 512) return Region::checksum_table_padding;
-      return entry >= journaled_first && entry < journaled_end ? Region::checksum_of_journaled_half_sector
-                                                               : Region::checksum_of_other_half_sector;
-    }
-    const std::uint64_t half_sector = (offset - data_offset) / kHalfSectorSize;
-    if (half_sector >= journaled_first && half_sector < journaled_end) return Region::journaled_data;
-    return reference.contents.count(static_cast<std::uint32_t>(half_sector)) != 0 ? Region::written_data
-                                                                                  : Region::unwritten_data;
+  // Every byte of the file, by region.
+  std::vector<Span> spans;
+  const auto add = [&spans](std::uint64_t begin, std::uint64_t end, Region region) {
+    if (begin < end) spans.push_back(Span{begin, end, region});
+  };
+  add(0, layout::kHeaderBytes, Region::header);
+  add(layout::kHeaderBytes, layout::kPage, Region::header_page_padding);
+  for (unsigned slot = 0; slot < 2; ++slot) {
+    const std::uint64_t at = layout::checkpoint_slot(slot);
+    add(at, at + layout::kRecordOverheadBytes,
+        slot == newest_checkpoint_slot ? Region::newest_checkpoint : Region::older_checkpoint);
+    add(at + layout::kRecordOverheadBytes, at + layout::kPage, Region::checkpoint_slot_padding);
+  }
+  for (unsigned slot = 0; slot < k; ++slot) {
+    const std::uint64_t at = layout::journal_slot(slot);
+    const std::uint64_t s = layout::record_in_slot(slot, n, k);
+    const Region record = s == n  ? Region::newest_journal_record
+                          : s > c ? Region::journal_record_above_checkpoint
+                                  : Region::journal_record_at_or_below_checkpoint;
+    add(at, at + layout::kSealBytes, Region::seal);
+    add(at + layout::kSealBytes, at + layout::kRecordInSlot, Region::seal_padding);
+    add(at + layout::kRecordInSlot, at + layout::kRecordInSlot + record_bytes[slot], record);
+    add(at + layout::kRecordInSlot + record_bytes[slot], at + layout::kJournalSlotBytes,
+        Region::journal_slot_padding);
+  }
+  for (std::uint32_t h = 0; h < half_sectors; ++h) {
+    add(table + 4 * std::uint64_t{h}, table + 4 * std::uint64_t{h} + 4,
+        redone.count(h) != 0 ? Region::checksum_of_redone_half_sector
+                             : Region::checksum_of_other_half_sector);
+  }
+  add(table + 4 * std::uint64_t{half_sectors}, data_offset, Region::checksum_table_padding);
+  for (std::uint32_t h = 0; h < half_sectors; ++h) {
+    const std::uint64_t at = data_offset + std::uint64_t{h} * kHalfSectorSize;
+    add(at, at + kHalfSectorSize,
+        redone.count(h) != 0               ? Region::redone_data
+        : reference.contents.count(h) != 0 ? Region::written_data
+                                           : Region::unwritten_data);
+  }
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    ASSERT_EQ(spans[i].begin, i == 0 ? 0 : spans[i - 1].end) << "the regions leave a gap";
+  }
+  ASSERT_EQ(spans.back().end, intact.size());
+  const auto region_of = [&spans](std::uint64_t offset) {
+    const auto it = std::upper_bound(spans.begin(), spans.end(), offset,
+                                     [](std::uint64_t o, const Span& span) { return o < span.end; });
+    return it->region;
   };
 
-  // Every byte of the small structures (header, marker, record headers and closing CRCs), every
-  // 37th byte of the metadata, then random bytes of the data region, of the written
-  // half-sectors the journal no longer holds, and of the journaled ones.
-  std::mt19937 random(0xB17F11B5);
+  // Every byte of the small structures (header, both checkpoints, the seals that matter, the
+  // header and closing CRC of the newest record, of the oldest record above the checkpoint and
+  // of the record at the checkpoint), about a thousand bytes spread over the metadata, then
+  // random bytes of every region.
+  std::mt19937 random(0xB17F11B5 + k);
   std::vector<std::uint64_t> positions;
   const auto every_byte = [&positions](std::uint64_t begin, std::uint64_t end) {
     for (std::uint64_t offset = begin; offset < end; ++offset) positions.push_back(offset);
   };
   every_byte(0, layout::kHeaderBytes);
-  every_byte(layout::kMarkerOffset, layout::kMarkerOffset + layout::kMarkerBytes);
-  every_byte(older_slot, older_slot + older_record_bytes);
-  every_byte(newest_slot, newest_slot + 72);
-  every_byte(newest_slot + newest_record_bytes - 4, newest_slot + newest_record_bytes);
-  for (std::uint64_t offset = 0; offset < data_offset; offset += 37) positions.push_back(offset);
-  std::uniform_int_distribution<std::uint64_t> anywhere_in_data(data_offset, intact.size() - 1);
-  for (int i = 0; i < 300; ++i) positions.push_back(anywhere_in_data(random));
-  std::vector<std::uint32_t> written_not_journaled;
-  for (const auto& entry : reference.contents) {
-    if (entry.first < journaled_first || entry.first >= journaled_end)
-      written_not_journaled.push_back(entry.first);
+  for (unsigned slot = 0; slot < 2; ++slot) {
+    every_byte(layout::checkpoint_slot(slot), layout::checkpoint_slot(slot) + layout::kRecordOverheadBytes);
   }
-  std::uniform_int_distribution<std::size_t> pick_written(0, written_not_journaled.size() - 1);
-  std::uniform_int_distribution<std::uint64_t> byte_in_half_sector(0, kHalfSectorSize - 1);
-  for (int i = 0; i < 150; ++i) {
-    positions.push_back(data_offset +
-                        std::uint64_t{written_not_journaled[pick_written(random)]} * kHalfSectorSize +
-                        byte_in_half_sector(random));
+  for (const std::uint64_t s : {n, c + 1, c}) {
+    const std::uint64_t slot = s % k;
+    const std::uint64_t record = layout::journal_slot(slot) + layout::kRecordInSlot;
+    every_byte(record, record + 72);
+    every_byte(record + record_bytes[slot] - 4, record + record_bytes[slot]);
   }
-  std::uniform_int_distribution<std::uint64_t> in_journaled(
-      data_offset + journaled_first * kHalfSectorSize, data_offset + journaled_end * kHalfSectorSize - 1);
-  for (int i = 0; i < 50; ++i) positions.push_back(in_journaled(random));
+  for (const std::uint64_t slot : {(n + 1) % k, (n + 2) % k}) {  // seal(n), and where seal(n + 1) goes
+    every_byte(layout::journal_slot(slot), layout::journal_slot(slot) + layout::kSealBytes);
+  }
+  const std::uint64_t stride = std::max<std::uint64_t>(37, data_offset / 1000) | 1;
+  for (std::uint64_t offset = random() % stride; offset < data_offset; offset += stride) {
+    positions.push_back(offset);
+  }
+  std::map<Region, std::vector<Span>> spans_of;
+  for (const Span& span : spans) spans_of[span.region].push_back(span);
+  constexpr int kRandomPerRegion = 60;
+  for (const auto& entry : spans_of) {
+    std::vector<std::uint64_t> ends;  // cumulative sizes: pick a byte uniformly over the region
+    std::uint64_t total = 0;
+    for (const Span& span : entry.second) ends.push_back(total += span.end - span.begin);
+    std::uniform_int_distribution<std::uint64_t> pick(0, total - 1);
+    for (int i = 0; i < kRandomPerRegion; ++i) {
+      const std::uint64_t at = pick(random);
+      const std::size_t which =
+          static_cast<std::size_t>(std::upper_bound(ends.begin(), ends.end(), at) - ends.begin());
+      const std::uint64_t before = which == 0 ? 0 : ends[which - 1];
+      positions.push_back(entry.second[which].begin + (at - before));
+    }
+  }
 
   std::map<Region, FlipOutcomes> outcomes;
   const std::string damaged_path = directory_.file("damaged.img");
-  std::vector<std::uint8_t> damaged = intact;
+  write_whole_file(damaged_path, intact);
+  FilePatcher patcher(damaged_path);
   for (const std::uint64_t offset : positions) {
     const auto bit = static_cast<std::uint8_t>(1u << (random() % 8));
     const Region region = region_of(offset);
     FlipOutcomes& counts = outcomes[region];
     ++counts.sampled;
-    damaged[offset] ^= bit;
-    write_whole_file(damaged_path, damaged);
-    damaged[offset] ^= bit;
+    patcher.put(offset, static_cast<std::uint8_t>(intact[offset] ^ bit));
     try {
       // No fsync needed here: this sweep is about what open() accepts, not durability.
       auto store = FileStore::open_at(damaged_path, Durability::os_managed);
@@ -669,30 +1210,37 @@ TEST_F(FileStoreTest, BitFlipsAreDetectedOrHarmless) {
       ADD_FAILURE() << "flipping bit " << int{bit} << " at " << offset << " (" << region_name(region)
                     << ") failed with something other than FileStoreCorrupt: " << e.what();
     }
+    patcher.put(offset, intact[offset]);
   }
+  // Opening writes nothing: the copy is the intact image again.
+  EXPECT_EQ(read_whole_file(damaged_path), intact) << "an open wrote to the damaged image";
 
-  for (const auto& entry : outcomes) {
-    const FlipOutcomes& counts = entry.second;
-    std::printf("[ bit flips] %-36s sampled %4d  detected %4d  identical %4d\n", region_name(entry.first),
+  for (const Region r : kAllRegions) {
+    const FlipOutcomes& counts = outcomes[r];
+    std::printf("[ bit flips] K=%-4u %-37s sampled %4d  detected %4d  identical %4d\n", k, region_name(r),
                 counts.sampled, counts.detected, counts.identical);
-    EXPECT_EQ(counts.detected + counts.identical, counts.sampled) << region_name(entry.first);
-    if (must_be_detected(entry.first)) {
-      EXPECT_EQ(counts.detected, counts.sampled) << "undetected damage in the " << region_name(entry.first);
+    EXPECT_GT(counts.sampled, 0) << "the sweep never reached the " << region_name(r);
+    EXPECT_EQ(counts.detected + counts.identical, counts.sampled) << region_name(r);
+    if (must_be_detected(r)) {
+      EXPECT_EQ(counts.detected, counts.sampled) << "undetected damage in the " << region_name(r);
+    }
+    if (must_be_harmless(r)) {
+      EXPECT_EQ(counts.identical, counts.sampled) << "harmless damage refused in the " << region_name(r);
     }
   }
-  for (const Region r : {Region::header, Region::applied_marker, Region::newest_journal_record,
-                         Region::older_journal_record, Region::newest_slot_padding,
-                         Region::checksum_of_journaled_half_sector, Region::checksum_of_other_half_sector,
-                         Region::journaled_data, Region::written_data, Region::unwritten_data}) {
-    EXPECT_GT(outcomes[r].sampled, 0) << "the sweep never reached the " << region_name(r);
-  }
-  // Damage to what the journal still holds is repaired by the redo, never half-applied.
-  EXPECT_GT(outcomes[Region::journaled_data].identical, 0);
-  EXPECT_GT(outcomes[Region::checksum_of_journaled_half_sector].identical, 0);
 
-  // The intact image still opens to the reference (the sweep only ever touched copies).
+  // The intact image still opens to the reference (the sweep only ever touched a copy).
   EXPECT_TRUE(holds_exactly(*FileStore::open_at(image_path()), reference));
 }
+
+// Four slots and 11 commits: checkpoints #4 (slot 1) and #8 (slot 0, the newest), records #9..#11
+// above it. The default 32 slots and 40 commits: checkpoints #0 (slot 0) and #32 (slot 1, the
+// newest), records #33..#40 above it and #9..#32 below.
+INSTANTIATE_TEST_SUITE_P(
+    Images, FileStoreBitFlipTest,
+    ::testing::Values(FlipImage{"slots_4_commits_11", 4, 11},
+                      FlipImage{"slots_32_commits_40", FileStore::kDefaultJournalSlots, 40}),
+    [](const ::testing::TestParamInfo<FlipImage>& image) { return std::string(image.param.name); });
 
 }  // namespace
 }  // namespace emmcsim::rpmb

@@ -2,11 +2,12 @@
 // of one device in one file (DIR/rpmb.img). Layout and recovery: docs/rpmb-store.md.
 //
 // A commit writes one checksummed journal record (the whole next state plus the half-sectors
-// written) into the older of two slots, syncs it (Durability::sync_every_commit), then applies
-// the data and its checksums in place and advances the applied marker. Opening redoes the valid
-// journal records in order, so after a crash or power loss at any instant every half-sector
-// holds its old or its new contents and the counter matches. A truncated file, a bad header or
-// checksum, or a newest record that went missing is a FileStoreCorrupt error, never a reset.
+// written) into the next slot of a ring and syncs it (Durability::sync_every_commit): one page
+// per commit. Every K commits a checkpoint writes the changed half-sectors and their checksums
+// in place and records the state. Opening redoes the records newer than the checkpoint, so after
+// a crash or power loss at any instant every half-sector holds its old or its new contents and
+// the counter matches. A truncated file, a bad header or checksum, or a journal record that went
+// missing is a FileStoreCorrupt error, never a reset.
 #pragma once
 
 #include <cstdint>
@@ -33,17 +34,23 @@ class FileStoreCorrupt : public StoreError {
 class FileStore final : public Store {
  public:
   static constexpr const char* kFileName = "rpmb.img";
+  // Journal slots in the ring: a checkpoint happens every this many commits.
+  static constexpr unsigned kDefaultJournalSlots = 32;
+  static constexpr unsigned kMinJournalSlots = 4;
+  static constexpr unsigned kMaxJournalSlots = 1024;
 
   // Creates a new, blank image (no key, counter 0, data zero) at `file`, which must be empty.
-  static std::unique_ptr<FileStore> create(std::unique_ptr<StorageFile> file,
-                                           std::uint32_t size_mult, Durability durability);
+  static std::unique_ptr<FileStore> create(std::unique_ptr<StorageFile> file, std::uint32_t size_mult,
+                                           Durability durability,
+                                           unsigned journal_slots = kDefaultJournalSlots);
   // Opens an existing image, recovering from an interrupted commit.
   static std::unique_ptr<FileStore> open(std::unique_ptr<StorageFile> file, Durability durability);
 
   // Path-based conveniences over PosixStorageFile. create_at writes a temporary file and
   // renames it into place, so a crash never leaves a half-created image behind.
   static std::unique_ptr<FileStore> create_at(const std::string& path, std::uint32_t size_mult,
-                                              Durability durability = Durability::sync_every_commit);
+                                              Durability durability = Durability::sync_every_commit,
+                                              unsigned journal_slots = kDefaultJournalSlots);
   static std::unique_ptr<FileStore> open_at(const std::string& path,
                                             Durability durability = Durability::sync_every_commit);
 
@@ -57,12 +64,17 @@ class FileStore final : public Store {
 
   Durability durability() const { return durability_; }
   std::uint64_t commit_sequence() const { return sequence_; }
+  std::uint64_t checkpoint_sequence() const { return checkpoint_sequence_; }
+  unsigned journal_slots() const { return journal_slots_; }
   const std::string& path() const { return file_->path(); }
 
  private:
-  FileStore(std::unique_ptr<StorageFile> file, std::uint32_t size_mult, Durability durability);
+  FileStore(std::unique_ptr<StorageFile> file, std::uint32_t size_mult, Durability durability,
+            unsigned journal_slots);
   void load();
-  void apply_in_place(std::uint64_t sequence, const Commit& commit);
+  void apply_in_memory(const Commit& commit);
+  void checkpoint();
+  void sync_if_durable();
 
   std::unique_ptr<StorageFile> file_;
   std::uint32_t size_mult_;
@@ -70,8 +82,12 @@ class FileStore final : public Store {
   PartitionState state_;
   std::vector<std::uint8_t> data_;      // the whole partition, mirrored in RAM
   std::vector<std::uint32_t> checksums_;  // CRC-32 of each half-sector
-  std::uint64_t sequence_ = 0;          // sequence number of the newest journal record
-  bool failed_ = false;                 // a commit failed: refuse further commits
+  unsigned journal_slots_;
+  std::uint64_t sequence_ = 0;             // sequence number of the newest journal record
+  std::uint64_t checkpoint_sequence_ = 0;  // newest commit whose data is in place
+  unsigned checkpoint_slot_ = 0;           // which checkpoint slot holds it
+  std::vector<bool> changed_since_checkpoint_;  // per half-sector: not yet in place
+  bool failed_ = false;                    // a commit failed: refuse further commits
 };
 
 }  // namespace emmcsim::rpmb
