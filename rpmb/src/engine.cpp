@@ -202,26 +202,35 @@ void Engine::fail_response(Frame* out, std::size_t count, ResponseType type) {
   }
 }
 
-EngineWork Engine::respond_counter(const Frame& request, Frame* out, std::size_t count) {
+Frame* Engine::begin_single_response(const Frame& request, Frame* out, std::size_t count, ResponseType type) {
   if (count != 1) {
-    fail_response(out, count, ResponseType::read_counter);
-    return {};
+    fail_response(out, count, type);
+    return nullptr;
   }
   Frame& f = out[0];
   f = Frame();
-  f.set_response(ResponseType::read_counter);
+  f.set_response(type);
   f.set_nonce(request.nonce());
-  FrameAuthenticator* auth = authenticator();
-  if (auth == nullptr) {
+  if (authenticator() == nullptr) {
     f.set_result(with_expiry(code(ResultCode::key_not_programmed)));
-    return {};
+    return nullptr;
   }
-  f.set_write_counter(store_.state().write_counter);
+  return &f;
+}
+
+EngineWork Engine::sign_single_response(Frame& f) {
   f.set_result(with_expiry(code(ResultCode::ok)));
-  f.set_mac(auth->compute(&f, 1));
+  f.set_mac(authenticator()->compute(&f, 1));
   EngineWork work;
   work.mac_frames = 1;
   return work;
+}
+
+EngineWork Engine::respond_counter(const Frame& request, Frame* out, std::size_t count) {
+  Frame* f = begin_single_response(request, out, count, ResponseType::read_counter);
+  if (f == nullptr) return {};
+  f->set_write_counter(store_.state().write_counter);
+  return sign_single_response(*f);
 }
 
 EngineWork Engine::respond_data(const Frame& request, Frame* out, std::size_t count) {
@@ -253,27 +262,12 @@ EngineWork Engine::respond_data(const Frame& request, Frame* out, std::size_t co
 }
 
 EngineWork Engine::respond_config(const Frame& request, Frame* out, std::size_t count) {
-  if (count != 1) {
-    fail_response(out, count, ResponseType::device_config_read);
-    return {};
-  }
-  Frame& f = out[0];
-  f = Frame();
-  f.set_response(ResponseType::device_config_read);
-  f.set_nonce(request.nonce());
-  FrameAuthenticator* auth = authenticator();
-  if (auth == nullptr) {
-    f.set_result(with_expiry(code(ResultCode::key_not_programmed)));
-    return {};
-  }
+  Frame* f = begin_single_response(request, out, count, ResponseType::device_config_read);
+  if (f == nullptr) return {};
   const DeviceConfiguration& config = store_.state().device_configuration;
-  f.data()[kConfigDataSecureWpModeEnable] = config.secure_wp_mode_enable;
-  f.data()[kConfigDataSecureWpModeConfig] = config.secure_wp_mode_config;
-  f.set_result(with_expiry(code(ResultCode::ok)));
-  f.set_mac(auth->compute(&f, 1));
-  EngineWork work;
-  work.mac_frames = 1;
-  return work;
+  f->data()[kConfigDataSecureWpModeEnable] = config.secure_wp_mode_enable;
+  f->data()[kConfigDataSecureWpModeConfig] = config.secure_wp_mode_config;
+  return sign_single_response(*f);
 }
 
 EngineWork Engine::respond_result(Frame* out, std::size_t count) {

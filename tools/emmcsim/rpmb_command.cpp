@@ -99,6 +99,12 @@ Key read_key(Options& o, const std::string& path) {
   return key;
 }
 
+// The key when the command was given one (reads then verify their MACs).
+std::optional<Key> optional_key(Options& o) {
+  if (o.key_file.empty()) return std::nullopt;
+  return read_key(o, o.key_file);
+}
+
 Nonce random_nonce() {
   Nonce nonce{};
   if (RAND_bytes(nonce.data(), static_cast<int>(nonce.size())) != 1) throw std::runtime_error("no random nonce");
@@ -176,8 +182,7 @@ int run_program_key(Options& o) {
 }
 
 int run_read_counter(Options& o) {
-  std::optional<Key> key;
-  if (!o.key_file.empty()) key = read_key(o, o.key_file);
+  const std::optional<Key> key = optional_key(o);
   Session s(o, key);
   const HostResult r = s.host.read_counter(random_nonce());
   require_success("read counter", r);
@@ -211,8 +216,7 @@ int run_read(Options& o) {
   const std::uint16_t address = static_cast<std::uint16_t>(parse_number("ADDR", o.address, 0xFFFF));
   const std::uint32_t count = parse_number("COUNT", o.count, 0xFFFF);
   if (count == 0) throw UsageError("COUNT must be at least 1");
-  std::optional<Key> key;
-  if (!o.key_file.empty()) key = read_key(o, o.key_file);
+  const std::optional<Key> key = optional_key(o);
   Session s(o, key);
   const Nonce nonce = random_nonce();
   const HostResult r = s.host.read(address, count, nonce);
@@ -231,8 +235,7 @@ int run_read(Options& o) {
 }
 
 int run_config_read(Options& o) {
-  std::optional<Key> key;
-  if (!o.key_file.empty()) key = read_key(o, o.key_file);
+  const std::optional<Key> key = optional_key(o);
   Session s(o, key);
   const HostResult r = s.host.config_read(random_nonce());
   require_success("device configuration read", r);

@@ -83,6 +83,10 @@ class Engine {
   EngineWork respond_config(const Frame& request, Frame* out, std::size_t count);
   EngineWork respond_result(Frame* out, std::size_t count);
   void fail_response(Frame* out, std::size_t count, ResponseType type);
+  // A one-frame keyed response (counter, configuration): the frame to fill, or null when the
+  // response was already answered with a failure (wrong count, no key).
+  Frame* begin_single_response(const Frame& request, Frame* out, std::size_t count, ResponseType type);
+  EngineWork sign_single_response(Frame& f);
 
   std::uint16_t with_expiry(std::uint16_t result) const;
   FrameAuthenticator* authenticator();
