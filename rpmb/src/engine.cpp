@@ -88,22 +88,10 @@ EngineWork Engine::authenticated_write(const Frame* frames, std::size_t count, b
   const Frame& first = frames[0];
   const std::uint16_t address = first.address();
   EngineWork work;
-  std::uint16_t result = code(ResultCode::ok);
-  // JEDEC's order: key, expiry, address, MAC, counter, then the form of the request.
-  if (!now.key_programmed) {
-    result = code(ResultCode::key_not_programmed);
-  } else if (now.counter_expired()) {
-    result = code(ResultCode::write_failure);
-  } else if (std::uint64_t{address} + count > store_.half_sectors()) {
-    result = code(ResultCode::address_failure);
-  } else if (work.mac_frames = static_cast<std::uint32_t>(count); !authenticator()->verify(frames, count)) {
-    result = code(ResultCode::authentication_failure);
-  } else if (first.write_counter() != now.write_counter) {
-    result = code(ResultCode::counter_failure);
-  } else if (!allowed_write_count(count) || first.block_count() != count || !reliable_write ||
-             !frames_agree(frames, count)) {
-    result = code(ResultCode::general_failure);
-  }
+  const std::uint16_t result = check_authenticated_write(
+      frames, count, std::uint64_t{address} + count <= store_.half_sectors(),
+      allowed_write_count(count) && first.block_count() == count && reliable_write && frames_agree(frames, count),
+      work);
   if (result != code(ResultCode::ok)) {
     work += reject_write(ResponseType::authenticated_write, result, address);
     return work;
@@ -125,20 +113,9 @@ EngineWork Engine::device_config_write(const Frame* frames, std::size_t count, b
   const std::uint16_t address = frame.address();
   const std::uint8_t value = frame.data()[kConfigDataSecureWpModeEnable];
   EngineWork work;
-  std::uint16_t result = code(ResultCode::ok);
-  if (!now.key_programmed) {
-    result = code(ResultCode::key_not_programmed);
-  } else if (now.counter_expired()) {
-    result = code(ResultCode::write_failure);
-  } else if (address != kConfigAddressSecureWpModeEnable && address != kConfigAddressSecureWpModeConfig) {
-    result = code(ResultCode::address_failure);
-  } else if (work.mac_frames = static_cast<std::uint32_t>(count); !authenticator()->verify(frames, count)) {
-    result = code(ResultCode::authentication_failure);
-  } else if (frame.write_counter() != now.write_counter) {
-    result = code(ResultCode::counter_failure);
-  } else if (count != 1 || frame.block_count() > 1 || !reliable_write || value > 1) {
-    result = code(ResultCode::general_failure);
-  }
+  const std::uint16_t result = check_authenticated_write(
+      frames, count, address == kConfigAddressSecureWpModeEnable || address == kConfigAddressSecureWpModeConfig,
+      count == 1 && frame.block_count() <= 1 && reliable_write && value <= 1, work);
   if (result != code(ResultCode::ok)) {
     work += reject_write(ResponseType::device_config_write, result, address);
     return work;
@@ -152,6 +129,21 @@ EngineWork Engine::device_config_write(const Frame* frames, std::size_t count, b
   }
   work += commit_write(ResponseType::device_config_write, address, nullptr, 0, next);
   return work;
+}
+
+std::uint16_t Engine::check_authenticated_write(const Frame* frames, std::size_t count, bool address_valid,
+                                                bool form_valid, EngineWork& work) {
+  // JEDEC's order: key, expiry, address, MAC, counter, then the form of the request. The MAC is
+  // computed only when the checks before it pass.
+  const PartitionState& now = store_.state();
+  if (!now.key_programmed) return code(ResultCode::key_not_programmed);
+  if (now.counter_expired()) return code(ResultCode::write_failure);
+  if (!address_valid) return code(ResultCode::address_failure);
+  work.mac_frames = static_cast<std::uint32_t>(count);
+  if (!authenticator()->verify(frames, count)) return code(ResultCode::authentication_failure);
+  if (frames[0].write_counter() != now.write_counter) return code(ResultCode::counter_failure);
+  if (!form_valid) return code(ResultCode::general_failure);
+  return code(ResultCode::ok);
 }
 
 EngineWork Engine::commit_write(ResponseType type, std::uint16_t address, const std::uint8_t* data,

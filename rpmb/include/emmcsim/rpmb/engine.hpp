@@ -72,6 +72,10 @@ class Engine {
   EngineWork authenticated_write(const Frame* frames, std::size_t count, bool reliable_write);
   EngineWork device_config_write(const Frame* frames, std::size_t count, bool reliable_write);
   EngineWork reject_unknown_request(const Frame& frame);
+  // The checks every authenticated write-type request passes, in JEDEC's order; the address
+  // and form rules differ per request and come in as their verdicts.
+  std::uint16_t check_authenticated_write(const Frame* frames, std::size_t count, bool address_valid,
+                                          bool form_valid, EngineWork& work);
   // Commits an accepted request (its next state, data and result register) durably.
   EngineWork commit_write(ResponseType type, std::uint16_t address, const std::uint8_t* data,
                           std::uint16_t count, PartitionState next);
