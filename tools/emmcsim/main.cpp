@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "image_command.hpp"
 #include "rpmb_command.hpp"
 
 namespace {
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "emmcsim 0.1.0");
   emmcsim::tools::Command selected;
+  emmcsim::tools::add_image_command(app, selected);
   emmcsim::tools::add_rpmb_command(app, selected);
   try {
     app.parse(argc, argv);
