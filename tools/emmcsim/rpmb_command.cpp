@@ -17,7 +17,9 @@
 
 #include <fmt/format.h>
 
-#include "emmcsim/rpmb/engine.hpp"
+#include "emmcsim/mmc/card.hpp"
+#include "emmcsim/mmc/host_sequences.hpp"
+#include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/file_store.hpp"
 #include "emmcsim/rpmb/host.hpp"
 
@@ -30,7 +32,8 @@ struct Options {
   std::string image_dir;
   std::string rpmb_size;  // empty: 4 MiB for a new image, the image's own size otherwise
   std::string durability = "sync";
-  bool en_rpmb_rel_wr = true;
+  bool no_en_rpmb_rel_wr = false;  // refuse 32-frame writes whatever the image says
+  bool trace = false;              // print every eMMC command on stderr
   // command arguments
   std::string key_file, data_file, out_file;
   std::string address, count;
@@ -111,27 +114,29 @@ Nonce random_nonce() {
   return nonce;
 }
 
-// The image directory's RPMB store, created with the requested size when absent.
-std::unique_ptr<FileStore> open_image(const Options& o) {
+// The image directory, created with the default device configuration (and the requested RPMB
+// size) when it does not exist yet.
+std::unique_ptr<mmc::Image> open_image(const Options& o) {
   namespace fs = std::filesystem;
   const Durability durability =
       o.durability == "os" ? Durability::os_managed : Durability::sync_every_commit;
-  const fs::path path = fs::path(o.image_dir) / FileStore::kFileName;
   std::error_code ec;
-  if (fs::exists(path, ec)) {
-    auto store = FileStore::open_at(path.string(), durability);
-    if (!o.rpmb_size.empty() && parse_rpmb_size(o.rpmb_size) != store->size_mult()) {
-      throw UsageError(fmt::format("{} already holds a {} KiB partition; --rpmb-size {} disagrees",
-                                   path.string(), store->size_mult() * 128, o.rpmb_size));
+  if (fs::exists(fs::path(o.image_dir) / mmc::Image::kConfigFile, ec)) {
+    auto image = mmc::Image::open(o.image_dir, durability);
+    if (!o.rpmb_size.empty() && parse_rpmb_size(o.rpmb_size) * kSizeMultUnit != image->config().rpmb_size) {
+      throw UsageError(fmt::format("{} already holds a {} KiB RPMB partition; --rpmb-size {} disagrees",
+                                   o.image_dir, image->config().rpmb_size / 1024, o.rpmb_size));
     }
-    return store;
+    return image;
   }
-  const std::uint32_t size_mult = o.rpmb_size.empty() ? 32 : parse_rpmb_size(o.rpmb_size);
-  fs::create_directories(o.image_dir, ec);
-  if (ec) throw UsageError(fmt::format("cannot create image directory '{}': {}", o.image_dir, ec.message()));
-  auto store = FileStore::create_at(path.string(), size_mult, durability);
-  std::cerr << fmt::format("emmcsim: created {} ({} KiB RPMB partition)\n", path.string(), size_mult * 128);
-  return store;
+  mmc::DeviceConfig config = mmc::default_device_config();
+  if (!o.rpmb_size.empty()) config.rpmb_size = std::uint64_t{parse_rpmb_size(o.rpmb_size)} * kSizeMultUnit;
+  mmc::ImageCreateOptions create_options;
+  create_options.durability = durability;
+  auto image = mmc::Image::create(o.image_dir, config, create_options);
+  std::cerr << fmt::format("emmcsim: created image {} ({} KiB RPMB partition; see 'emmcsim image info')\n",
+                           o.image_dir, config.rpmb_size / 1024);
+  return image;
 }
 
 void require_success(const std::string& what, const HostResult& r) {
@@ -140,23 +145,35 @@ void require_success(const std::string& what, const HostResult& r) {
   if (!r.nonce_matches) throw RpmbFailure(fmt::format("{}: the response does not echo our nonce", what));
 }
 
+// An image, its card brought up to tran, and the host reaching the RPMB partition over the
+// card's bus exactly as Linux does for an ioctl on mmcblkNrpmb.
 struct Session {
-  std::unique_ptr<FileStore> store;
-  Engine engine;
-  EngineChannel channel;
-  Host host;
-  Session(const Options& o, std::optional<Key> key)
-      : store(open_image(o)), engine(*store, EngineConfig{o.en_rpmb_rel_wr}), channel(engine),
-        host(channel, std::move(key)) {}
+  std::unique_ptr<mmc::Image> image;
+  mmc::DeviceConfig config;
+  std::unique_ptr<mmc::Card> card;
+  std::unique_ptr<mmc::RpmbBusChannel> channel;
+  std::unique_ptr<Host> host;
+
+  Session(const Options& o, std::optional<Key> key) : image(open_image(o)), config(image->config()) {
+    if (o.no_en_rpmb_rel_wr) config.en_rpmb_rel_wr = false;
+    card = std::make_unique<mmc::Card>(config, image->backend());
+    mmc::identify_and_select(*card);
+    channel = std::make_unique<mmc::RpmbBusChannel>(*card);
+    if (o.trace) channel->set_trace([](const std::string& line) { std::cerr << "  " << line << "\n"; });
+    host = std::make_unique<Host>(*channel, std::move(key));
+  }
 };
 
 int run_info(Options& o) {
-  auto store = open_image(o);
-  const PartitionState& s = store->state();
+  auto image = open_image(o);
+  const FileStore& store = image->rpmb_store();
+  const PartitionState& s = store.state();
   const ResultRegister& r = s.result_register;
-  fmt::print("image            {}\n", store->path());
+  fmt::print("image            {}\n", store.path());
   fmt::print("size             {} KiB (RPMB_SIZE_MULT {}, {} half-sectors of 256 bytes)\n",
-             store->size_mult() * 128, store->size_mult(), store->half_sectors());
+             store.size_mult() * 128, store.size_mult(), store.half_sectors());
+  fmt::print("8 KiB writes     {}\n", image->config().en_rpmb_rel_wr && !o.no_en_rpmb_rel_wr
+                                          ? "allowed (EN_RPMB_REL_WR)" : "refused (EN_RPMB_REL_WR clear)");
   fmt::print("key              {}\n", s.key_programmed ? "programmed" : "not programmed");
   fmt::print("write counter    {}{}\n", s.write_counter, s.counter_expired() ? " (expired)" : "");
   if (r.type == ResponseType::none) {
@@ -169,14 +186,14 @@ int run_info(Options& o) {
   fmt::print("secure WP        SECURE_WP_MODE_ENABLE 0x{:02x}, SECURE_WP_MODE_CONFIG 0x{:02x}\n",
              s.device_configuration.secure_wp_mode_enable, s.device_configuration.secure_wp_mode_config);
   fmt::print("durability       {}\n",
-             store->durability() == Durability::sync_every_commit ? "sync every commit" : "left to the OS");
+             store.durability() == Durability::sync_every_commit ? "sync every commit" : "left to the OS");
   return 0;
 }
 
 int run_program_key(Options& o) {
   const Key key = read_key(o, o.key_file);
   Session s(o, std::nullopt);
-  require_success("key programming", s.host.program_key(key));
+  require_success("key programming", s.host->program_key(key));
   fmt::print("key programmed\n");
   return 0;
 }
@@ -184,7 +201,7 @@ int run_program_key(Options& o) {
 int run_read_counter(Options& o) {
   const std::optional<Key> key = optional_key(o);
   Session s(o, key);
-  const HostResult r = s.host.read_counter(random_nonce());
+  const HostResult r = s.host->read_counter(random_nonce());
   require_success("read counter", r);
   fmt::print("counter value: 0x{:08x} ({}){}\n", r.write_counter, r.write_counter,
              r.mac_valid ? " (MAC verified)" : "");
@@ -200,13 +217,15 @@ int run_write(Options& o) {
         "the data file holds {} bytes; an authenticated write takes 256, 512 or 8192 bytes (1, 2 or 32 "
         "half-sectors)", data.size()));
   }
-  if (frames == 32 && !o.en_rpmb_rel_wr) {
-    throw UsageError("32-frame writes need EN_RPMB_REL_WR (drop --no-en-rpmb-rel-wr)");
-  }
   Session s(o, read_key(o, o.key_file));
+  if (frames == 32 && !s.config.en_rpmb_rel_wr) {
+    throw UsageError(o.no_en_rpmb_rel_wr ? "32-frame writes need EN_RPMB_REL_WR (drop --no-en-rpmb-rel-wr)"
+                                         : "32-frame writes need EN_RPMB_REL_WR, which this image's device.json "
+                                           "does not set (en_rpmb_rel_wr)");
+  }
   const HostResult r = o.write_counter
-                           ? s.host.write_with_counter(address, data.data(), frames, *o.write_counter)
-                           : s.host.write(address, data.data(), frames);
+                           ? s.host->write_with_counter(address, data.data(), frames, *o.write_counter)
+                           : s.host->write(address, data.data(), frames);
   require_success(fmt::format("write of {} half-sector(s) at {}", frames, address), r);
   fmt::print("wrote {} half-sector(s) at address {}; counter now {}\n", frames, address, r.write_counter);
   return 0;
@@ -219,7 +238,7 @@ int run_read(Options& o) {
   const std::optional<Key> key = optional_key(o);
   Session s(o, key);
   const Nonce nonce = random_nonce();
-  const HostResult r = s.host.read(address, count, nonce);
+  const HostResult r = s.host->read(address, count, nonce);
   require_success(fmt::format("read of {} half-sector(s) at {}", count, address), r);
   if (o.out_file == "-") {
     std::cout.write(reinterpret_cast<const char*>(r.data.data()), static_cast<std::streamsize>(r.data.size()));
@@ -237,7 +256,7 @@ int run_read(Options& o) {
 int run_config_read(Options& o) {
   const std::optional<Key> key = optional_key(o);
   Session s(o, key);
-  const HostResult r = s.host.config_read(random_nonce());
+  const HostResult r = s.host->config_read(random_nonce());
   require_success("device configuration read", r);
   fmt::print("SECURE_WP_MODE_ENABLE 0x{:02x}\nSECURE_WP_MODE_CONFIG 0x{:02x}\n",
              r.data[kConfigDataSecureWpModeEnable], r.data[kConfigDataSecureWpModeConfig]);
@@ -251,7 +270,7 @@ int run_config_write(Options& o) {
   else throw UsageError(fmt::format("REGISTER '{}' must be 'enable' or 'config'", o.config_register));
   const std::uint8_t value = static_cast<std::uint8_t>(parse_number("VALUE", o.config_value, 1));
   Session s(o, read_key(o, o.key_file));
-  require_success("device configuration write", s.host.config_write(config_address, value));
+  require_success("device configuration write", s.host->config_write(config_address, value));
   fmt::print("{} set to {}\n", config_address == 1 ? "SECURE_WP_MODE_ENABLE" : "SECURE_WP_MODE_CONFIG", value);
   return 0;
 }
@@ -262,15 +281,18 @@ void add_rpmb_command(CLI::App& app, Command& selected) {
   auto options = std::make_shared<Options>();
   CLI::App* rpmb = app.add_subcommand("rpmb", "Use the RPMB partition of an image directory");
   rpmb->require_subcommand(1);
-  rpmb->add_option("--image", options->image_dir, "Image directory (DIR/rpmb.img); created when absent")
+  rpmb->add_option("--image", options->image_dir,
+                   "Image directory (see 'emmcsim image'); created with the default device when absent")
       ->required();
   rpmb->add_option("--rpmb-size", options->rpmb_size,
                    "Partition size of a new image: a multiple of 128K up to 16M (default 4M)");
   rpmb->add_option("--durability", options->durability,
                    "sync: fdatasync every commit (default); os: leave write-back to the OS")
       ->check(CLI::IsMember({"sync", "os"}));
-  rpmb->add_flag("!--no-en-rpmb-rel-wr", options->en_rpmb_rel_wr,
-                 "Refuse 32-frame writes (EXT_CSD WR_REL_PARAM bit 4 clear)");
+  rpmb->add_flag("--no-en-rpmb-rel-wr", options->no_en_rpmb_rel_wr,
+                 "Refuse 32-frame writes (EXT_CSD WR_REL_PARAM bit 4 clear) whatever device.json says");
+  rpmb->add_flag("--trace", options->trace,
+                 "Print every eMMC command the host sends, the card's response and the work it caused");
 
   auto* info = rpmb->add_subcommand("info", "Show size, key state, counter, last result, secure WP");
   info->callback([options, &selected] { selected = [options] { return run_info(*options); }; });
