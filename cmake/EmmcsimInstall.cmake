@@ -1,0 +1,21 @@
+# install() rules and the exported CMake package: a virtual platform does
+#   find_package(emmcsim REQUIRED)  →  target_link_libraries(vp PRIVATE emmcsim::mmc)
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(EMMCSIM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/emmcsim)
+
+install(TARGETS emmcsim_rpmb emmcsim_mmc EXPORT emmcsimTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY rpmb/include/ mmc/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS emmcsim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(EXPORT emmcsimTargets NAMESPACE emmcsim:: DESTINATION ${EMMCSIM_CMAKE_DIR})
+
+configure_package_config_file(cmake/emmcsimConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/emmcsimConfig.cmake INSTALL_DESTINATION ${EMMCSIM_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/emmcsimConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/emmcsimConfig.cmake ${PROJECT_BINARY_DIR}/emmcsimConfigVersion.cmake
+  DESTINATION ${EMMCSIM_CMAKE_DIR})

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# cmake --install into a scratch prefix, then build and run a consumer that uses
+# find_package(emmcsim) as a virtual platform would.
+#   install_test.sh BUILD_DIR
+set -euo pipefail
+build_dir=$1
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cmake --install "$build_dir" --prefix "$work/prefix" > "$work/install.log"
+for f in include/emmcsim/mmc/card.hpp include/emmcsim/rpmb/engine.hpp bin/emmcsim \
+         lib/cmake/emmcsim/emmcsimConfig.cmake; do
+  [ -e "$work/prefix/$f" ] || { echo "FAIL: $f was not installed"; exit 1; }
+done
+generator=()
+command -v ninja > /dev/null && generator=(-G Ninja)
+cmake -S "$here/install_consumer" -B "$work/consumer" "${generator[@]}" \
+  -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release > "$work/configure.log" \
+  || { cat "$work/configure.log"; echo "FAIL: find_package(emmcsim) failed"; exit 1; }
+cmake --build "$work/consumer" > "$work/build.log" 2>&1 || { cat "$work/build.log"; echo "FAIL: consumer build"; exit 1; }
+out=$("$work/consumer/consumer")
+expected="state=tran ext_csd_rev=8 rpmb_size_mult=32"
+[ "$out" = "$expected" ] || { echo "FAIL: consumer printed '$out', expected '$expected'"; exit 1; }
+echo "ok: installed package found, linked and run ($out)"
