@@ -56,15 +56,6 @@ constexpr SizeUnit kBinaryUnits[] = {{kTiB, "TiB"}, {kGiB, "GiB"}, {kMiB, "MiB"}
   throw ConfigError(fmt::format("device config: {}: {}", field, problem));
 }
 
-// "128 KiB", "16 MiB": the limits in error messages, in the unit they are documented in.
-std::string describe_size(std::uint64_t bytes) {
-  if (bytes != 0) {
-    for (const SizeUnit& unit : kBinaryUnits) {
-      if (bytes % unit.bytes == 0) return fmt::format("{} {}", bytes / unit.bytes, unit.suffix);
-    }
-  }
-  return fmt::format("{} bytes", bytes);
-}
 
 // ---------------------------------------------------------------------------------------------
 // validate()
@@ -544,6 +535,15 @@ std::string to_json(const DeviceConfig& config) {
   document["ocr_busy_polls"] = config.ocr_busy_polls;
   // replace: an unvalidated product name with invalid UTF-8 must not make dump() throw.
   return document.dump(2, ' ', false, OrderedJson::error_handler_t::replace) + "\n";
+}
+
+std::string describe_size(std::uint64_t bytes) {
+  if (bytes != 0) {
+    for (const SizeUnit& unit : kBinaryUnits) {
+      if (bytes % unit.bytes == 0) return fmt::format("{} {}", bytes / unit.bytes, unit.suffix);
+    }
+  }
+  return fmt::format("{} bytes", bytes);
 }
 
 }  // namespace emmcsim::mmc

@@ -49,16 +49,6 @@ std::string join(const std::string& dir, const std::string& name) {
   return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
-// "4 MiB" when the size is a whole number of a binary unit, else "N bytes".
-std::string human_size(std::uint64_t bytes) {
-  static const char* const kUnits[] = {"TiB", "GiB", "MiB", "KiB"};
-  for (int i = 0; i < 4; ++i) {
-    const std::uint64_t unit = 1ULL << (10 * (4 - i));
-    if (bytes != 0 && bytes % unit == 0) return fmt::format("{} {}", bytes / unit, kUnits[i]);
-  }
-  return fmt::format("{} bytes", bytes);
-}
-
 [[noreturn]] void image_error(const std::string& dir, const std::string& problem) {
   throw ImageError("image " + dir + ": " + problem);
 }
@@ -148,7 +138,7 @@ void check_data_file(const std::string& dir, const std::string& name, std::uint6
   if (!S_ISREG(st.st_mode)) image_error(dir, fmt::format("{} is not a regular file", name));
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size != expected) {
-    image_error(dir, fmt::format("{} is {} bytes but device.json says {}", name, size, human_size(expected)));
+    image_error(dir, fmt::format("{} is {} bytes but device.json says {}", name, size, describe_size(expected)));
   }
 }
 
@@ -297,11 +287,11 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
   }
 
   // Every file is checked before any is opened, so the first message names the first problem.
-  check_data_file(dir, kUserFile, config.user_capacity, human_size(config.user_capacity) + " of user area");
+  check_data_file(dir, kUserFile, config.user_capacity, describe_size(config.user_capacity) + " of user area");
   for (const char* boot_file : kBootFiles) {
     if (config.boot_partition_size > 0) {
       check_data_file(dir, boot_file, config.boot_partition_size,
-                      human_size(config.boot_partition_size) + " boot partitions");
+                      describe_size(config.boot_partition_size) + " boot partitions");
     } else {
       refuse_extra_file(dir, boot_file, "configures no boot partitions (boot_partition_size 0)");
     }
@@ -311,7 +301,7 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
     if (i < gp_count) {
       check_data_file(dir, general_purpose_file(i), config.general_purpose_partitions[i],
                       fmt::format("general-purpose partition {} of {}", i + 1,
-                                  human_size(config.general_purpose_partitions[i])));
+                                  describe_size(config.general_purpose_partitions[i])));
     } else {
       refuse_extra_file(
           dir, general_purpose_file(i),
@@ -323,7 +313,7 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
   struct stat rpmb_stat {};
   if (::lstat(rpmb_path.c_str(), &rpmb_stat) != 0) {
     image_error(dir, fmt::format("{} is missing (device.json configures a {} RPMB partition)",
-                                 rpmb::FileStore::kFileName, human_size(config.rpmb_size)));
+                                 rpmb::FileStore::kFileName, describe_size(config.rpmb_size)));
   }
 
   std::unique_ptr<Image> image(new Image());
@@ -332,14 +322,14 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
     image_error(
         dir,
         fmt::format("{} holds a {} RPMB partition but device.json says {}", rpmb::FileStore::kFileName,
-                    human_size(image->rpmb_->size_mult() * kRpmbSizeUnit), human_size(config.rpmb_size)));
+                    describe_size(image->rpmb_->size_mult() * kRpmbSizeUnit), describe_size(config.rpmb_size)));
   }
   // The files were checked above; a size that changed since then is caught here.
   const auto open_data_file = [&dir](const std::string& name, std::uint64_t expected) {
     auto storage = FileBlockStorage::open(join(dir, name));
     if (storage->sectors() * kSectorSize != expected) {
       image_error(dir, fmt::format("{} is {} bytes but device.json says {}", name,
-                                   storage->sectors() * kSectorSize, human_size(expected)));
+                                   storage->sectors() * kSectorSize, describe_size(expected)));
     }
     return storage;
   };

@@ -41,7 +41,7 @@ check "info lists the boot partitions" 0 "boot2 +4 MiB +boot1.img" -- "$emmcsim"
 check "info shows the CID" 0 "PNM \"EMSIM1\"" -- "$emmcsim" image info card
 check "info shows the bus modes" 0 "bus modes +HS26 HS52 DDR52 HS200 HS400" -- "$emmcsim" image info card
 check "info shows REL_WR_SEC_C" 0 "REL_WR_SEC_C +1 " -- "$emmcsim" image info card
-check "info shows EN_RPMB_REL_WR" 0 "EN_RPMB_REL_WR +no" -- "$emmcsim" image info card
+check "info shows EN_RPMB_REL_WR" 0 "EN_RPMB_REL_WR +yes" -- "$emmcsim" image info card
 check "info shows the cache" 0 "cache +1 MiB" -- "$emmcsim" image info card
 check "info shows the erase group" 0 "erase group +512 KiB" -- "$emmcsim" image info card
 check "info shows the RPMB key state" 0 "RPMB key +not programmed" -- "$emmcsim" image info card
@@ -66,7 +66,7 @@ cat > custom.json <<'EOF'
   "rpmb_size": "128KiB",
   "general_purpose_partitions": ["2MiB", "1MiB"],
   "reliable_write_sectors": 8,
-  "en_rpmb_rel_wr": true,
+  "en_rpmb_rel_wr": false,
   "cid": {"product_name": "CUSTOM"}
 }
 EOF
@@ -75,7 +75,7 @@ check "create with a configuration file" 0 "gp2 +1 MiB +gp2.img" -- "$emmcsim" i
 [ "$(stat -c %s custom/boot0.img)" = 524288 ] || fail "boot0.img is not 512 KiB"
 check "custom info: byte addressing" 0 "capacity +1 GiB .*byte .*addressing" -- "$emmcsim" image info custom
 check "custom info: REL_WR_SEC_C" 0 "REL_WR_SEC_C +8 " -- "$emmcsim" image info custom
-check "custom info: EN_RPMB_REL_WR" 0 "EN_RPMB_REL_WR +yes" -- "$emmcsim" image info custom
+check "custom info: EN_RPMB_REL_WR" 0 "EN_RPMB_REL_WR +no" -- "$emmcsim" image info custom
 check "custom info: product name" 0 "PNM \"CUSTOM\"" -- "$emmcsim" image info custom
 
 echo '{"boot_partition_size": "100000"}' > bad_value.json

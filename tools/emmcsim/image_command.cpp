@@ -34,16 +34,6 @@ struct Options {
   bool json = false;
 };
 
-// "4 MiB" when exact in a binary unit, else "N bytes".
-std::string format_size(std::uint64_t bytes) {
-  static const char* const kUnits[] = {"TiB", "GiB", "MiB", "KiB"};
-  for (int i = 0; i < 4; ++i) {
-    const std::uint64_t unit = 1ULL << (10 * (4 - i));
-    if (bytes != 0 && bytes % unit == 0) return fmt::format("{} {}", bytes / unit, kUnits[i]);
-  }
-  return fmt::format("{} bytes", bytes);
-}
-
 const char* yes_no(bool value) { return value ? "yes" : "no"; }
 
 std::string file_for(Partition p) {
@@ -143,7 +133,7 @@ int run_create(const Options& o) {
   const DeviceConfig& made = image->config();
   fmt::print("created image {}\n", image->directory());
   for (const auto& [partition, size] : partitions_of(made)) {
-    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), format_size(size), file_for(partition));
+    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), describe_size(size), file_for(partition));
   }
   if (!o.user_image.empty()) fmt::print("  user.img links to {}\n", user_link_target(image->directory()));
   return 0;
@@ -160,13 +150,13 @@ void print_info_text(Image& image, const NonvolatileState& state) {
   const rpmb::PartitionState& rpmb_state = image.rpmb_store().state();
   const CidConfig& cid = c.cid;
   field("image", "{}", image.directory());
-  field("capacity", "{} ({} bytes, {} sectors), {} addressing", format_size(c.user_capacity), c.user_capacity,
+  field("capacity", "{} ({} bytes, {} sectors), {} addressing", describe_size(c.user_capacity), c.user_capacity,
         c.user_capacity / kSectorSize,
         c.sector_addressing() ? "sector (above 2 GiB)" : "byte (2 GiB or less)");
   fmt::print("partitions\n");
   const std::string link = user_link_target(image.directory());
   for (const auto& [partition, size] : partitions_of(c)) {
-    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), format_size(size), file_for(partition),
+    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), describe_size(size), file_for(partition),
                partition == Partition::user && !link.empty() ? " -> " + link : "");
   }
   field("CID", "MID 0x{:02X}, OID 0x{:02X}, PNM \"{}\", PRV {}.{}, PSN 0x{:08X}, MDT {:02}/{}, CBX {} ({})",
@@ -177,9 +167,9 @@ void print_info_text(Image& image, const NonvolatileState& state) {
   field("REL_WR_SEC_C", "{} sector(s) per reliable write", c.reliable_write_sectors);
   field("EN_RPMB_REL_WR", "{} (32-frame RPMB writes {})", yes_no(c.en_rpmb_rel_wr),
         c.en_rpmb_rel_wr ? "allowed" : "refused");
-  field("cache", "{}", c.cache_size == 0 ? std::string("none") : format_size(c.cache_size));
-  field("erase group", "{}", format_size(c.erase_group_size));
-  field("write-protect group", "{} ({} erase group(s))", format_size(c.write_protect_group_bytes()),
+  field("cache", "{}", c.cache_size == 0 ? std::string("none") : describe_size(c.cache_size));
+  field("erase group", "{}", describe_size(c.erase_group_size));
+  field("write-protect group", "{} ({} erase group(s))", describe_size(c.write_protect_group_bytes()),
         c.write_protect_group_size);
   field("secure erase/trim", "{}", yes_no(c.secure_erase_trim));
   field("command queue", "{}",

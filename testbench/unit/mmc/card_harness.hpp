@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "emmcsim/mmc/card.hpp"
@@ -116,24 +118,10 @@ inline CardOptions held_busy_options() {
 }
 
 // Identifier-safe state name for test names: "pre_idle", "tran" …
-inline const char* state_test_name(CardState s) {
-  switch (s) {
-    case CardState::idle: return "idle";
-    case CardState::ready: return "ready";
-    case CardState::ident: return "ident";
-    case CardState::stby: return "stby";
-    case CardState::tran: return "tran";
-    case CardState::data: return "data";
-    case CardState::rcv: return "rcv";
-    case CardState::prg: return "prg";
-    case CardState::dis: return "dis";
-    case CardState::btst: return "btst";
-    case CardState::slp: return "slp";
-    case CardState::inactive: return "inactive";
-    case CardState::pre_idle: return "pre_idle";
-    case CardState::boot: return "boot";
-  }
-  return "unknown";
+inline std::string state_test_name(CardState s) {
+  std::string name(card_state_name(s));
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
 
 // From tran, by a host sequence: tran, data (CMD17 open), rcv (CMD24 open), prg (a completed

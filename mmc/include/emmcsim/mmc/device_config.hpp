@@ -121,6 +121,9 @@ void validate(const DeviceConfig& config);
 // with a binary suffix ("8GiB", "512KiB", "4M"). The result is validated.
 DeviceConfig parse_device_config(const std::string& json_text);
 
+// "128 KiB", "8 GiB": a size in the largest binary unit that divides it exactly, else "N bytes".
+std::string describe_size(std::uint64_t bytes);
+
 // Configuration → JSON text (pretty, every field present, sizes as strings such as "8GiB"
 // when exact). parse_device_config(to_json(c)) == c.
 std::string to_json(const DeviceConfig& config);
