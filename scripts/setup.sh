@@ -9,7 +9,7 @@ EMMCSIM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EMMCSIM_PACKAGES=(
   cmake ninja-build g++ pkg-config
   libssl-dev libboost-dev libsystemc-dev
-  libcli11-dev nlohmann-json3-dev libfmt-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

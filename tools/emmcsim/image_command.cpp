@@ -51,17 +51,6 @@ std::string file_for(Partition p) {
   }
 }
 
-DeviceConfig read_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("cannot read config file '{}': {}", path, std::strerror(errno)));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  try {
-    return parse_device_config(text);
-  } catch (const ConfigError& e) {
-    // Keeps the field-naming message and adds which file it came from.
-    throw ConfigError(fmt::format("{}: {}", path, e.what()));
-  }
-}
 
 std::string bus_mode_list(const BusModes& modes) {
   std::vector<std::string> names;
@@ -266,6 +255,18 @@ void add_image_command(CLI::App& app, Command& selected) {
       "Print the embedded default device configuration as JSON, every field present: a template for "
       "`image create --config`");
   default_config->callback([&selected] { selected = [] { return run_default_config(); }; });
+}
+
+mmc::DeviceConfig read_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot read config file '{}': {}", path, std::strerror(errno)));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    return parse_device_config(text);
+  } catch (const ConfigError& e) {
+    // Keeps the field-naming message and adds which file it came from.
+    throw ConfigError(fmt::format("{}: {}", path, e.what()));
+  }
 }
 
 }  // namespace emmcsim::tools

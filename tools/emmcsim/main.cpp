@@ -5,6 +5,7 @@
 #include "command.hpp"
 #include "image_command.hpp"
 #include "rpmb_command.hpp"
+#include "serve_command.hpp"
 
 namespace {
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   emmcsim::tools::Command selected;
   emmcsim::tools::add_image_command(app, selected);
   emmcsim::tools::add_rpmb_command(app, selected);
+  emmcsim::tools::add_serve_command(app, selected);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,75 @@
+// BridgeServer: the MMC-ioctl bridge on a Unix socket (Boost.Asio). It accepts many clients,
+// reads each one's requests (docs/bridge-protocol.md), hands them to a DevicePort and writes the
+// replies back. One request at a time per connection; any number of connections.
+//
+// The socket: the parent directory is created 0700 when missing (and refused when another user
+// owns it or others may write to it), the socket is created 0600, a stale socket left by a killed
+// daemon is replaced, and a path where a daemon still listens is refused.
+//
+// Bad input: a request that does not decode is answered with an ErrorReply (the errno and what
+// was wrong) and the connection stays; a header that cannot be trusted (magic, version, type,
+// length) is answered the same way and the connection is closed. Either way one warning is
+// logged; other clients never notice.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "emmcsim/transport/device_port.hpp"
+
+namespace emmcsim::transport {
+
+// The socket could not be set up: what() names the path and the reason.
+class SocketSetupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class BridgeSession;
+
+class BridgeServer {
+ public:
+  static constexpr std::size_t kDefaultMaxClients = 64;
+
+  BridgeServer(boost::asio::io_context& io, DevicePort& device, std::shared_ptr<spdlog::logger> log,
+               std::string socket_path, std::size_t max_clients = kDefaultMaxClients);
+  ~BridgeServer();
+
+  // Creates the socket and starts accepting. Throws SocketSetupError.
+  void start();
+  // Stops accepting, closes every connection and removes the socket file. Idempotent; call it
+  // from a thread running the io_context (a signal handler's completion does).
+  void stop();
+
+  const std::string& socket_path() const { return path_; }
+  std::size_t client_count() const;
+
+ private:
+  friend class BridgeSession;
+  void accept_next();
+  void forget(const std::shared_ptr<BridgeSession>& session);
+
+  boost::asio::io_context& io_;
+  DevicePort& device_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string path_;
+  std::size_t max_clients_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  mutable std::mutex sessions_mutex_;
+  std::set<std::shared_ptr<BridgeSession>> sessions_;
+  std::uint64_t next_client_id_ = 1;
+  bool stopped_ = false;
+};
+
+// Creates `dir` (and missing parents) with mode 0700; refuses one that another user owns or that
+// others may write to. Throws SocketSetupError.
+void prepare_socket_directory(const std::string& dir);
+
+}  // namespace emmcsim::transport

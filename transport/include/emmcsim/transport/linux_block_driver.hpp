@@ -1,0 +1,90 @@
+// LinuxBlockDriver: what Linux's MMC block driver (drivers/mmc/core/block.c) does between a
+// process and the card, so that bridge requests reach the card exactly as ioctls and block I/O on
+// /dev/mmcblkN* would (spec/mmc-ioctl.md):
+//
+//  * probe: CMD0, CMD1 until ready, CMD2, CMD3 (RCA 1), CMD7, CMD8 (EXT_CSD), and CACHE_CTRL on
+//    when the card has a cache — Linux's bring-up without the bus-speed steps;
+//  * MMC_IOC_CMD / MMC_IOC_MULTI_CMD: the node's partition selected first (CMD6 PARTITION_CONFIG,
+//    keeping the boot bits), CMD23 before each counted transfer (arg = blocks | write_flag bit 31,
+//    unless the caller's previous command was its own CMD23), the command, its data, CMD13 polled
+//    until READY_FOR_DATA in tran after R1b commands and on the rpmb node, the first failing
+//    command ending the chain, and the switch back to the user area after every rpmb-node request,
+//    also on error. Responses come back for every command; read data for every read.
+//  * errno as the kernel sets it: ETIMEDOUT when the card does not answer a command (illegal in
+//    its state, no data phase opened, data stopped early or busy never ends), EILSEQ when the card
+//    refuses a written block (CRC status "error"), EIO for error bits where the kernel checks them
+//    (partition switch, block I/O), EBADMSG for SWITCH_ERROR after a partition switch, EINVAL for
+//    malformed requests (the protocol decoder catches most), ENXIO for a node the card lacks.
+//  * block reads and writes on user/boot0/boot1 as the block layer issues them: CMD17/CMD24 for one
+//    sector, CMD23 + CMD18/CMD25 otherwise, then CMD13 until tran after writes; a flush is
+//    CMD6 FLUSH_CACHE.
+//
+// After a failure the driver stops a transfer the card is still in (CMD12) so the card is in tran
+// for the next request, as the kernel's error recovery leaves it.
+//
+// Not thread-safe: one owner (the device strand) calls it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "emmcsim/mmc/registers.hpp"
+#include "emmcsim/transport/bridge_protocol.hpp"
+#include "emmcsim/transport/mmc_bus.hpp"
+
+namespace emmcsim::transport {
+
+class LinuxBlockDriver {
+ public:
+  // Probes the card over `bus` (which must outlive the driver). Throws std::runtime_error when the
+  // card does not come up.
+  explicit LinuxBlockDriver(MmcBus& bus);
+
+  bridge::Reply handle(const bridge::Request& request);
+
+  bridge::IoctlReply ioctl(const bridge::IoctlRequest& request);
+  bridge::BlockReadReply read(const bridge::BlockReadRequest& request);
+  bridge::BlockWriteReply write(const bridge::BlockWriteRequest& request);
+  bridge::FlushReply flush(const bridge::FlushRequest& request);
+  bridge::DescribeReply describe() const { return description_; }
+
+  // What the kernel does at shutdown: back to the user area, cache flushed. Returns 0 or an errno.
+  int shutdown();
+
+  // Observers for tests.
+  std::uint8_t partition_config() const { return part_config_; }
+  const mmc::ExtCsd& ext_csd() const { return ext_csd_; }
+
+  static constexpr std::uint16_t kRca = 1;  // Linux gives the eMMC RCA 1
+
+ private:
+  struct CommandResult {
+    mmc::CommandOutcome outcome;
+    int error = 0;  // cmd.error: ETIMEDOUT when no response came
+  };
+
+  CommandResult command(std::uint8_t index, std::uint32_t arg, bool response_expected = true);
+  int switch_partition(std::uint8_t access);    // mmc_blk_part_switch
+  int poll_until_ready(bool switch_command);    // mmc_poll_for_busy with CMD13
+  void recover();                               // CMD12 when the card is left in data or rcv
+  int run_ioctl_command(bridge::Node node, const bridge::IoctlCommand& c, bool caller_sent_cmd23,
+                        bridge::IoctlCommandResult& result);
+  int check_node_range(bridge::Node node, std::uint64_t offset, std::size_t length) const;
+  int transfer_sectors(bool write, std::uint64_t sector, std::uint8_t* buffer, std::uint32_t sectors);
+  void track_switch(std::uint32_t arg);
+  bridge::ReplyStatus status(int error) const;
+
+  MmcBus& bus_;
+  bool block_addressing_ = true;
+  mmc::ExtCsd ext_csd_{};
+  std::uint8_t part_config_ = 0;  // the PARTITION_CONFIG the kernel believes the card has
+  bool cache_enabled_ = false;
+  bridge::DescribeReply description_;
+  std::uint64_t request_start_ps_ = 0;
+};
+
+// Access value of PARTITION_CONFIG for a node: user 0, boot0 1, boot1 2, rpmb 3.
+std::uint8_t partition_access_of(bridge::Node node);
+
+}  // namespace emmcsim::transport

@@ -1,0 +1,279 @@
+// BridgeServer and its sessions (see bridge_server.hpp).
+#include "emmcsim/transport/bridge_server.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace emmcsim::transport {
+
+namespace asio = boost::asio;
+using stream_protocol = asio::local::stream_protocol;
+
+class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
+ public:
+  BridgeSession(BridgeServer& server, stream_protocol::socket socket, std::uint64_t id)
+      : server_(server), socket_(std::move(socket)), strand_(asio::make_strand(server.io_)), id_(id) {}
+
+  void start() {
+    asio::post(strand_, [self = shared_from_this()] { self->read_header(); });
+  }
+  void close() {
+    asio::post(strand_, [self = shared_from_this()] {
+      boost::system::error_code ignored;
+      self->socket_.shutdown(stream_protocol::socket::shutdown_both, ignored);
+      self->socket_.close(ignored);
+    });
+  }
+
+ private:
+  void read_header() {
+    asio::async_read(socket_, asio::buffer(header_),
+                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                       if (ec) return self->finish(ec);
+                       self->on_header();
+                     }));
+  }
+
+  void on_header() {
+    try {
+      header_decoded_ = bridge::decode_header(header_.data(), header_.size());
+    } catch (const bridge::ProtocolError& e) {
+      return reject(0, e);
+    }
+    payload_.resize(header_decoded_.payload_length);
+    asio::async_read(socket_, asio::buffer(payload_),
+                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t received) {
+                       if (ec) {
+                         if (ec == asio::error::eof)
+                           self->server_.log_->warn("client {}: message truncated: {} of {} payload bytes before the connection closed",
+                                                    self->id_, received, self->header_decoded_.payload_length);
+                         return self->finish(ec);
+                       }
+                       self->on_payload();
+                     }));
+  }
+
+  void on_payload() {
+    bridge::Request request;
+    try {
+      request = bridge::decode_request(header_decoded_, payload_.data(), payload_.size());
+    } catch (const bridge::ProtocolError& e) {
+      return reject(header_decoded_.request_id, e);
+    }
+    payload_.clear();
+    payload_.shrink_to_fit();
+    server_.log_->debug("client {}: request {} ({})", id_, header_decoded_.request_id,
+                        describe_request(request));
+    const std::uint32_t request_id = header_decoded_.request_id;
+    server_.device_.submit(std::move(request), [self = shared_from_this(), request_id](bridge::Reply reply) {
+      asio::post(self->strand_, [self, request_id, reply = std::move(reply)]() mutable {
+        self->send(request_id, std::move(reply), false);
+      });
+    });
+  }
+
+  // Answers a message that did not decode, then reads on or (fatal) closes.
+  void reject(std::uint32_t request_id, const bridge::ProtocolError& e) {
+    server_.log_->warn("client {}: {}{}", id_, e.what(), e.fatal() ? "; closing the connection" : "");
+    send(request_id, bridge::ErrorReply{bridge::ReplyStatus{e.error(), 0, 0}, e.what()}, e.fatal());
+  }
+
+  void send(std::uint32_t request_id, bridge::Reply reply, bool close_after) {
+    try {
+      out_ = bridge::encode_reply(request_id, reply);
+    } catch (const bridge::ProtocolError& e) {
+      out_ = bridge::encode_reply(request_id, bridge::ErrorReply{bridge::ReplyStatus{e.error(), 0, 0}, e.what()});
+    }
+    asio::async_write(socket_, asio::buffer(out_),
+                      asio::bind_executor(strand_, [self = shared_from_this(), close_after](boost::system::error_code ec,
+                                                                                              std::size_t) {
+                        self->out_.clear();
+                        if (ec || close_after) return self->finish(ec);
+                        self->read_header();
+                      }));
+  }
+
+  void finish(boost::system::error_code ec) {
+    if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted && ec != asio::error::connection_reset &&
+        ec != asio::error::broken_pipe)
+      server_.log_->info("client {}: {}", id_, ec.message());
+    server_.log_->debug("client {}: disconnected", id_);
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    server_.forget(shared_from_this());
+  }
+
+  static std::string describe_request(const bridge::Request& request) {
+    struct Visitor {
+      std::string operator()(const bridge::IoctlRequest& q) const {
+        std::string s = std::string(q.multi ? "MMC_IOC_MULTI_CMD" : "MMC_IOC_CMD") + " on " + bridge::node_name(q.node) + ":";
+        for (const auto& c : q.commands) s += " CMD" + std::to_string(c.opcode);
+        return s;
+      }
+      std::string operator()(const bridge::BlockReadRequest& q) const {
+        return "read " + std::to_string(q.length) + " bytes at " + std::to_string(q.offset) + " of " + bridge::node_name(q.node);
+      }
+      std::string operator()(const bridge::BlockWriteRequest& q) const {
+        return "write " + std::to_string(q.data.size()) + " bytes at " + std::to_string(q.offset) + " of " +
+               bridge::node_name(q.node);
+      }
+      std::string operator()(const bridge::FlushRequest& q) const { return std::string("flush ") + bridge::node_name(q.node); }
+      std::string operator()(const bridge::DescribeRequest&) const { return "describe"; }
+    };
+    return std::visit(Visitor{}, request);
+  }
+
+  BridgeServer& server_;
+  stream_protocol::socket socket_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  std::uint64_t id_;
+  std::array<std::uint8_t, bridge::kHeaderSize> header_{};
+  bridge::MessageHeader header_decoded_;
+  std::vector<std::uint8_t> payload_;
+  std::vector<std::uint8_t> out_;
+};
+
+void prepare_socket_directory(const std::string& dir) {
+  if (dir.empty()) return;
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) throw SocketSetupError("cannot use " + dir + ": " + std::strerror(errno));
+    const std::size_t slash = dir.find_last_of('/');
+    if (slash != std::string::npos && slash > 0) {
+      const std::string parent = dir.substr(0, slash);
+      struct stat pst {};
+      if (::stat(parent.c_str(), &pst) != 0) prepare_socket_directory(parent);
+    }
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      throw SocketSetupError("cannot create " + dir + ": " + std::strerror(errno));
+    if (::lstat(dir.c_str(), &st) != 0) throw SocketSetupError("cannot use " + dir + ": " + std::strerror(errno));
+    if (::chmod(dir.c_str(), 0700) != 0) throw SocketSetupError("cannot chmod " + dir + ": " + std::strerror(errno));
+    return;
+  }
+  if (!S_ISDIR(st.st_mode)) throw SocketSetupError(dir + " is not a directory");
+}
+
+namespace {
+
+// A directory the daemon created (or the user's own runtime dir) must not be someone else's.
+void check_socket_directory(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) throw SocketSetupError("cannot use " + dir + ": " + std::strerror(errno));
+  if (st.st_uid != ::getuid())
+    throw SocketSetupError("refusing " + dir + ": it belongs to uid " + std::to_string(st.st_uid) + ", not to you");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
+    throw SocketSetupError("refusing " + dir + ": other users may write to it (chmod 0700 it)");
+}
+
+bool someone_listens(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  return connected;
+}
+
+}  // namespace
+
+BridgeServer::BridgeServer(asio::io_context& io, DevicePort& device, std::shared_ptr<spdlog::logger> log,
+                           std::string socket_path, std::size_t max_clients)
+    : io_(io), device_(device), log_(std::move(log)), path_(std::move(socket_path)), max_clients_(max_clients),
+      acceptor_(io) {}
+
+BridgeServer::~BridgeServer() { stop(); }
+
+void BridgeServer::start() {
+  if (path_.empty() || path_.size() >= sizeof(sockaddr_un::sun_path))
+    throw SocketSetupError("socket path '" + path_ + "' is empty or longer than 107 bytes");
+  const std::size_t slash = path_.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  prepare_socket_directory(dir);
+  if (dir != "/" && dir != ".") check_socket_directory(dir);
+
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw SocketSetupError("refusing " + path_ + ": it exists and is not a socket");
+    if (someone_listens(path_)) throw SocketSetupError(path_ + " is in use: another daemon listens there");
+    ::unlink(path_.c_str());  // stale, from a daemon that was killed
+  }
+  // The socket is created 0600: nobody else may drive the card.
+  const mode_t old_mask = ::umask(0177);
+  boost::system::error_code ec;
+  acceptor_.open(stream_protocol(), ec);
+  if (!ec) acceptor_.bind(stream_protocol::endpoint(path_), ec);
+  ::umask(old_mask);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw SocketSetupError("cannot listen on " + path_ + ": " + ec.message());
+  if (::chmod(path_.c_str(), 0600) != 0) throw SocketSetupError("cannot chmod " + path_ + ": " + std::strerror(errno));
+  accept_next();
+}
+
+void BridgeServer::accept_next() {
+  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) log_->error("accept on {}: {}", path_, ec.message());
+      if (!acceptor_.is_open()) return;
+      return accept_next();
+    }
+    std::shared_ptr<BridgeSession> session;
+    {
+      std::lock_guard<std::mutex> lock(sessions_mutex_);
+      if (stopped_) return;
+      if (sessions_.size() >= max_clients_) {
+        log_->warn("refusing a client: {} are connected already", max_clients_);
+      } else {
+        session = std::make_shared<BridgeSession>(*this, std::move(socket), next_client_id_++);
+        sessions_.insert(session);
+      }
+    }
+    if (session) {
+      log_->debug("client connected ({} now)", client_count());
+      session->start();
+    }
+    accept_next();
+  });
+}
+
+void BridgeServer::forget(const std::shared_ptr<BridgeSession>& session) {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  sessions_.erase(session);
+}
+
+std::size_t BridgeServer::client_count() const {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  return sessions_.size();
+}
+
+void BridgeServer::stop() {
+  std::set<std::shared_ptr<BridgeSession>> sessions;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    sessions.swap(sessions_);
+  }
+  boost::system::error_code ignored;
+  if (acceptor_.is_open()) {
+    acceptor_.close(ignored);
+    ::unlink(path_.c_str());
+  }
+  for (const auto& session : sessions) session->close();
+}
+
+}  // namespace emmcsim::transport

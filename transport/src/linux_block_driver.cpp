@@ -1,0 +1,356 @@
+// LinuxBlockDriver (see linux_block_driver.hpp): the kernel's side of the MMC ioctls and of block
+// I/O, over an MmcBus.
+#include "emmcsim/transport/linux_block_driver.hpp"
+
+#include <cerrno>
+#include <stdexcept>
+
+#include "emmcsim/mmc/card_status.hpp"
+
+namespace emmcsim::transport {
+namespace {
+
+namespace status = mmc::status;
+using bridge::Node;
+
+// MMC_RSP_* flags of struct mmc_ioc_cmd (include/linux/mmc/core.h).
+constexpr std::uint32_t kRspPresent = 1u << 0;
+constexpr std::uint32_t kRspBusy = 1u << 3;
+constexpr std::uint32_t kRspR1b = 0x1D;  // PRESENT | CRC | OPCODE | BUSY
+
+constexpr std::uint32_t kHostOcr = mmc::ocr::kSectorMode | mmc::ocr::kVoltage270_360 | mmc::ocr::kVoltage170_195;
+constexpr int kMaxOpCondPolls = 10000;
+constexpr int kMaxStatusPolls = 64;  // untimed: the card is ready at the first poll
+constexpr std::uint32_t kReliableWrite = 1u << 31;
+
+constexpr std::uint8_t kCmdSwitch = 6;
+constexpr std::uint8_t kCmdStop = 12;
+constexpr std::uint8_t kCmdSendStatus = 13;
+constexpr std::uint8_t kCmdSetBlockCount = 23;
+
+constexpr std::uint32_t switch_arg(std::size_t index, std::uint8_t value) {
+  return (3u << 24) | (static_cast<std::uint32_t>(index) << 16) | (std::uint32_t{value} << 8);
+}
+
+bool in_tran_and_ready(std::uint32_t r1) {
+  return status::current_state(r1) == static_cast<std::uint32_t>(mmc::CardState::tran) &&
+         (r1 & status::kReadyForData) != 0;
+}
+
+std::size_t node_index(Node node) { return static_cast<std::size_t>(node); }
+
+}  // namespace
+
+std::uint8_t partition_access_of(Node node) {
+  switch (node) {
+    case Node::user: return 0;
+    case Node::boot0: return 1;
+    case Node::boot1: return 2;
+    case Node::rpmb: return 3;
+  }
+  return 0;
+}
+
+LinuxBlockDriver::LinuxBlockDriver(MmcBus& bus) : bus_(bus) {
+  auto must = [](const CommandResult& r, const char* what) {
+    if (r.error != 0 || (r.outcome.response.value & status::kAnyError) != 0)
+      throw std::runtime_error(std::string("card probe: ") + what + " failed");
+    return r;
+  };
+  command(0, 0, false);
+  bool ready = false;
+  for (int i = 0; i < kMaxOpCondPolls && !ready; ++i) {
+    const CommandResult r = command(1, kHostOcr);
+    if (r.error != 0) throw std::runtime_error("card probe: CMD1 SEND_OP_COND got no response");
+    ready = (r.outcome.response.value & mmc::ocr::kPowerUpDone) != 0;
+    block_addressing_ = (r.outcome.response.value & mmc::ocr::kSectorMode) != 0;
+  }
+  if (!ready) throw std::runtime_error("card probe: the OCR stayed busy");
+  const CommandResult cid = command(2, 0);
+  if (cid.error != 0) throw std::runtime_error("card probe: CMD2 ALL_SEND_CID got no response");
+  description_.cid = cid.outcome.response.r2;
+  must(command(3, std::uint32_t{kRca} << 16), "CMD3 SET_RELATIVE_ADDR");
+  must(command(7, std::uint32_t{kRca} << 16), "CMD7 SELECT_CARD");
+  bus_.wait_while_busy();
+
+  const CommandResult ext = must(command(8, 0), "CMD8 SEND_EXT_CSD");
+  if (ext.outcome.data.direction != mmc::DataDirection::to_host ||
+      !bus_.read_blocks(ext_csd_.data(), ext_csd_.size(), 1).ok)
+    throw std::runtime_error("card probe: CMD8 sent no EXT_CSD");
+  part_config_ = ext_csd_[mmc::ext_csd::kPartitionConfig];
+
+  const std::uint32_t cache_kib = ext_csd_[mmc::ext_csd::kCacheSize] |
+                                  (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 1]} << 8) |
+                                  (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 2]} << 16) |
+                                  (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 3]} << 24);
+  if (cache_kib > 0) {  // mmc_init_card(): "Enable the cache if supported"
+    must(command(kCmdSwitch, switch_arg(mmc::ext_csd::kCacheCtrl, 1)), "CMD6 CACHE_CTRL");
+    bus_.wait_while_busy();
+    if (poll_until_ready(true) != 0) throw std::runtime_error("card probe: enabling the cache failed");
+    cache_enabled_ = true;
+  }
+
+  std::uint64_t sectors = 0;
+  for (int i = 3; i >= 0; --i) sectors = (sectors << 8) | ext_csd_[mmc::ext_csd::kSecCount + i];
+  const std::uint64_t boot = std::uint64_t{ext_csd_[mmc::ext_csd::kBootSizeMult]} * 128 * 1024;
+  description_.node_size = {sectors * 512, boot, boot,
+                            std::uint64_t{ext_csd_[mmc::ext_csd::kRpmbSizeMult]} * 128 * 1024};
+  description_.rpmb_size_mult = ext_csd_[mmc::ext_csd::kRpmbSizeMult];
+  description_.rel_sectors = ext_csd_[mmc::ext_csd::kRelWrSecC];
+}
+
+LinuxBlockDriver::CommandResult LinuxBlockDriver::command(std::uint8_t index, std::uint32_t arg,
+                                                          bool response_expected) {
+  CommandResult r;
+  r.outcome = bus_.execute(mmc::Command{index, arg});
+  if (response_expected && (r.outcome.illegal || r.outcome.response.type == mmc::ResponseType::none))
+    r.error = ETIMEDOUT;
+  return r;
+}
+
+int LinuxBlockDriver::poll_until_ready(bool switch_command) {
+  for (int i = 0; i < kMaxStatusPolls; ++i) {
+    const CommandResult r = command(kCmdSendStatus, std::uint32_t{kRca} << 16);
+    if (r.error != 0) return r.error;
+    const std::uint32_t r1 = r.outcome.response.value;
+    if (switch_command && (r1 & status::kSwitchError) != 0) return EBADMSG;  // mmc_switch_status_error
+    if (in_tran_and_ready(r1)) return 0;
+    bus_.wait_while_busy();
+  }
+  return ETIMEDOUT;
+}
+
+void LinuxBlockDriver::recover() {
+  const CommandResult r = command(kCmdSendStatus, std::uint32_t{kRca} << 16);
+  if (r.error != 0) return;
+  const auto state = static_cast<mmc::CardState>(status::current_state(r.outcome.response.value));
+  if (state == mmc::CardState::data || state == mmc::CardState::rcv) {
+    command(kCmdStop, 0);
+    bus_.wait_while_busy();
+  }
+}
+
+int LinuxBlockDriver::switch_partition(std::uint8_t access) {
+  if ((part_config_ & 7u) == access) return 0;
+  const auto value = static_cast<std::uint8_t>((part_config_ & ~7u) | access);
+  const CommandResult r = command(kCmdSwitch, switch_arg(mmc::ext_csd::kPartitionConfig, value));
+  if (r.error != 0) return r.error;
+  if ((r.outcome.response.value & status::kAnyError) != 0) return EIO;
+  bus_.wait_while_busy();
+  if (const int error = poll_until_ready(true); error != 0) return error;
+  part_config_ = value;
+  return 0;
+}
+
+void LinuxBlockDriver::track_switch(std::uint32_t arg) {
+  // __mmc_blk_ioctl_cmd() keeps its copies of PARTITION_CONFIG and CACHE_CTRL current when an
+  // ioctl writes them.
+  const std::uint8_t access = static_cast<std::uint8_t>((arg >> 24) & 3);
+  const auto index = static_cast<std::size_t>((arg >> 16) & 0xFF);
+  const auto value = static_cast<std::uint8_t>((arg >> 8) & 0xFF);
+  if (access == 0) return;  // command set change
+  std::uint8_t* field = nullptr;
+  if (index == mmc::ext_csd::kPartitionConfig) field = &part_config_;
+  std::uint8_t cache = cache_enabled_ ? 1 : 0;
+  if (index == mmc::ext_csd::kCacheCtrl) field = &cache;
+  if (field == nullptr) return;
+  switch (access) {
+    case 1: *field = static_cast<std::uint8_t>(*field | value); break;   // set bits
+    case 2: *field = static_cast<std::uint8_t>(*field & ~value); break;  // clear bits
+    case 3: *field = value; break;                                       // write byte
+  }
+  cache_enabled_ = (cache & 1) != 0;
+}
+
+int LinuxBlockDriver::run_ioctl_command(Node node, const bridge::IoctlCommand& c, bool caller_sent_cmd23,
+                                        bridge::IoctlCommandResult& result) {
+  if (c.postsleep_max_us < c.postsleep_min_us) return EPERM;  // the kernel's own check
+  if (c.is_acmd != 0) {
+    if (const CommandResult app = command(55, std::uint32_t{kRca} << 16); app.error != 0) return app.error;
+  }
+  const bool has_data = c.data_bytes() > 0;
+  const bool counted = has_data && (node == Node::rpmb || c.opcode == 18 || c.opcode == 25);
+  if (counted && !caller_sent_cmd23) {  // mrq.sbc
+    const CommandResult sbc = command(kCmdSetBlockCount, c.blocks | (c.write_flag & kReliableWrite));
+    if (sbc.error != 0) return sbc.error;
+  }
+  if (c.opcode > 63) return EINVAL;
+  const CommandResult r = command(static_cast<std::uint8_t>(c.opcode), c.arg, (c.flags & kRspPresent) != 0);
+  const mmc::Response& response = r.outcome.response;
+  if (response.type == mmc::ResponseType::r2) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      result.response[i] = (std::uint32_t{response.r2[4 * i]} << 24) | (std::uint32_t{response.r2[4 * i + 1]} << 16) |
+                           (std::uint32_t{response.r2[4 * i + 2]} << 8) | response.r2[4 * i + 3];
+    }
+  } else if (response.type != mmc::ResponseType::none) {
+    result.response[0] = response.value;
+  }
+  if (r.error != 0) {
+    recover();
+    return r.error;
+  }
+  bool busy = r.outcome.busy;
+  if (has_data) {
+    const mmc::DataPhase& phase = r.outcome.data;
+    const auto wanted = c.writes() ? mmc::DataDirection::to_card : mmc::DataDirection::to_host;
+    if (phase.direction != wanted) {  // the card sends nothing / takes nothing: data timeout
+      recover();
+      return ETIMEDOUT;
+    }
+    if (phase.block_size != c.blksz) {  // blocks framed at the wrong size fail their CRC
+      recover();
+      return EILSEQ;
+    }
+    const std::uint32_t available = phase.blocks == 0 ? c.blocks : std::min(phase.blocks, c.blocks);
+    const mmc::BlockOutcome b = c.writes() ? bus_.write_blocks(c.data.data(), c.blksz, available)
+                                           : bus_.read_blocks(result.data.data(), c.blksz, available);
+    busy = busy || b.busy;
+    if (b.blocks < available) {
+      recover();
+      return c.writes() ? EILSEQ : ETIMEDOUT;
+    }
+    if (available < c.blocks) {  // the card's count ran out before the host's
+      recover();
+      return ETIMEDOUT;
+    }
+    if (!b.transfer_complete) {  // open-ended: the host controller stops it
+      const CommandResult stop = command(kCmdStop, 0);
+      busy = busy || stop.outcome.busy;
+    }
+  }
+  if (busy || (c.flags & kRspBusy) != 0) bus_.wait_while_busy();
+  if (c.opcode == kCmdSwitch) track_switch(c.arg);
+  if (node == Node::rpmb || (c.flags & kRspR1b) == kRspR1b) return poll_until_ready(false);
+  return 0;
+}
+
+bridge::IoctlReply LinuxBlockDriver::ioctl(const bridge::IoctlRequest& request) {
+  request_start_ps_ = bus_.simulated_time_ps().value_or(0);
+  bridge::IoctlReply reply;
+  reply.results.resize(request.commands.size());
+  for (std::size_t i = 0; i < request.commands.size(); ++i) {
+    const bridge::IoctlCommand& c = request.commands[i];
+    if (!c.writes()) reply.results[i].data.assign(c.data_bytes(), 0);
+  }
+  int error = 0;
+  if (description_.node_size[node_index(request.node)] == 0) {
+    error = ENXIO;
+  } else {
+    for (std::size_t i = 0; i < request.commands.size() && error == 0; ++i) {
+      error = switch_partition(partition_access_of(request.node));  // mmc_blk_part_switch
+      if (error != 0) break;
+      const bool caller_sent_cmd23 = i > 0 && request.commands[i - 1].opcode == kCmdSetBlockCount;
+      error = run_ioctl_command(request.node, request.commands[i], caller_sent_cmd23, reply.results[i]);
+    }
+    if (request.node == Node::rpmb) switch_partition(0);  // "Always switch back to main area"
+  }
+  reply.status = status(error);
+  return reply;
+}
+
+int LinuxBlockDriver::check_node_range(Node node, std::uint64_t offset, std::size_t length) const {
+  if (node == Node::rpmb) return EINVAL;  // the rpmb node has no block interface
+  const std::uint64_t size = description_.node_size[node_index(node)];
+  if (size == 0) return ENXIO;
+  if (offset > size || length > size - offset) return EINVAL;
+  return 0;
+}
+
+int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::uint8_t* buffer,
+                                       std::uint32_t sectors) {
+  const std::uint64_t address = block_addressing_ ? sector : sector * 512;
+  if (address > 0xFFFFFFFFu) return EINVAL;
+  if (sectors > 1) {
+    const CommandResult sbc = command(kCmdSetBlockCount, sectors);
+    if (sbc.error != 0 || (sbc.outcome.response.value & status::kAnyError) != 0) return EIO;
+  }
+  const std::uint8_t opcode = write ? (sectors > 1 ? 25 : 24) : (sectors > 1 ? 18 : 17);
+  const CommandResult r = command(opcode, static_cast<std::uint32_t>(address));
+  const auto wanted = write ? mmc::DataDirection::to_card : mmc::DataDirection::to_host;
+  if (r.error != 0 || (r.outcome.response.value & status::kAnyError) != 0 || r.outcome.data.direction != wanted) {
+    recover();
+    return EIO;
+  }
+  const mmc::BlockOutcome b = write ? bus_.write_blocks(buffer, 512, sectors) : bus_.read_blocks(buffer, 512, sectors);
+  if (b.blocks < sectors) {
+    recover();
+    return EIO;
+  }
+  if (b.busy) bus_.wait_while_busy();
+  if (write) return poll_until_ready(false) == 0 ? 0 : EIO;  // mmc_blk_rw_wait()
+  return 0;
+}
+
+bridge::BlockReadReply LinuxBlockDriver::read(const bridge::BlockReadRequest& request) {
+  request_start_ps_ = bus_.simulated_time_ps().value_or(0);
+  bridge::BlockReadReply reply;
+  int error = check_node_range(request.node, request.offset, request.length);
+  if (error == 0) error = switch_partition(partition_access_of(request.node)) == 0 ? 0 : EIO;
+  if (error == 0) {
+    reply.data.assign(request.length, 0);
+    error = transfer_sectors(false, request.offset / 512, reply.data.data(), request.length / 512);
+    if (error != 0) reply.data.clear();
+  }
+  reply.status = status(error);
+  return reply;
+}
+
+bridge::BlockWriteReply LinuxBlockDriver::write(const bridge::BlockWriteRequest& request) {
+  request_start_ps_ = bus_.simulated_time_ps().value_or(0);
+  bridge::BlockWriteReply reply;
+  int error = check_node_range(request.node, request.offset, request.data.size());
+  if (error == 0) error = switch_partition(partition_access_of(request.node)) == 0 ? 0 : EIO;
+  if (error == 0) {
+    error = transfer_sectors(true, request.offset / 512, const_cast<std::uint8_t*>(request.data.data()),
+                             static_cast<std::uint32_t>(request.data.size() / 512));
+  }
+  reply.status = status(error);
+  return reply;
+}
+
+bridge::FlushReply LinuxBlockDriver::flush(const bridge::FlushRequest& request) {
+  request_start_ps_ = bus_.simulated_time_ps().value_or(0);
+  bridge::FlushReply reply;
+  int error = description_.node_size[node_index(request.node)] == 0 ? ENXIO : 0;
+  if (error == 0 && cache_enabled_) {  // mmc_flush_cache()
+    const CommandResult r = command(kCmdSwitch, switch_arg(mmc::ext_csd::kFlushCache, 1));
+    if (r.error != 0 || (r.outcome.response.value & status::kAnyError) != 0) {
+      error = EIO;
+    } else {
+      bus_.wait_while_busy();
+      error = poll_until_ready(true) == 0 ? 0 : EIO;
+    }
+  }
+  reply.status = status(error);
+  return reply;
+}
+
+int LinuxBlockDriver::shutdown() {
+  const int switched = switch_partition(0);
+  const int flushed = flush(bridge::FlushRequest{}).status.error;
+  return switched != 0 ? switched : flushed;
+}
+
+bridge::Reply LinuxBlockDriver::handle(const bridge::Request& request) {
+  struct Visitor {
+    LinuxBlockDriver& d;
+    bridge::Reply operator()(const bridge::IoctlRequest& q) const { return d.ioctl(q); }
+    bridge::Reply operator()(const bridge::BlockReadRequest& q) const { return d.read(q); }
+    bridge::Reply operator()(const bridge::BlockWriteRequest& q) const { return d.write(q); }
+    bridge::Reply operator()(const bridge::FlushRequest& q) const { return d.flush(q); }
+    bridge::Reply operator()(const bridge::DescribeRequest&) const { return d.describe(); }
+  };
+  return std::visit(Visitor{*this}, request);
+}
+
+bridge::ReplyStatus LinuxBlockDriver::status(int error) const {
+  bridge::ReplyStatus s;
+  s.error = error;
+  if (const auto now = bus_.simulated_time_ps()) {
+    s.flags |= bridge::ReplyStatus::kTimed;
+    s.simulated_ps = *now - request_start_ps_;
+  }
+  return s;
+}
+
+}  // namespace emmcsim::transport
