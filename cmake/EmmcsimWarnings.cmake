@@ -10,6 +10,15 @@ if(EMMCSIM_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+# ThreadSanitizer, for the code where threads meet (the daemon's servers and their tests).
+if(EMMCSIM_SANITIZE_THREAD)
+  if(EMMCSIM_SANITIZE)
+    message(FATAL_ERROR "EMMCSIM_SANITIZE and EMMCSIM_SANITIZE_THREAD cannot be combined")
+  endif()
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
+
 # libFuzzer needs edge coverage from the libraries too, not only from the harness.
 if(EMMCSIM_FUZZ)
   add_compile_options(-fsanitize=fuzzer-no-link)

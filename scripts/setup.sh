@@ -11,6 +11,7 @@ EMMCSIM_PACKAGES=(
   libssl-dev libboost-dev libsystemc-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  mmc-utils
 )
 
 emmcsim_install_deps() {
