@@ -189,6 +189,11 @@ int LinuxBlockDriver::run_ioctl_command(Node node, const bridge::IoctlCommand& c
     recover();
     return r.error;
   }
+  if (!has_data && r.outcome.data.direction != mmc::DataDirection::none) {
+    // The card opened a data phase the caller gave no buffer for (blocks 0): nothing will move,
+    // so stop it now rather than leave the card in data or rcv for the next request.
+    recover();
+  }
   bool busy = r.outcome.busy;
   if (has_data) {
     const mmc::DataPhase& phase = r.outcome.data;
@@ -262,7 +267,10 @@ int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::ui
   if (address > 0xFFFFFFFFu) return EINVAL;
   if (sectors > 1) {
     const CommandResult sbc = command(kCmdSetBlockCount, sectors);
-    if (sbc.error != 0 || (sbc.outcome.response.value & status::kAnyError) != 0) return EIO;
+    if (sbc.error != 0 || (sbc.outcome.response.value & status::kAnyError) != 0) {
+      recover();
+      return EIO;
+    }
   }
   const std::uint8_t opcode = write ? (sectors > 1 ? 25 : 24) : (sectors > 1 ? 18 : 17);
   const CommandResult r = command(opcode, static_cast<std::uint32_t>(address));
