@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <stdexcept>
+#include <vector>
 
 #include "emmcsim/mmc/card_status.hpp"
 
@@ -26,6 +27,7 @@ constexpr std::uint32_t kReliableWrite = 1u << 31;
 constexpr std::uint8_t kCmdSwitch = 6;
 constexpr std::uint8_t kCmdStop = 12;
 constexpr std::uint8_t kCmdSendStatus = 13;
+constexpr std::uint8_t kCmdBusTestRead = 14;
 constexpr std::uint8_t kCmdSetBlockCount = 23;
 
 constexpr std::uint32_t switch_arg(std::size_t index, std::uint8_t value) {
@@ -127,6 +129,14 @@ void LinuxBlockDriver::recover() {
   if (state == mmc::CardState::data || state == mmc::CardState::rcv) {
     command(kCmdStop, 0);
     bus_.wait_while_busy();
+  } else if (state == mmc::CardState::btst) {
+    // A bus test (CMD19) that failed half way: CMD12 does not end it, CMD14 does (the card sends
+    // the pattern back and returns to tran). Without this every later request would fail.
+    const CommandResult r14 = command(kCmdBusTestRead, 0);
+    if (r14.error == 0 && r14.outcome.data.direction == mmc::DataDirection::to_host) {
+      std::vector<std::uint8_t> pattern(r14.outcome.data.block_size);
+      bus_.read_blocks(pattern.data(), pattern.size(), 1);
+    }
   }
 }
 
