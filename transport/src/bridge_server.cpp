@@ -41,8 +41,13 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
  private:
   void read_header() {
     asio::async_read(socket_, asio::buffer(header_),
-                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                       if (ec) return self->finish(ec);
+                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t received) {
+                       if (ec) {
+                         if (ec == asio::error::eof && received > 0)
+                           self->server_.log_->warn("client {}: message truncated: {} of {} header bytes before the connection closed",
+                                                    self->id_, received, bridge::kHeaderSize);
+                         return self->finish(ec);
+                       }
                        self->on_header();
                      }));
   }
