@@ -4,8 +4,10 @@
 #pragma once
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstring>
 
 namespace emmcsim::transport::shim {
@@ -28,7 +30,6 @@ namespace sys {
 long close(int fd);
 long write(int fd, const void* data, std::size_t size);
 long fstat(int fd, struct stat* st);
-long dup(int fd);
 long unix_socket(bool close_on_exec);  // an unconnected AF_UNIX stream socket
 }  // namespace sys
 

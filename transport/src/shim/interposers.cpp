@@ -1,0 +1,825 @@
+// libemmcsim-mmcioctl.so: the LD_PRELOAD shim that lets unmodified tools (mmc-utils, dd, blkid)
+// use the card `emmcsim serve` simulates. docs/shim.md is the user's guide.
+//
+// open() of /dev/<D>, /dev/<D>boot0, boot1 or rpmb (D = $EMMCSIM_DEVICE, default mmcblk0)
+// connects to the daemon ($EMMCSIM_SOCKET) and returns a descriptor of the process's own: an
+// unconnected AF_UNIX socket standing in for the device node, so the number is real and unique,
+// open(2)'s lowest-free-number rule holds, and anything the shim does not replace (readv, mmap,
+// stdio's internal calls) fails loudly (ENOTCONN, EBADF...) instead of reaching the protocol
+// stream. The connection itself stays private to the DeviceFile, so `dd`'s open/dup2/close
+// dance cannot close it. A table maps each descriptor to its DeviceFile; dup, dup2, dup3 and
+// fcntl(F_DUPFD) share it, close drops it, and every lookup checks that the descriptor is still
+// the placeholder (st_dev/st_ino) in case it was closed behind the shim's back and reused.
+//
+// Every other descriptor and path goes to the next definition (the C library) untouched. Nothing
+// here calls an interposed symbol: the shim uses the next definitions and raw system calls.
+#undef _FORTIFY_SOURCE  // the fortified inline open() and read() would clash with these definitions
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <utility>
+
+#include "device_file.hpp"
+#include "libc.hpp"
+
+// Declared by glibc only under _FORTIFY_SOURCE, or no longer (__fxstat: compatibility symbols
+// that binaries built before glibc 2.33 still import).
+extern "C" {
+int __open_2(const char* path, int flags);
+int __open64_2(const char* path, int flags);
+int __openat_2(int dirfd, const char* path, int flags);
+int __openat64_2(int dirfd, const char* path, int flags);
+int __fxstat(int version, int fd, struct stat* st);
+int __fxstat64(int version, int fd, struct stat64* st);
+int __xstat(int version, const char* path, struct stat* st);
+int __xstat64(int version, const char* path, struct stat64* st);
+int __lxstat(int version, const char* path, struct stat* st);
+int __lxstat64(int version, const char* path, struct stat64* st);
+int __fxstatat(int version, int dirfd, const char* path, struct stat* st, int flags);
+int __fxstatat64(int version, int dirfd, const char* path, struct stat64* st, int flags);
+}
+
+namespace emmcsim::transport::shim {
+namespace {
+
+using File = std::shared_ptr<DeviceFile>;
+
+// Descriptor → open simulated node. Allocated once and never destroyed: close() may run from
+// other libraries' destructors at exit. A file may be destroyed with the mutex held: closing its
+// connection is one raw close(2), which never comes back here, and keeps errno.
+class FdTable {
+ public:
+  bool empty() const { return count_.load(std::memory_order_acquire) == 0; }
+  std::mutex& mutex() { return mutex_; }
+
+  // The file behind `fd` (nullptr when the shim does not own it); takes the mutex.
+  File find(int fd) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return find_locked(fd);
+  }
+
+  // With mutex() held. An entry whose descriptor is no longer its placeholder (closed behind the
+  // shim's back, e.g. by fclose of an fdopen'd stream, and reused) is dropped.
+  File find_locked(int fd) {
+    const auto entry = files_.find(fd);
+    if (entry == files_.end()) return nullptr;
+    struct stat st {};
+    if (sys::fstat(fd, &st) == 0 && entry->second->has_identity(st.st_dev, st.st_ino)) {
+      return entry->second;
+    }
+    erase_locked(fd);
+    return nullptr;
+  }
+
+  // With mutex() held: `fd` is now `file` (whatever it was before is dropped). May throw
+  // std::bad_alloc, leaving `fd` unmapped.
+  void assign_locked(int fd, File file) {
+    erase_locked(fd);
+    files_.try_emplace(fd, std::move(file));
+    count_.fetch_add(1, std::memory_order_release);
+  }
+
+  // With mutex() held. Returns whether `fd` was mapped.
+  bool erase_locked(int fd) {
+    const auto entry = files_.find(fd);
+    if (entry == files_.end()) return false;
+    files_.erase(entry);
+    count_.fetch_sub(1, std::memory_order_release);
+    return true;
+  }
+
+  void erase_range_locked(unsigned first, unsigned last) {
+    for (auto entry = files_.begin(); entry != files_.end();) {
+      const auto fd = static_cast<unsigned>(entry->first);
+      if (fd >= first && fd <= last) {
+        entry = files_.erase(entry);
+        count_.fetch_sub(1, std::memory_order_release);
+      } else {
+        ++entry;
+      }
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<int, File> files_;
+  std::atomic<std::size_t> count_{0};
+};
+
+FdTable& table() {
+  static FdTable* const instance = new FdTable;
+  return *instance;
+}
+
+// The file behind `fd`, or nullptr; cheap while no simulated node is open.
+File lookup(int fd) {
+  FdTable& files = table();
+  if (files.empty()) return nullptr;
+  return files.find(fd);
+}
+
+// Turns a kernel-style result (>= 0 or -errno) into the C library's (-1 and errno); errno is
+// left as the caller had it on success.
+template <typename Result>
+Result finish(long result, int saved_errno) {
+  if (result < 0) {
+    errno = static_cast<int>(-result);
+    return -1;
+  }
+  errno = saved_errno;
+  return static_cast<Result>(result);
+}
+
+int missing_symbol() {
+  errno = ENOSYS;
+  return -1;
+}
+
+// fork(): the table's mutex is held across it, so the child gets it unlocked and consistent;
+// the child's files reconnect on their next operation.
+void before_fork() { table().mutex().lock(); }
+void after_fork_in_parent() { table().mutex().unlock(); }
+void after_fork_in_child() {
+  table().mutex().unlock();
+  DeviceFile::forked();
+}
+
+int open_mapped_file(const char* path, bridge::Node node, int flags, int saved) {
+  static std::once_flag at_fork;
+  std::call_once(at_fork, [] { ::pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); });
+  // The placeholder first, so that it gets the lowest free number as open(2) promises.
+  const long placeholder = sys::unix_socket((flags & O_CLOEXEC) != 0);
+  if (placeholder < 0) return finish<int>(placeholder, saved);
+  const int fd = static_cast<int>(placeholder);
+  struct stat st {};
+  if (const long result = sys::fstat(fd, &st); result < 0) {
+    sys::close(fd);
+    return finish<int>(result, saved);
+  }
+  int error = 0;
+  File file = DeviceFile::open(path, node, flags, error);
+  if (file == nullptr) {
+    sys::close(fd);
+    return finish<int>(-error, saved);
+  }
+  file->set_identity(st.st_dev, st.st_ino);
+  try {
+    FdTable& files = table();
+    std::lock_guard<std::mutex> lock(files.mutex());
+    files.assign_locked(fd, std::move(file));  // a stale entry for a reused number goes
+  } catch (const std::bad_alloc&) {
+    sys::close(fd);
+    return finish<int>(-ENOMEM, saved);
+  }
+  return finish<int>(fd, saved);
+}
+
+// open() and its variants on a mapped path; nothing escapes into the C caller.
+int open_mapped(const char* path, bridge::Node node, int flags) {
+  const int saved = errno;
+  try {
+    return open_mapped_file(path, node, flags, saved);
+  } catch (const std::bad_alloc&) {
+    return finish<int>(-ENOMEM, saved);
+  } catch (...) {
+    return finish<int>(-EIO, saved);
+  }
+}
+
+bool needs_mode(int flags) { return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE; }
+
+// dup, dup2, dup3, fcntl(F_DUPFD): `duplicate` makes the new descriptor; the new number then
+// shares the file of `fd` (and loses whatever file it had).
+template <typename Duplicate>
+int duplicate_shared(int fd, Duplicate&& duplicate) {
+  FdTable& files = table();
+  if (files.empty()) return duplicate();
+  std::lock_guard<std::mutex> lock(files.mutex());
+  int result = duplicate();
+  int saved = errno;
+  if (result >= 0 && result != fd) {
+    File file = files.find_locked(fd);
+    files.erase_locked(result);  // the kernel closed what the number was
+    if (file != nullptr) {
+      try {
+        files.assign_locked(result, std::move(file));
+      } catch (const std::bad_alloc&) {
+        sys::close(result);  // better no descriptor than one that is not the node
+        result = -1;
+        saved = ENOMEM;
+      }
+    }
+  }
+  errno = saved;
+  return result;
+}
+
+// fcntl and fcntl64: F_DUPFD shares the file, F_GETFL/F_SETFL are the file's flags, the rest
+// (F_GETFD, F_SETFD, locks) goes to the placeholder.
+int fcntl_common(int (*next)(int, int, ...), int fd, int command, void* argument) {
+  if (next == nullptr) return missing_symbol();
+  if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) {
+    return duplicate_shared(fd, [&] { return next(fd, command, argument); });
+  }
+  if (command == F_GETFL || command == F_SETFL) {
+    if (const File file = lookup(fd)) {
+      if (command == F_GETFL) return file->status_flags();
+      file->set_status_flags(static_cast<int>(reinterpret_cast<std::intptr_t>(argument)));
+      return 0;
+    }
+  }
+  return next(fd, command, argument);
+}
+
+
+
+// struct stat64 and struct stat are one layout on 64-bit Linux.
+static_assert(sizeof(struct stat64) == sizeof(struct stat), "stat64 differs from stat");
+
+// The stat of what `dirfd` and `path` name when the shim owns it: a mapped descriptor with
+// AT_EMPTY_PATH and an empty path, or a mapped path (an absolute one: dirfd does not matter).
+// Returns false for everything else, which goes to the C library.
+bool stat_mapped(int dirfd, const char* path, int flags, struct stat& st, long& result) {
+  if ((flags & AT_EMPTY_PATH) != 0 && path != nullptr && path[0] == '\0') {
+    const File file = lookup(dirfd);
+    if (file == nullptr) return false;
+    file->stat(st);
+    result = 0;
+    return true;
+  }
+  bridge::Node node;
+  if (!map_path(path, node)) return false;
+  result = DeviceFile::stat_path(path, node, st);
+  return true;
+}
+
+// The same into a struct stat64.
+bool stat64_mapped(int dirfd, const char* path, int flags, struct stat64* st, long& result) {
+  struct stat plain {};
+  if (!stat_mapped(dirfd, path, flags, plain, result)) return false;
+  if (result == 0) std::memcpy(st, &plain, sizeof plain);
+  return true;
+}
+
+void fill_statx(const struct stat& st, struct statx& x) {
+  std::memset(&x, 0, sizeof x);
+  x.stx_mask = STATX_BASIC_STATS;
+  x.stx_blksize = static_cast<std::uint32_t>(st.st_blksize);
+  x.stx_nlink = static_cast<std::uint32_t>(st.st_nlink);
+  x.stx_uid = st.st_uid;
+  x.stx_gid = st.st_gid;
+  x.stx_mode = static_cast<std::uint16_t>(st.st_mode);
+  x.stx_ino = st.st_ino;
+  x.stx_size = static_cast<std::uint64_t>(st.st_size);
+  x.stx_blocks = static_cast<std::uint64_t>(st.st_blocks);
+  x.stx_atime = {st.st_atim.tv_sec, static_cast<std::uint32_t>(st.st_atim.tv_nsec), 0};
+  x.stx_mtime = {st.st_mtim.tv_sec, static_cast<std::uint32_t>(st.st_mtim.tv_nsec), 0};
+  x.stx_ctime = {st.st_ctim.tv_sec, static_cast<std::uint32_t>(st.st_ctim.tv_nsec), 0};
+  x.stx_rdev_major = major(st.st_rdev);
+  x.stx_rdev_minor = minor(st.st_rdev);
+  x.stx_dev_major = major(st.st_dev);
+  x.stx_dev_minor = minor(st.st_dev);
+}
+
+
+// Whether a mapped path exists (the daemon is asked): 0 or -errno. False for other paths.
+bool probe_mapped(const char* path, long& result) {
+  bridge::Node node;
+  if (!map_path(path, node)) return false;
+  struct stat st {};
+  result = DeviceFile::stat_path(path, node, st);
+  return true;
+}
+
+}  // namespace
+}  // namespace emmcsim::transport::shim
+
+using emmcsim::transport::bridge::Node;
+using emmcsim::transport::shim::DeviceFile;
+using emmcsim::transport::shim::File;
+using emmcsim::transport::shim::fcntl_common;
+using emmcsim::transport::shim::finish;
+using emmcsim::transport::shim::lookup;
+using emmcsim::transport::shim::map_path;
+using emmcsim::transport::shim::missing_symbol;
+using emmcsim::transport::shim::needs_mode;
+using emmcsim::transport::shim::next_symbol;
+using emmcsim::transport::shim::open_mapped;
+using emmcsim::transport::shim::fill_statx;
+using emmcsim::transport::shim::probe_mapped;
+using emmcsim::transport::shim::stat64_mapped;
+using emmcsim::transport::shim::stat_mapped;
+using emmcsim::transport::shim::table;
+
+// The interposers. Each resolves the next definition once, on first use.
+extern "C" {
+
+// ---- open --------------------------------------------------------------------------------
+
+int open(const char* path, int flags, ...) {
+  static const auto next = next_symbol<int (*)(const char*, int, ...)>("open");
+  mode_t mode = 0;
+  if (needs_mode(flags)) {
+    va_list arguments;
+    va_start(arguments, flags);
+    mode = va_arg(arguments, mode_t);
+    va_end(arguments);
+  }
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(path, flags, mode) : missing_symbol();
+}
+
+int open64(const char* path, int flags, ...) {
+  static const auto next = next_symbol<int (*)(const char*, int, ...)>("open64");
+  mode_t mode = 0;
+  if (needs_mode(flags)) {
+    va_list arguments;
+    va_start(arguments, flags);
+    mode = va_arg(arguments, mode_t);
+    va_end(arguments);
+  }
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(path, flags, mode) : missing_symbol();
+}
+
+// An absolute path ignores dirfd, and only absolute paths are mapped.
+int openat(int dirfd, const char* path, int flags, ...) {
+  static const auto next = next_symbol<int (*)(int, const char*, int, ...)>("openat");
+  mode_t mode = 0;
+  if (needs_mode(flags)) {
+    va_list arguments;
+    va_start(arguments, flags);
+    mode = va_arg(arguments, mode_t);
+    va_end(arguments);
+  }
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(dirfd, path, flags, mode) : missing_symbol();
+}
+
+int openat64(int dirfd, const char* path, int flags, ...) {
+  static const auto next = next_symbol<int (*)(int, const char*, int, ...)>("openat64");
+  mode_t mode = 0;
+  if (needs_mode(flags)) {
+    va_list arguments;
+    va_start(arguments, flags);
+    mode = va_arg(arguments, mode_t);
+    va_end(arguments);
+  }
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(dirfd, path, flags, mode) : missing_symbol();
+}
+
+// What open() compiles to under _FORTIFY_SOURCE when the flags need no mode.
+int __open_2(const char* path, int flags) {
+  static const auto next = next_symbol<int (*)(const char*, int)>("__open_2");
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(path, flags) : missing_symbol();
+}
+
+int __open64_2(const char* path, int flags) {
+  static const auto next = next_symbol<int (*)(const char*, int)>("__open64_2");
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(path, flags) : missing_symbol();
+}
+
+int __openat_2(int dirfd, const char* path, int flags) {
+  static const auto next = next_symbol<int (*)(int, const char*, int)>("__openat_2");
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(dirfd, path, flags) : missing_symbol();
+}
+
+int __openat64_2(int dirfd, const char* path, int flags) {
+  static const auto next = next_symbol<int (*)(int, const char*, int)>("__openat64_2");
+  Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return next != nullptr ? next(dirfd, path, flags) : missing_symbol();
+}
+
+// ---- descriptors -------------------------------------------------------------------------
+
+int close(int fd) {
+  static const auto next = next_symbol<int (*)(int)>("close");
+  if (next == nullptr) return missing_symbol();
+  auto& files = table();
+  if (files.empty()) return next(fd);
+  std::unique_lock<std::mutex> lock(files.mutex());
+  if (!files.erase_locked(fd)) {
+    lock.unlock();
+    return next(fd);
+  }
+  // Still under the mutex: the number must not be reused before its entry is gone. The file's
+  // connection closed with its last descriptor.
+  return next(fd);
+}
+
+int dup(int fd) noexcept {
+  static const auto next = next_symbol<int (*)(int)>("dup");
+  if (next == nullptr) return missing_symbol();
+  return emmcsim::transport::shim::duplicate_shared(fd, [&] { return next(fd); });
+}
+
+int dup2(int fd, int fd2) noexcept {
+  static const auto next = next_symbol<int (*)(int, int)>("dup2");
+  if (next == nullptr) return missing_symbol();
+  return emmcsim::transport::shim::duplicate_shared(fd, [&] { return next(fd, fd2); });
+}
+
+int dup3(int fd, int fd2, int flags) noexcept {
+  static const auto next = next_symbol<int (*)(int, int, int)>("dup3");
+  if (next == nullptr) return missing_symbol();
+  return emmcsim::transport::shim::duplicate_shared(fd, [&] { return next(fd, fd2, flags); });
+}
+
+int fcntl(int fd, int command, ...) {
+  static const auto next = next_symbol<int (*)(int, int, ...)>("fcntl");
+  va_list arguments;
+  va_start(arguments, command);
+  void* argument = va_arg(arguments, void*);
+  va_end(arguments);
+  return fcntl_common(next, fd, command, argument);
+}
+
+int fcntl64(int fd, int command, ...) {
+  static const auto next = next_symbol<int (*)(int, int, ...)>("fcntl64");
+  va_list arguments;
+  va_start(arguments, command);
+  void* argument = va_arg(arguments, void*);
+  va_end(arguments);
+  return fcntl_common(next, fd, command, argument);
+}
+
+int close_range(unsigned int first, unsigned int last, int flags) noexcept {
+  static const auto next = next_symbol<int (*)(unsigned int, unsigned int, int)>("close_range");
+  if (next == nullptr) return missing_symbol();
+  auto& files = table();
+  if (files.empty() || (static_cast<unsigned>(flags) & CLOSE_RANGE_CLOEXEC) != 0) return next(first, last, flags);
+  std::lock_guard<std::mutex> lock(files.mutex());
+  const int result = next(first, last, flags);
+  if (result == 0) files.erase_range_locked(first, last);
+  return result;
+}
+
+void closefrom(int lowest) noexcept {
+  static const auto next = next_symbol<void (*)(int)>("closefrom");
+  if (next == nullptr) return;
+  auto& files = table();
+  if (files.empty() || lowest < 0) {
+    next(lowest);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(files.mutex());
+  next(lowest);
+  files.erase_range_locked(static_cast<unsigned>(lowest), ~0u);
+}
+
+// ---- I/O ---------------------------------------------------------------------------------
+
+ssize_t read(int fd, void* buffer, size_t size) {
+  static const auto next = next_symbol<ssize_t (*)(int, void*, size_t)>("read");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<ssize_t>(file->read(buffer, size), saved);
+  }
+  return next != nullptr ? next(fd, buffer, size) : missing_symbol();
+}
+
+ssize_t write(int fd, const void* buffer, size_t size) {
+  static const auto next = next_symbol<ssize_t (*)(int, const void*, size_t)>("write");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<ssize_t>(file->write(buffer, size), saved);
+  }
+  return next != nullptr ? next(fd, buffer, size) : missing_symbol();
+}
+
+ssize_t pread(int fd, void* buffer, size_t size, off_t offset) {
+  static const auto next = next_symbol<ssize_t (*)(int, void*, size_t, off_t)>("pread");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<ssize_t>(file->pread(buffer, size, offset), saved);
+  }
+  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+}
+
+ssize_t pread64(int fd, void* buffer, size_t size, off64_t offset) {
+  static const auto next = next_symbol<ssize_t (*)(int, void*, size_t, off64_t)>("pread64");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<ssize_t>(file->pread(buffer, size, offset), saved);
+  }
+  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+}
+
+ssize_t pwrite(int fd, const void* buffer, size_t size, off_t offset) {
+  static const auto next = next_symbol<ssize_t (*)(int, const void*, size_t, off_t)>("pwrite");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<ssize_t>(file->pwrite(buffer, size, offset), saved);
+  }
+  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+}
+
+ssize_t pwrite64(int fd, const void* buffer, size_t size, off64_t offset) {
+  static const auto next = next_symbol<ssize_t (*)(int, const void*, size_t, off64_t)>("pwrite64");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<ssize_t>(file->pwrite(buffer, size, offset), saved);
+  }
+  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+}
+
+off_t lseek(int fd, off_t offset, int whence) noexcept {
+  static const auto next = next_symbol<off_t (*)(int, off_t, int)>("lseek");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<off_t>(file->lseek(offset, whence), saved);
+  }
+  return next != nullptr ? next(fd, offset, whence) : missing_symbol();
+}
+
+off64_t lseek64(int fd, off64_t offset, int whence) noexcept {
+  static const auto next = next_symbol<off64_t (*)(int, off64_t, int)>("lseek64");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<off64_t>(file->lseek(offset, whence), saved);
+  }
+  return next != nullptr ? next(fd, offset, whence) : missing_symbol();
+}
+
+int fsync(int fd) {
+  static const auto next = next_symbol<int (*)(int)>("fsync");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<int>(file->fsync(), saved);
+  }
+  return next != nullptr ? next(fd) : missing_symbol();
+}
+
+int fdatasync(int fd) {
+  static const auto next = next_symbol<int (*)(int)>("fdatasync");
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<int>(file->fsync(), saved);
+  }
+  return next != nullptr ? next(fd) : missing_symbol();
+}
+
+// A block device cannot be truncated.
+int ftruncate(int fd, off_t length) noexcept {
+  static const auto next = next_symbol<int (*)(int, off_t)>("ftruncate");
+  if (lookup(fd) != nullptr) return finish<int>(-EINVAL, errno);
+  return next != nullptr ? next(fd, length) : missing_symbol();
+}
+
+int ftruncate64(int fd, off64_t length) noexcept {
+  static const auto next = next_symbol<int (*)(int, off64_t)>("ftruncate64");
+  if (lookup(fd) != nullptr) return finish<int>(-EINVAL, errno);
+  return next != nullptr ? next(fd, length) : missing_symbol();
+}
+
+// Advice is accepted and ignored (the daemon has no page cache to drop); returns an error number.
+int posix_fadvise(int fd, off_t offset, off_t length, int advice) noexcept {
+  static const auto next = next_symbol<int (*)(int, off_t, off_t, int)>("posix_fadvise");
+  if (lookup(fd) != nullptr) return length < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ? EINVAL : 0;
+  return next != nullptr ? next(fd, offset, length, advice) : ENOSYS;
+}
+
+int posix_fadvise64(int fd, off64_t offset, off64_t length, int advice) noexcept {
+  static const auto next = next_symbol<int (*)(int, off64_t, off64_t, int)>("posix_fadvise64");
+  if (lookup(fd) != nullptr) return length < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ? EINVAL : 0;
+  return next != nullptr ? next(fd, offset, length, advice) : ENOSYS;
+}
+
+// ---- ioctl and fstat ---------------------------------------------------------------------
+
+int ioctl(int fd, unsigned long request, ...) noexcept {
+  static const auto next = next_symbol<int (*)(int, unsigned long, ...)>("ioctl");
+  va_list arguments;
+  va_start(arguments, request);
+  void* argument = va_arg(arguments, void*);
+  va_end(arguments);
+  if (const File file = lookup(fd)) {
+    // The kernel takes the request as 32 bits. The VFS handles these four for every file; the
+    // placeholder socket takes them as the node would.
+    const auto command = static_cast<unsigned int>(request);
+    if (command != FIOCLEX && command != FIONCLEX && command != FIONBIO && command != FIOASYNC) {
+      const int saved = errno;
+      return finish<int>(file->ioctl(command, argument), saved);
+    }
+  }
+  return next != nullptr ? next(fd, request, argument) : missing_symbol();
+}
+
+int fstat(int fd, struct stat* st) noexcept {
+  static const auto next = next_symbol<int (*)(int, struct stat*)>("fstat");
+  if (const File file = lookup(fd)) {
+    file->stat(*st);
+    return 0;
+  }
+  return next != nullptr ? next(fd, st) : missing_symbol();
+}
+
+int fstat64(int fd, struct stat64* st) noexcept {
+  static const auto next = next_symbol<int (*)(int, struct stat64*)>("fstat64");
+  if (const File file = lookup(fd)) {
+    struct stat plain;
+    file->stat(plain);
+    std::memcpy(st, &plain, sizeof plain);
+    return 0;
+  }
+  return next != nullptr ? next(fd, st) : missing_symbol();
+}
+
+int __fxstat(int version, int fd, struct stat* st) {
+  static const auto next = next_symbol<int (*)(int, int, struct stat*)>("__fxstat", "GLIBC_2.2.5");
+  if (const File file = lookup(fd)) {
+    file->stat(*st);
+    return 0;
+  }
+  return next != nullptr ? next(version, fd, st) : fstat(fd, st);
+}
+
+int __fxstat64(int version, int fd, struct stat64* st) {
+  static const auto next = next_symbol<int (*)(int, int, struct stat64*)>("__fxstat64", "GLIBC_2.2.5");
+  if (const File file = lookup(fd)) {
+    struct stat plain;
+    file->stat(plain);
+    std::memcpy(st, &plain, sizeof plain);
+    return 0;
+  }
+  return next != nullptr ? next(version, fd, st) : fstat64(fd, st);
+}
+
+// ---- stat of a path: tools such as blkid look before they open ---------------------------
+
+int stat(const char* path, struct stat* st) noexcept {
+  static const auto next = next_symbol<int (*)(const char*, struct stat*)>("stat");
+  const int saved = errno;
+  long result = 0;
+  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(path, st) : missing_symbol();
+}
+
+int stat64(const char* path, struct stat64* st) noexcept {
+  static const auto next = next_symbol<int (*)(const char*, struct stat64*)>("stat64");
+  const int saved = errno;
+  long result = 0;
+  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(path, st) : missing_symbol();
+}
+
+// A device node is no symbolic link: lstat answers as stat.
+int lstat(const char* path, struct stat* st) noexcept {
+  static const auto next = next_symbol<int (*)(const char*, struct stat*)>("lstat");
+  const int saved = errno;
+  long result = 0;
+  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(path, st) : missing_symbol();
+}
+
+int lstat64(const char* path, struct stat64* st) noexcept {
+  static const auto next = next_symbol<int (*)(const char*, struct stat64*)>("lstat64");
+  const int saved = errno;
+  long result = 0;
+  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(path, st) : missing_symbol();
+}
+
+int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
+  static const auto next = next_symbol<int (*)(int, const char*, struct stat*, int)>("fstatat");
+  const int saved = errno;
+  long result = 0;
+  if (stat_mapped(dirfd, path, flags, *st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(dirfd, path, st, flags) : missing_symbol();
+}
+
+int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) noexcept {
+  static const auto next = next_symbol<int (*)(int, const char*, struct stat64*, int)>("fstatat64");
+  const int saved = errno;
+  long result = 0;
+  if (stat64_mapped(dirfd, path, flags, st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(dirfd, path, st, flags) : missing_symbol();
+}
+
+int statx(int dirfd, const char* path, int flags, unsigned int mask, struct statx* x) noexcept {
+  static const auto next = next_symbol<int (*)(int, const char*, int, unsigned int, struct statx*)>("statx");
+  const int saved = errno;
+  long result = 0;
+  struct stat plain {};
+  if (stat_mapped(dirfd, path, flags, plain, result)) {
+    if (result == 0) fill_statx(plain, *x);
+    return finish<int>(result, saved);
+  }
+  return next != nullptr ? next(dirfd, path, flags, mask, x) : missing_symbol();
+}
+
+// The pre-2.33 entry points, for binaries built against an older C library.
+int __xstat(int version, const char* path, struct stat* st) {
+  static const auto next = next_symbol<int (*)(int, const char*, struct stat*)>("__xstat", "GLIBC_2.2.5");
+  const int saved = errno;
+  long result = 0;
+  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(version, path, st) : stat(path, st);
+}
+
+int __xstat64(int version, const char* path, struct stat64* st) {
+  static const auto next = next_symbol<int (*)(int, const char*, struct stat64*)>("__xstat64", "GLIBC_2.2.5");
+  const int saved = errno;
+  long result = 0;
+  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(version, path, st) : stat64(path, st);
+}
+
+int __lxstat(int version, const char* path, struct stat* st) {
+  static const auto next = next_symbol<int (*)(int, const char*, struct stat*)>("__lxstat", "GLIBC_2.2.5");
+  const int saved = errno;
+  long result = 0;
+  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(version, path, st) : lstat(path, st);
+}
+
+int __lxstat64(int version, const char* path, struct stat64* st) {
+  static const auto next = next_symbol<int (*)(int, const char*, struct stat64*)>("__lxstat64", "GLIBC_2.2.5");
+  const int saved = errno;
+  long result = 0;
+  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(version, path, st) : lstat64(path, st);
+}
+
+int __fxstatat(int version, int dirfd, const char* path, struct stat* st, int flags) {
+  static const auto next =
+      next_symbol<int (*)(int, int, const char*, struct stat*, int)>("__fxstatat", "GLIBC_2.4");
+  const int saved = errno;
+  long result = 0;
+  if (stat_mapped(dirfd, path, flags, *st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(version, dirfd, path, st, flags) : fstatat(dirfd, path, st, flags);
+}
+
+int __fxstatat64(int version, int dirfd, const char* path, struct stat64* st, int flags) {
+  static const auto next =
+      next_symbol<int (*)(int, int, const char*, struct stat64*, int)>("__fxstatat64", "GLIBC_2.4");
+  const int saved = errno;
+  long result = 0;
+  if (stat64_mapped(dirfd, path, flags, st, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(version, dirfd, path, st, flags) : fstatat64(dirfd, path, st, flags);
+}
+
+// ---- path checks: libblkid canonicalises a name (readlink) and checks it (access) ----------
+
+// A device node is no symbolic link.
+ssize_t readlink(const char* path, char* buffer, size_t size) noexcept {
+  static const auto next = next_symbol<ssize_t (*)(const char*, char*, size_t)>("readlink");
+  const int saved = errno;
+  long result = 0;
+  if (probe_mapped(path, result)) return finish<ssize_t>(result < 0 ? result : -EINVAL, saved);
+  return next != nullptr ? next(path, buffer, size) : missing_symbol();
+}
+
+ssize_t readlinkat(int dirfd, const char* path, char* buffer, size_t size) noexcept {
+  static const auto next = next_symbol<ssize_t (*)(int, const char*, char*, size_t)>("readlinkat");
+  const int saved = errno;
+  long result = 0;
+  if (probe_mapped(path, result)) return finish<ssize_t>(result < 0 ? result : -EINVAL, saved);
+  return next != nullptr ? next(dirfd, path, buffer, size) : missing_symbol();
+}
+
+// The node exists when the card has it; access is the daemon socket's to grant.
+int access(const char* path, int mode) noexcept {
+  static const auto next = next_symbol<int (*)(const char*, int)>("access");
+  const int saved = errno;
+  long result = 0;
+  if (probe_mapped(path, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(path, mode) : missing_symbol();
+}
+
+int faccessat(int dirfd, const char* path, int mode, int flags) noexcept {
+  static const auto next = next_symbol<int (*)(int, const char*, int, int)>("faccessat");
+  const int saved = errno;
+  long result = 0;
+  if (probe_mapped(path, result)) return finish<int>(result, saved);
+  return next != nullptr ? next(dirfd, path, mode, flags) : missing_symbol();
+}
+
+}  // extern "C"
