@@ -81,11 +81,11 @@ LinuxBlockDriver::LinuxBlockDriver(MmcBus& bus) : bus_(bus) {
     throw std::runtime_error("card probe: CMD8 sent no EXT_CSD");
   part_config_ = ext_csd_[mmc::ext_csd::kPartitionConfig];
 
-  const std::uint32_t cache_kib = ext_csd_[mmc::ext_csd::kCacheSize] |
+  const std::uint32_t cache_kbit = ext_csd_[mmc::ext_csd::kCacheSize] |
                                   (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 1]} << 8) |
                                   (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 2]} << 16) |
                                   (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 3]} << 24);
-  if (cache_kib > 0) {  // mmc_init_card(): "Enable the cache if supported"
+  if (cache_kbit > 0) {  // mmc_init_card(): "Enable the cache if supported"
     must(command(kCmdSwitch, switch_arg(mmc::ext_csd::kCacheCtrl, 1)), "CMD6 CACHE_CTRL");
     bus_.wait_while_busy();
     if (poll_until_ready(true) != 0) throw std::runtime_error("card probe: enabling the cache failed");
@@ -145,7 +145,10 @@ int LinuxBlockDriver::switch_partition(std::uint8_t access) {
   const auto value = static_cast<std::uint8_t>((part_config_ & ~7u) | access);
   const CommandResult r = command(kCmdSwitch, switch_arg(mmc::ext_csd::kPartitionConfig, value));
   if (r.error != 0) return r.error;
-  if ((r.outcome.response.value & status::kAnyError) != 0) return EIO;
+  // Error bits in CMD6's own response belong to the command before it (ILLEGAL_COMMAND is
+  // reported one command late); the card reports a refused switch as SWITCH_ERROR in the CMD13
+  // that follows, which is all mmc_switch() checks. Failing on them would leave part_config_ on
+  // the old partition while the card has switched.
   bus_.wait_while_busy();
   if (const int error = poll_until_ready(true); error != 0) return error;
   part_config_ = value;

@@ -13,7 +13,8 @@
 //  * errno as the kernel sets it: ETIMEDOUT when the card does not answer a command (illegal in
 //    its state, no data phase opened, data stopped early or busy never ends), EILSEQ when the card
 //    refuses a written block (CRC status "error"), EIO for error bits where the kernel checks them
-//    (partition switch, block I/O), EBADMSG for SWITCH_ERROR after a partition switch, EINVAL for
+//    (block I/O) and for block I/O whose partition switch failed, EBADMSG for SWITCH_ERROR after a
+//    partition switch (the only status a switch is judged by, as in mmc_switch()), EINVAL for
 //    malformed requests (the protocol decoder catches most), ENXIO for a node the card lacks.
 //  * block reads and writes on user/boot0/boot1 as the block layer issues them: CMD17/CMD24 for one
 //    sector, CMD23 + CMD18/CMD25 otherwise, then CMD13 until tran after writes; a flush is
