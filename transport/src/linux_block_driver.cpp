@@ -41,6 +41,18 @@ bool in_tran_and_ready(std::uint32_t r1) {
 
 std::size_t node_index(Node node) { return static_cast<std::size_t>(node); }
 
+// What the protocol decoder refuses, refused here too for callers that build requests
+// themselves: more than MMC_IOC_MAX_CMDS commands, a command over MMC_IOC_MAX_BYTES, and a write
+// whose buffer is not blksz x blocks bytes (the card would read past its end).
+int check_ioctl(const bridge::IoctlRequest& request) {
+  if (request.commands.size() > bridge::kMaxCommands) return EINVAL;
+  for (const bridge::IoctlCommand& c : request.commands) {
+    if (c.data_bytes() > bridge::kMaxCommandBytes) return EOVERFLOW;
+    if (c.writes() && c.data.size() != c.data_bytes()) return EINVAL;
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::uint8_t partition_access_of(Node node) {
@@ -246,6 +258,10 @@ bridge::IoctlReply LinuxBlockDriver::ioctl(const bridge::IoctlRequest& request) 
   request_start_ps_ = bus_.simulated_time_ps().value_or(0);
   bridge::IoctlReply reply;
   reply.results.resize(request.commands.size());
+  if (const int invalid = check_ioctl(request); invalid != 0) {
+    reply.status = status(invalid);
+    return reply;
+  }
   for (std::size_t i = 0; i < request.commands.size(); ++i) {
     const bridge::IoctlCommand& c = request.commands[i];
     if (!c.writes()) reply.results[i].data.assign(c.data_bytes(), 0);
@@ -270,6 +286,10 @@ int LinuxBlockDriver::check_node_range(Node node, std::uint64_t offset, std::siz
   if (node == Node::rpmb) return EINVAL;  // the rpmb node has no block interface
   const std::uint64_t size = description_.node_size[node_index(node)];
   if (size == 0) return ENXIO;
+  // Whole sectors, 1 .. 512 KiB, as the decoder demands (for callers that skip it).
+  if (length == 0 || length > bridge::kMaxBlockTransfer || offset % bridge::kSectorSize != 0 ||
+      length % bridge::kSectorSize != 0)
+    return EINVAL;
   if (offset > size || length > size - offset) return EINVAL;
   return 0;
 }
