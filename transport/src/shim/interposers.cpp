@@ -5,8 +5,8 @@
 // connects to the daemon ($EMMCSIM_SOCKET) and returns a descriptor of the process's own: an
 // unconnected AF_UNIX socket standing in for the device node, so the number is real and unique,
 // open(2)'s lowest-free-number rule holds, and anything the shim does not replace (readv, mmap,
-// stdio's internal calls) fails loudly (ENOTCONN, EBADF...) instead of reaching the protocol
-// stream. The connection itself stays private to the DeviceFile, so `dd`'s open/dup2/close
+// stdio's internal calls) fails on the socket (EINVAL, ENOTCONN, ENODEV) instead of reaching the
+// protocol stream. The connection itself stays private to the DeviceFile, so `dd`'s open/dup2/close
 // dance cannot close it. A table maps each descriptor to its DeviceFile; dup, dup2, dup3 and
 // fcntl(F_DUPFD) share it, close drops it, and every lookup checks that the descriptor is still
 // the placeholder (st_dev/st_ino) in case it was closed behind the shim's back and reused.
@@ -246,8 +246,6 @@ int fcntl_common(int (*next)(int, int, ...), int fd, int command, void* argument
   return next(fd, command, argument);
 }
 
-
-
 // struct stat64 and struct stat are one layout on 64-bit Linux.
 static_assert(sizeof(struct stat64) == sizeof(struct stat), "stat64 differs from stat");
 
@@ -295,7 +293,6 @@ void fill_statx(const struct stat& st, struct statx& x) {
   x.stx_dev_major = major(st.st_dev);
   x.stx_dev_minor = minor(st.st_dev);
 }
-
 
 // Whether a mapped path exists (the daemon is asked): 0 or -errno. False for other paths.
 bool probe_mapped(const char* path, long& result) {
