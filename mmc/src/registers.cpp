@@ -177,7 +177,7 @@ ExtCsd build_ext_csd(const DeviceConfig& config) {
   reg[kDeviceLifeTimeEstA] = kLifeTimeUsed0To10Percent;
   reg[kPreEolInfo] = kPreEolNormal;
   std::memcpy(&reg[kFirmwareVersion], kFirmwareVersionText, 8);
-  put_le(reg, kCacheSize, config.cache_size / 1024, 4);
+  put_le(reg, kCacheSize, config.cache_size * 8 / 1024, 4);  // kilobits, as mmc-utils reads it
   const TimeoutConfig& t = config.timeouts;
   reg[kGenericCmd6Time] = saturate_byte(t.generic_cmd6_time_ms / 10);
   reg[kPowerOffLongTime] = saturate_byte(t.power_off_long_time_ms / 10);

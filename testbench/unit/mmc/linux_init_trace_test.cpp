@@ -155,7 +155,7 @@ struct LinuxCard {
   std::uint64_t rpmb_part_size = 0;
   unsigned rel_sectors = 0;
   std::uint8_t rel_param = 0;
-  std::uint32_t cache_size_kib = 0;
+  std::uint32_t cache_size_kbit = 0;
   std::uint32_t hc_erase_size = 0;   // sectors
   bool partition_setting_completed = false;
   std::uint8_t partition_support = 0;
@@ -325,7 +325,7 @@ class LinuxHost {
     lc_.partition_setting_completed = e[ec::kPartitionSettingCompleted] != 0;
     lc_.partition_support = e[ec::kPartitioningSupport];
     lc_.hpi = (e[ec::kHpiFeatures] & 1) != 0;
-    lc_.cache_size_kib = le32(e, ec::kCacheSize);
+    lc_.cache_size_kbit = le32(e, ec::kCacheSize);
     mmc_select_card_type();
   }
 
@@ -586,7 +586,7 @@ class LinuxHost {
     if (lc_.hpi) mmc_switch(static_cast<std::uint8_t>(ec::kHpiMgmt), 1, "mmc_init_card: HPI_MGMT");
     // "If cache size is higher than 0, this indicates the existence of cache and it can be
     // turned on."
-    if (lc_.cache_size_kib > 0) {
+    if (lc_.cache_size_kbit > 0) {
       mmc_switch(static_cast<std::uint8_t>(ec::kCacheCtrl), 1, "mmc_init_card: CACHE_CTRL");
       lc_.cache_enabled = true;
     }
@@ -789,7 +789,7 @@ TEST(LinuxInitTrace, IdentificationAndRegisterDecode) {
   EXPECT_EQ(lc.rpmb_part_size, config.rpmb_size);
   EXPECT_EQ(lc.rel_sectors, config.reliable_write_sectors);
   EXPECT_GE(lc.rel_sectors, 1u);
-  EXPECT_EQ(std::uint64_t{lc.cache_size_kib} * 1024, config.cache_size);
+  EXPECT_EQ(std::uint64_t{lc.cache_size_kbit} * 1024 / 8, config.cache_size);
   EXPECT_EQ(std::uint64_t{lc.hc_erase_size} * 512, config.erase_group_size);
   EXPECT_NE(lc.partition_support & kPartSupportPartEn, 0);
   EXPECT_TRUE(lc.partition_setting_completed);

@@ -541,11 +541,11 @@ TEST(RegistersDeviceType, AllValidCombinationsAreCovered) {
   EXPECT_EQ(valid_bus_modes().size(), 9u);
 }
 
-TEST(RegistersExtCsd, CacheSizeInKiB) {
-  for (std::uint64_t size : {0 * KiB, KiB, 3 * KiB, MiB, 0x12345678 * KiB, 0xFFFFFFFF * KiB}) {
+TEST(RegistersExtCsd, CacheSizeInKilobits) {
+  for (std::uint64_t size : {0 * KiB, KiB, 3 * KiB, MiB, 0x01234567 * KiB, (0xFFFFFFFF / 8) * KiB}) {
     DeviceConfig c = default_device_config();
     c.cache_size = size;
-    EXPECT_EQ(little_endian(build_ext_csd(c), idx::CACHE_SIZE, 4) * 1024, size);
+    EXPECT_EQ(little_endian(build_ext_csd(c), idx::CACHE_SIZE, 4) * 1024 / 8, size);  // kilobits
   }
 }
 
