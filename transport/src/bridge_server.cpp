@@ -226,57 +226,58 @@ void BridgeServer::start() {
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw SocketSetupError("cannot listen on " + path_ + ": " + ec.message());
   if (::chmod(path_.c_str(), 0600) != 0) throw SocketSetupError("cannot chmod " + path_ + ": " + std::strerror(errno));
+  std::lock_guard<std::mutex> lock(mutex_);
   accept_next();
 }
 
+// Every use of acceptor_ happens under mutex_: the accept handler runs on any of the
+// io_context's threads and stop() on another.
 void BridgeServer::accept_next() {
   acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
-    if (ec) {
-      if (ec != asio::error::operation_aborted) log_->error("accept on {}: {}", path_, ec.message());
-      if (!acceptor_.is_open()) return;
-      return accept_next();
-    }
     std::shared_ptr<BridgeSession> session;
     {
-      std::lock_guard<std::mutex> lock(sessions_mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       if (stopped_) return;
+      if (ec) {
+        if (ec != asio::error::operation_aborted) log_->error("accept on {}: {}", path_, ec.message());
+        if (acceptor_.is_open()) accept_next();
+        return;
+      }
       if (sessions_.size() >= max_clients_) {
         log_->warn("refusing a client: {} are connected already", max_clients_);
       } else {
         session = std::make_shared<BridgeSession>(*this, std::move(socket), next_client_id_++);
         sessions_.insert(session);
+        log_->debug("client connected ({} now)", sessions_.size());
       }
+      accept_next();
     }
-    if (session) {
-      log_->debug("client connected ({} now)", client_count());
-      session->start();
-    }
-    accept_next();
+    if (session) session->start();
   });
 }
 
 void BridgeServer::forget(const std::shared_ptr<BridgeSession>& session) {
-  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   sessions_.erase(session);
 }
 
 std::size_t BridgeServer::client_count() const {
-  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   return sessions_.size();
 }
 
 void BridgeServer::stop() {
   std::set<std::shared_ptr<BridgeSession>> sessions;
   {
-    std::lock_guard<std::mutex> lock(sessions_mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (stopped_) return;
     stopped_ = true;
     sessions.swap(sessions_);
-  }
-  boost::system::error_code ignored;
-  if (acceptor_.is_open()) {
-    acceptor_.close(ignored);
-    ::unlink(path_.c_str());
+    boost::system::error_code ignored;
+    if (acceptor_.is_open()) {
+      acceptor_.close(ignored);
+      ::unlink(path_.c_str());
+    }
   }
   for (const auto& session : sessions) session->close();
 }

@@ -62,7 +62,7 @@ class BridgeServer {
   std::string path_;
   std::size_t max_clients_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
-  mutable std::mutex sessions_mutex_;
+  mutable std::mutex mutex_;  // guards acceptor_, sessions_, next_client_id_ and stopped_
   std::set<std::shared_ptr<BridgeSession>> sessions_;
   std::uint64_t next_client_id_ = 1;
   bool stopped_ = false;
