@@ -23,6 +23,11 @@ constexpr std::uint32_t kHostOcr = mmc::ocr::kSectorMode | mmc::ocr::kVoltage270
 constexpr int kMaxOpCondPolls = 10000;
 constexpr int kMaxStatusPolls = 64;  // untimed: the card is ready at the first poll
 constexpr std::uint32_t kReliableWrite = 1u << 31;
+// The R1 bits the block layer treats as a failed read or write (CMD_ERRORS in block.c); a stale
+// ILLEGAL_COMMAND left by someone's refused ioctl is not one of them.
+constexpr std::uint32_t kBlockIoErrors = status::kOutOfRange | status::kAddressMisalign | status::kBlockLenError |
+                                         status::kWpViolation | status::kCardEccFailed | status::kCcError |
+                                         status::kError;
 
 constexpr std::uint8_t kCmdSwitch = 6;
 constexpr std::uint8_t kCmdStop = 12;
@@ -65,7 +70,10 @@ std::uint8_t partition_access_of(Node node) {
   return 0;
 }
 
-LinuxBlockDriver::LinuxBlockDriver(MmcBus& bus) : bus_(bus) {
+LinuxBlockDriver::LinuxBlockDriver(MmcBus& bus) : bus_(bus) { probe(); }
+
+void LinuxBlockDriver::probe() {
+  cache_enabled_ = false;
   auto must = [](const CommandResult& r, const char* what) {
     if (r.error != 0 || (r.outcome.response.value & status::kAnyError) != 0)
       throw std::runtime_error(std::string("card probe: ") + what + " failed");
@@ -136,12 +144,18 @@ int LinuxBlockDriver::poll_until_ready(bool switch_command) {
 
 void LinuxBlockDriver::recover() {
   const CommandResult r = command(kCmdSendStatus, std::uint32_t{kRca} << 16);
-  if (r.error != 0) return;
   const auto state = static_cast<mmc::CardState>(status::current_state(r.outcome.response.value));
-  if (state == mmc::CardState::data || state == mmc::CardState::rcv) {
+  if (r.error == 0 && state == mmc::CardState::tran) return;
+  if (r.error == 0 && (state == mmc::CardState::prg || state == mmc::CardState::dis)) {
+    bus_.wait_while_busy();
+    return;
+  }
+  if (r.error == 0 && (state == mmc::CardState::data || state == mmc::CardState::rcv)) {
     command(kCmdStop, 0);
     bus_.wait_while_busy();
-  } else if (state == mmc::CardState::btst) {
+    return;
+  }
+  if (r.error == 0 && state == mmc::CardState::btst) {
     // A bus test (CMD19) that failed half way: CMD12 does not end it, CMD14 does (the card sends
     // the pattern back and returns to tran). Without this every later request would fail.
     const CommandResult r14 = command(kCmdBusTestRead, 0);
@@ -149,7 +163,14 @@ void LinuxBlockDriver::recover() {
       std::vector<std::uint8_t> pattern(r14.outcome.data.block_size);
       bus_.read_blocks(pattern.data(), pattern.size(), 1);
     }
+    return;
   }
+  // No answer to CMD13 (idle, ready, ident, sleep, inactive) or a deselected card: as
+  // mmc_blk_reset() → mmc_hw_reset(), power-cycle it and bring it up again, so one client's CMD0,
+  // CMD5 or CMD15 cannot leave the card unusable for everyone else.
+  ++card_resets_;
+  bus_.power_cycle();
+  probe();
 }
 
 int LinuxBlockDriver::switch_partition(std::uint8_t access) {
@@ -277,10 +298,26 @@ bridge::IoctlReply LinuxBlockDriver::ioctl(const bridge::IoctlRequest& request) 
       error = run_ioctl_command(request.node, request.commands[i], caller_sent_cmd23, reply.results[i]);
     }
     if (request.node == Node::rpmb) switch_partition(0);  // "Always switch back to main area"
+    if (leaves_transfer_state(request)) recover();
   }
   reply.status = status(error);
   return reply;
 }
+
+bool LinuxBlockDriver::leaves_transfer_state(const bridge::IoctlRequest& request) {
+  // Commands that take a card out of tran by design: reset, identification, sleep, deselect,
+  // inactive, bus test.
+  for (const bridge::IoctlCommand& c : request.commands) {
+    switch (c.opcode) {
+      case 0: case 1: case 2: case 3: case 4: case 5: case 7: case 14: case 15: case 19:
+        return true;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
 
 int LinuxBlockDriver::check_node_range(Node node, std::uint64_t offset, std::size_t length) const {
   if (node == Node::rpmb) return EINVAL;  // the rpmb node has no block interface
@@ -300,7 +337,7 @@ int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::ui
   if (address > 0xFFFFFFFFu) return EINVAL;
   if (sectors > 1) {
     const CommandResult sbc = command(kCmdSetBlockCount, sectors);
-    if (sbc.error != 0 || (sbc.outcome.response.value & status::kAnyError) != 0) {
+    if (sbc.error != 0 || (sbc.outcome.response.value & kBlockIoErrors) != 0) {
       recover();
       return EIO;
     }
@@ -308,7 +345,7 @@ int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::ui
   const std::uint8_t opcode = write ? (sectors > 1 ? 25 : 24) : (sectors > 1 ? 18 : 17);
   const CommandResult r = command(opcode, static_cast<std::uint32_t>(address));
   const auto wanted = write ? mmc::DataDirection::to_card : mmc::DataDirection::to_host;
-  if (r.error != 0 || (r.outcome.response.value & status::kAnyError) != 0 || r.outcome.data.direction != wanted) {
+  if (r.error != 0 || (r.outcome.response.value & kBlockIoErrors) != 0 || r.outcome.data.direction != wanted) {
     recover();
     return EIO;
   }
@@ -355,7 +392,7 @@ bridge::FlushReply LinuxBlockDriver::flush(const bridge::FlushRequest& request) 
   int error = description_.node_size[node_index(request.node)] == 0 ? ENXIO : 0;
   if (error == 0 && cache_enabled_) {  // mmc_flush_cache()
     const CommandResult r = command(kCmdSwitch, switch_arg(mmc::ext_csd::kFlushCache, 1));
-    if (r.error != 0 || (r.outcome.response.value & status::kAnyError) != 0) {
+    if (r.error != 0 || (r.outcome.response.value & status::kSwitchError) != 0) {
       error = EIO;
     } else {
       bus_.wait_while_busy();

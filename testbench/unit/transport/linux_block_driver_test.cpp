@@ -68,6 +68,7 @@ using Trace = std::vector<Cmd>;
 class RecordingBus final : public MmcBus {
  public:
   static constexpr std::uint64_t kPsPerCommand = 1000000;
+  static constexpr int kPowerCycle = -1;  // recorded in the trace like a command
 
   explicit RecordingBus(mmc::Card& card) : inner_(card) {}
   mmc::CommandOutcome execute(const mmc::Command& command) override {
@@ -82,6 +83,10 @@ class RecordingBus final : public MmcBus {
     return inner_.write_blocks(in, block_size, count);
   }
   void wait_while_busy() override { inner_.wait_while_busy(); }
+  void power_cycle() override {
+    trace_.push_back(Cmd{kPowerCycle, 0});
+    inner_.power_cycle();
+  }
   std::optional<std::uint64_t> simulated_time_ps() const override {
     return timed_ ? std::optional<std::uint64_t>(now_ps_) : std::nullopt;
   }
@@ -895,6 +900,54 @@ TEST(DriverShapes, AbsentBootNodesAreEnxio) {
   // The nodes it has still work.
   EXPECT_EQ(rig.driver.ioctl(single(Node::user, plain(13, kRcaArg))).status.error, 0);
   EXPECT_EQ(rig.card.state(), mmc::CardState::tran);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A request that leaves the card out of tran: the driver resets it (mmc_blk_reset), so the next
+// client finds a working card with its data, key and counter.
+
+TEST_F(DriverTest, ACallersCmd0IsFollowedByAResetAndTheCardKeepsWorking) {
+  program_key();
+  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 4096, pattern(4096, 7)}).status.error, 0);
+  bus().take();
+  const IoctlReply reply = driver().ioctl(single(Node::user, plain(0, 0, 0)));
+  EXPECT_EQ(reply.status.error, 0);
+  EXPECT_EQ(driver().card_resets(), 1u);
+  EXPECT_EQ(count_of(bus().take(), RecordingBus::kPowerCycle), 1u);
+  expect_settled();
+  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 4096, 4096}).data, pattern(4096, 7));
+  EXPECT_EQ(read_counter(), 0u);  // the key survived: the counter reads with result 0
+}
+
+TEST_F(DriverTest, SleepAndInactiveStateFromAnIoctlAreUndone) {
+  for (const std::vector<IoctlCommand>& chain :
+       {std::vector<IoctlCommand>{plain(7, 0, 0), plain(5, kRcaArg | (1u << 15), kFlagsR1b)},  // sleep
+        std::vector<IoctlCommand>{plain(15, kRcaArg, 0)}}) {                                   // inactive
+    const std::uint64_t before = driver().card_resets();
+    driver().ioctl(multi(Node::user, chain));
+    EXPECT_EQ(driver().card_resets(), before + 1);
+    expect_settled();
+    EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 512}).status.error, 0);
+  }
+}
+
+TEST_F(DriverTest, OrdinaryRequestsNeverResetTheCard) {
+  program_key();
+  read_counter();
+  driver().ioctl(single(Node::user, plain(13, kRcaArg)));
+  driver().ioctl(single(Node::user, plain(13, 2u << 16)));  // fails: no response, still tran
+  driver().write(bridge::BlockWriteRequest{Node::boot0, 0, pattern(512, 1)});
+  EXPECT_EQ(driver().card_resets(), 0u);
+  EXPECT_EQ(count_of(bus().trace(), RecordingBus::kPowerCycle), 0u);
+}
+
+TEST_F(DriverTest, AStaleIllegalCommandBitDoesNotFailTheNextBlockIo) {
+  // CMD9 is illegal in tran: no response, and ILLEGAL_COMMAND waits for the next response. Sent
+  // with flags 0 (no response expected) the ioctl succeeds and no recovery reads the bit away.
+  EXPECT_EQ(driver().ioctl(single(Node::user, plain(9, kRcaArg, 0))).status.error, 0);
+  EXPECT_NE(card().pending_status() & mmc::status::kIllegalCommand, 0u);
+  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, pattern(1024, 3)}).status.error, 0);
+  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 1024}).data, pattern(1024, 3));
 }
 
 }  // namespace

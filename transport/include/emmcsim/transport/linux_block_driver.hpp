@@ -21,7 +21,9 @@
 //    CMD6 FLUSH_CACHE.
 //
 // After a failure the driver stops a transfer the card is still in (CMD12) so the card is in tran
-// for the next request, as the kernel's error recovery leaves it.
+// for the next request, as the kernel's error recovery leaves it. When a request leaves the card
+// out of tran anyway (a caller's CMD0, CMD5, CMD7 or CMD15; a bus test), the driver resets it as
+// mmc_blk_reset() does: a power cycle and the probe sequence again. Data, key and counter persist.
 //
 // Not thread-safe: one owner (the device strand) calls it.
 #pragma once
@@ -55,6 +57,8 @@ class LinuxBlockDriver {
 
   // Observers for tests.
   std::uint8_t partition_config() const { return part_config_; }
+  // How many times a request left the card unusable and the driver reset it.
+  std::uint64_t card_resets() const { return card_resets_; }
   const mmc::ExtCsd& ext_csd() const { return ext_csd_; }
 
   static constexpr std::uint16_t kRca = 1;  // Linux gives the eMMC RCA 1
@@ -65,10 +69,12 @@ class LinuxBlockDriver {
     int error = 0;  // cmd.error: ETIMEDOUT when no response came
   };
 
+  void probe();
+  static bool leaves_transfer_state(const bridge::IoctlRequest& request);
   CommandResult command(std::uint8_t index, std::uint32_t arg, bool response_expected = true);
   int switch_partition(std::uint8_t access);    // mmc_blk_part_switch
   int poll_until_ready(bool switch_command);    // mmc_poll_for_busy with CMD13
-  void recover();                               // CMD12 when the card is left in data or rcv
+  void recover();  // back to tran: CMD12 (data, rcv), CMD14 (btst), or a power cycle and probe
   int run_ioctl_command(bridge::Node node, const bridge::IoctlCommand& c, bool caller_sent_cmd23,
                         bridge::IoctlCommandResult& result);
   int check_node_range(bridge::Node node, std::uint64_t offset, std::size_t length) const;
@@ -83,6 +89,7 @@ class LinuxBlockDriver {
   bool cache_enabled_ = false;
   bridge::DescribeReply description_;
   std::uint64_t request_start_ps_ = 0;
+  std::uint64_t card_resets_ = 0;
 };
 
 // Access value of PARTITION_CONFIG for a node: user 0, boot0 1, boot1 2, rpmb 3.

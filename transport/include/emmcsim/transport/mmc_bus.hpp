@@ -22,6 +22,8 @@ class MmcBus {
                                          std::uint32_t count) = 0;
   // The card holds DAT0 busy (R1b, end of a write): returns when it has let go.
   virtual void wait_while_busy() = 0;
+  // Removes and restores the card's power (the host's hardware reset): volatile state is lost.
+  virtual void power_cycle() = 0;
   // Simulated time since the bus was created, in picoseconds; nullopt on an untimed bus.
   virtual std::optional<std::uint64_t> simulated_time_ps() const = 0;
 };
@@ -40,6 +42,7 @@ class CardBus final : public MmcBus {
   void wait_while_busy() override {
     if (card_.busy()) card_.finish_busy();
   }
+  void power_cycle() override { card_.power_cycle(); }
   std::optional<std::uint64_t> simulated_time_ps() const override { return std::nullopt; }
 
  private:
