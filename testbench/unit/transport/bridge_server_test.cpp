@@ -674,5 +674,36 @@ TEST(BridgeServerStop, AServerThatNeverStartedRemovesNothing) {
   EXPECT_EQ(client.describe().status.error, 0);
 }
 
+
+// stop() while clients keep connecting: accept handlers run on one io thread while stop() runs
+// on the other. Every client is served or refused cleanly; nothing is left behind.
+TEST(BridgeServerStop, StopWhileClientsConnect) {
+  TempDir dir;
+  const std::string path = dir.path() + "/mmc.sock";
+  Daemon daemon(path);
+  daemon.server().start();
+  daemon.start_threads();
+  std::atomic<bool> running{true};
+  std::atomic<int> served{0};
+  std::vector<std::thread> connectors;
+  for (int i = 0; i < 2; ++i) {
+    connectors.emplace_back([&] {
+      while (running) {
+        try {
+          BridgeClient client(path);
+          if (client.describe().status.error == 0) ++served;
+        } catch (const BridgeClientError&) {
+        }
+      }
+    });
+  }
+  while (served < 50) std::this_thread::yield();
+  daemon.stop_server();
+  running = false;
+  for (std::thread& t : connectors) t.join();
+  EXPECT_FALSE(exists(path));
+  EXPECT_EQ(daemon.server().client_count(), 0u);
+}
+
 }  // namespace
 }  // namespace emmcsim::transport
