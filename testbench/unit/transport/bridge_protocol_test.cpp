@@ -181,7 +181,7 @@ std::vector<Bytes> valid_reply_messages() {
 TEST(BridgeProtocol, LimitsAreLinuxsAndThePayloadLimitIsTheirSum) {
   EXPECT_EQ(kMaxCommands, 255u);
   EXPECT_EQ(kMaxCommandBytes, 524288u);
-  EXPECT_EQ(kMaxPayload, 33566680u);  // 8 + 255 x 48 + 32 MiB (docs/bridge-protocol.md said 33,566,728)
+  EXPECT_EQ(kMaxPayload, 33566680u);  // 8 + 255 x 48 + 32 MiB, as docs/bridge-protocol.md says
   EXPECT_STREQ(node_name(Node::user), "user");
   EXPECT_STREQ(node_name(Node::boot0), "boot0");
   EXPECT_STREQ(node_name(Node::boot1), "boot1");
