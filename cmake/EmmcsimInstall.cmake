@@ -12,7 +12,9 @@ install(TARGETS emmcsim_rpmb emmcsim_mmc emmcsim_bridge_protocol emmcsim_transpo
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY rpmb/include/ mmc/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS emmcsim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS emmcsim_mmcioctl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})  # the LD_PRELOAD shim
+if(TARGET emmcsim_mmcioctl)  # the LD_PRELOAD shim
+  install(TARGETS emmcsim_mmcioctl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(EXPORT emmcsimTargets NAMESPACE emmcsim:: DESTINATION ${EMMCSIM_CMAKE_DIR})
 
 configure_package_config_file(cmake/emmcsimConfig.cmake.in
