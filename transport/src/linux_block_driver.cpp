@@ -291,9 +291,10 @@ bridge::IoctlReply LinuxBlockDriver::ioctl(const bridge::IoctlRequest& request) 
   if (description_.node_size[node_index(request.node)] == 0) {
     error = ENXIO;
   } else {
+    // mmc_blk_part_switch() once per request, as mmc_blk_mq_issue_rq() does: a CMD6 in the chain
+    // that selects another partition holds for the commands after it (track_switch).
+    error = switch_partition(partition_access_of(request.node));
     for (std::size_t i = 0; i < request.commands.size() && error == 0; ++i) {
-      error = switch_partition(partition_access_of(request.node));  // mmc_blk_part_switch
-      if (error != 0) break;
       const bool caller_sent_cmd23 = i > 0 && request.commands[i - 1].opcode == kCmdSetBlockCount;
       error = run_ioctl_command(request.node, request.commands[i], caller_sent_cmd23, reply.results[i]);
     }

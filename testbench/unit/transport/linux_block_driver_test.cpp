@@ -670,6 +670,29 @@ TEST_F(DriverTest, PartitionSwitchesKeepTheBootEnableBits) {
   expect_settled();
 }
 
+TEST_F(DriverTest, ACallersPartitionSwitchHoldsForTheRestOfItsChain) {
+  // mmc_blk_mq_issue_rq() switches to the node's partition once per request; a CMD6 in the chain
+  // that selects boot0 holds for the commands after it, and the next request switches back.
+  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, pattern(512, 1)}).status.error, 0);
+  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::boot0, 0, pattern(512, 2)}).status.error, 0);
+  bus().take();
+
+  const IoctlReply chain = driver().ioctl(
+      multi(Node::user, {plain(6, switch_arg(ec::kPartitionConfig, 1), kFlagsR1b), read_cmd(17, 0, 512, 1)}));
+  ASSERT_EQ(chain.status.error, 0);
+  EXPECT_EQ(chain.results[1].data, pattern(512, 2)) << "CMD17 read boot0, which the chain's CMD6 selected";
+  EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kPartitionConfig, 0)}, {13, kRcaArg},  // boot0 -> user
+                               {6, switch_arg(ec::kPartitionConfig, 1)}, {13, kRcaArg},  // the caller's
+                               {17, 0}}))
+      << "one switch for the request, none between the chain's commands";
+  EXPECT_EQ(driver().partition_config(), 1u);
+
+  const IoctlReply next = driver().ioctl(single(Node::user, read_cmd(17, 0, 512, 1)));
+  ASSERT_EQ(next.status.error, 0);
+  EXPECT_EQ(next.results[0].data, pattern(512, 1)) << "the next request is on the user area again";
+  expect_settled();
+}
+
 TEST_F(DriverTest, CallersCacheCtrlOffMeansFlushSendsNothing) {
   ASSERT_EQ(driver().ioctl(single(Node::user, plain(6, switch_arg(ec::kCacheCtrl, 0), kFlagsR1b))).status.error, 0);
   bus().take();
