@@ -52,6 +52,45 @@ struct SizeUnit {
 // Largest first: to_json() writes a size in the largest unit that divides it exactly.
 constexpr SizeUnit kBinaryUnits[] = {{kTiB, "TiB"}, {kGiB, "GiB"}, {kMiB, "MiB"}, {kKiB, "KiB"}};
 
+}  // namespace
+
+// "8GiB", "512KiB", "4M", "4 MiB", "123": a whole number with an optional binary unit.
+std::uint64_t parse_size(const std::string& text) {
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  const std::string units_hint = "a size is bytes or a whole number with K/KiB, M/MiB, G/GiB or T/TiB";
+  if (!text.empty() && text[0] == '-') throw std::invalid_argument(fmt::format("\"{}\" is negative", text));
+  std::size_t pos = 0;
+  std::uint64_t number = 0;
+  while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+    const auto digit = static_cast<std::uint64_t>(text[pos] - '0');
+    if (number > (kMax - digit) / 10) throw std::invalid_argument(fmt::format("\"{}\" is too large", text));
+    number = number * 10 + digit;
+    ++pos;
+  }
+  if (pos == 0) throw std::invalid_argument(fmt::format("\"{}\" is not a size ({})", text, units_hint));
+  if (pos < text.size() && (text[pos] == '.' || text[pos] == ',')) {
+    throw std::invalid_argument(fmt::format("\"{}\" is not a whole number ({})", text, units_hint));
+  }
+  const std::size_t digits_end = pos;
+  while (pos < text.size() && text[pos] == ' ') ++pos;
+  const std::string_view unit = std::string_view(text).substr(pos);
+  std::uint64_t multiplier = 0;
+  if (unit.empty() && pos == digits_end) {
+    multiplier = 1;
+  } else {
+    for (const SizeUnit& candidate : kBinaryUnits) {
+      if (unit == candidate.suffix || unit == std::string_view(candidate.suffix, 1)) {
+        multiplier = candidate.bytes;
+      }
+    }
+  }
+  if (multiplier == 0) throw std::invalid_argument(fmt::format("\"{}\" has an unknown unit ({})", text, units_hint));
+  if (number > kMax / multiplier) throw std::invalid_argument(fmt::format("\"{}\" is too large", text));
+  return number * multiplier;
+}
+
+namespace {
+
 [[noreturn]] void fail(std::string_view field, std::string_view problem) {
   throw ConfigError(fmt::format("device config: {}: {}", field, problem));
 }
@@ -168,39 +207,12 @@ Unsigned read_unsigned(const Json& value, const std::string& field) {
   return static_cast<Unsigned>(number);
 }
 
-// "8GiB", "512KiB", "4M", "4 MiB", "123": a whole number with an optional binary unit.
 std::uint64_t parse_size_text(const std::string& field, const std::string& text) {
-  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
-  const std::string units_hint = "a size is bytes or a whole number with K/KiB, M/MiB, G/GiB or T/TiB";
-  if (!text.empty() && text[0] == '-') fail(field, fmt::format("\"{}\" is negative", text));
-  std::size_t pos = 0;
-  std::uint64_t number = 0;
-  while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-    const auto digit = static_cast<std::uint64_t>(text[pos] - '0');
-    if (number > (kMax - digit) / 10) fail(field, fmt::format("\"{}\" is too large", text));
-    number = number * 10 + digit;
-    ++pos;
+  try {
+    return parse_size(text);
+  } catch (const std::invalid_argument& e) {
+    fail(field, e.what());
   }
-  if (pos == 0) fail(field, fmt::format("\"{}\" is not a size ({})", text, units_hint));
-  if (pos < text.size() && (text[pos] == '.' || text[pos] == ',')) {
-    fail(field, fmt::format("\"{}\" is not a whole number ({})", text, units_hint));
-  }
-  const std::size_t digits_end = pos;
-  while (pos < text.size() && text[pos] == ' ') ++pos;
-  const std::string_view unit = std::string_view(text).substr(pos);
-  std::uint64_t multiplier = 0;
-  if (unit.empty() && pos == digits_end) {
-    multiplier = 1;
-  } else {
-    for (const SizeUnit& candidate : kBinaryUnits) {
-      if (unit == candidate.suffix || unit == std::string_view(candidate.suffix, 1)) {
-        multiplier = candidate.bytes;
-      }
-    }
-  }
-  if (multiplier == 0) fail(field, fmt::format("\"{}\" has an unknown unit ({})", text, units_hint));
-  if (number > kMax / multiplier) fail(field, fmt::format("\"{}\" is too large", text));
-  return number * multiplier;
 }
 
 std::uint64_t read_size(const Json& value, const std::string& field) {

@@ -124,6 +124,11 @@ DeviceConfig parse_device_config(const std::string& json_text);
 // "128 KiB", "8 GiB": a size in the largest binary unit that divides it exactly, else "N bytes".
 std::string describe_size(std::uint64_t bytes);
 
+// "8GiB", "512KiB", "4M", "4 MiB", "123" → bytes: a whole number with an optional binary unit
+// (K/KiB, M/MiB, G/GiB, T/TiB). Throws std::invalid_argument saying what is wrong with the text;
+// configuration readers prefix the field.
+std::uint64_t parse_size(const std::string& text);
+
 // Configuration → JSON text (pretty, every field present, sizes as strings such as "8GiB"
 // when exact). parse_device_config(to_json(c)) == c.
 std::string to_json(const DeviceConfig& config);
