@@ -1,6 +1,6 @@
 # Every dependency is a Debian bookworm package; scripts/install-deps installs them.
 find_package(PkgConfig REQUIRED)
-# SystemC is not used by rpmb/ yet; finding it here proves the platform can build models/.
+# SystemC/TLM-2.0 for models/ (Debian's 2.3.4 links only from C++17).
 pkg_check_modules(SystemC REQUIRED IMPORTED_TARGET systemc>=2.3.3)
 find_package(OpenSSL 3.0 REQUIRED)
 find_package(Boost 1.74 REQUIRED)

@@ -16,7 +16,8 @@ constexpr std::uint64_t kOneGiB = 1ULL << 30;
 constexpr std::uint8_t kTaac = 0x27;
 constexpr std::uint8_t kNsac = 0x01;
 constexpr std::uint8_t kTranSpeed26MHz = 0x32;  // 2.6 × 10 MHz
-constexpr std::uint8_t kR2wFactor = 3;
+constexpr std::uint8_t kR2wFactor = csd::kWriteSpeedFactor;
+static_assert(csd::kReadAccessTimeNs == 15'000'000, "TAAC 0x27 codes 1.5 x 10 ms");
 // Command classes the device implements: 0 basic, 2 block read, 4 block write, 5 erase,
 // 6 write protection, 7 lock card.
 constexpr std::uint16_t kCommandClasses =

@@ -34,6 +34,15 @@ std::uint32_t build_ocr(const DeviceConfig& config);
 // CID with MID, CBX, OID, PNM, PRV, PSN, MDT and CRC7 (byte 15 = crc7 << 1 | 1).
 Cid build_cid(const DeviceConfig& config);
 
+// What the CSD promises about data access, as Linux's mmc_set_data_timeout() reads it: a read
+// block within 10 × TAAC, a written block (and its busy) within 10 × 2^R2W_FACTOR × TAAC.
+namespace csd {
+constexpr std::uint64_t kReadAccessTimeNs = 15'000'000;  // TAAC 0x27: 1.5 × 10 ms
+constexpr unsigned kWriteSpeedFactor = 3;                // R2W_FACTOR: writes up to 2^3 × longer
+constexpr std::uint64_t kReadTimeoutNs = 10 * kReadAccessTimeNs;
+constexpr std::uint64_t kWriteTimeoutNs = kReadTimeoutNs << kWriteSpeedFactor;
+}  // namespace csd
+
 // CSD: CSD_STRUCTURE 3 (version in EXT_CSD[194]), SPEC_VERS 4, TAAC/NSAC, TRAN_SPEED 26 MHz,
 // CCC 0x0F5 (classes 0, 2, 4, 5, 6, 7), WRITE_BL_LEN 9, READ_BL_LEN 9, C_SIZE (0xFFF when sector
 // addressed, else the exact size: (C_SIZE + 1) × 2^(C_SIZE_MULT + 2) × 2^READ_BL_LEN, where
