@@ -1,0 +1,109 @@
+// EmmcDevice — an eMMC 5.1 device on the simulated bus: the untimed core (mmc::Card) behind an
+// eMMC bus target socket, with bus time from BusTiming and internal time from a TimingProfile.
+// One core, two speeds: everything the card does is mmc::Card's; this module only adds time.
+//
+// Ports
+//   bus    EmmcBusTargetSocket — commands, data blocks, busy waits, power cycles (emmc_bus.hpp)
+//
+// Time (deterministic: the same transactions at the same times give the same delays)
+//   command     BusTiming::command_cycles(response) in the mode the card is in when the command
+//               arrives (identification while it has no RCA; then HS_TIMING and BUS_WIDTH).
+//   read block  its access time, then BusTiming::data_block_cycles. Access: page_read when the
+//               block is the transfer's first or opens a NAND page of the user data, else
+//               N_AC min (2 cycles); register and RPMB blocks add the work they caused.
+//   write block BusTiming::write_block_cycles (N_WR, data, N_CRC, CRC status token).
+//   busy        after an R1b command: TimingProfile::work_time(work). After a write transfer
+//               (its last block, or the CMD12 that ends it): page_program for every NAND page
+//               its sectors touch (reliable writes alike), cached_sector_write per cached
+//               sector, and the work time of RPMB requests. Programming is modelled after the
+//               last block, not overlapped with the transfer.
+//   Busy ends when simulated time reaches it: a CMD13 before then finds the card in prg without
+//   READY_FOR_DATA, wait_while_busy returns then.
+//
+// Reports (sc_report_handler, message type "emmcsim/EmmcDevice"): SC_WARNING for a clock above
+// the mode's maximum (once per mode and clock) and for a transaction the device refuses (with an
+// error response status; nothing changes).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <systemc>
+
+#include "emmcsim/mmc/card.hpp"
+#include "emmcsim/models/bus_timing.hpp"
+#include "emmcsim/models/emmc_bus.hpp"
+#include "emmcsim/models/timing_profile.hpp"
+
+namespace emmcsim::models {
+
+// One transaction as the device saw it, for tracing and tests.
+struct BusPhase {
+  EmmcBusOperation operation = EmmcBusOperation::command;
+  Picoseconds start_ps = 0;  // when it reached the device (sc_time_stamp() + the annotated delay)
+  Picoseconds end_ps = 0;    // when the bus was free again
+  BusMode mode;
+  std::uint64_t clock_hz = 0;
+  mmc::Command command;          // command
+  mmc::CommandOutcome outcome;   // command
+  std::uint32_t block_size = 0;  // read_data / write_data
+  std::uint32_t blocks = 0;      // blocks moved
+  bool busy = false;             // DAT0 busy afterwards
+  Picoseconds busy_until_ps = 0; // when it ends
+};
+
+class EmmcDevice : public sc_core::sc_module {
+ public:
+  EmmcBusTargetSocket<EmmcDevice> bus;
+
+  // The backend must outlive the device and match the configuration. Throws
+  // TimingProfileError when the profile breaks what the configuration's EXT_CSD promises.
+  EmmcDevice(sc_core::sc_module_name name, const mmc::DeviceConfig& config, mmc::CardBackend backend,
+             const TimingProfile& profile = default_timing_profile());
+
+  const char* kind() const override { return "emmcsim::models::EmmcDevice"; }
+
+  // The untimed core, for observers (tests, tools). Driving it directly bypasses time.
+  const mmc::Card& card() const { return card_; }
+  const TimingProfile& profile() const { return profile_; }
+  // When DAT0 busy ends (absolute simulated time); nullopt when the card is not busy.
+  std::optional<sc_core::sc_time> busy_until() const;
+  // Called after every transaction the device served.
+  void on_phase(std::function<void(const BusPhase&)> observer) { observer_ = std::move(observer); }
+
+  static constexpr const char* kMessageType = "emmcsim/EmmcDevice";
+
+ private:
+  // The user-data transfer in progress: where it is, for pricing by NAND page.
+  struct SectorTransfer {
+    bool write = false;
+    std::uint64_t first_sector = 0;
+    std::uint64_t sectors_done = 0;
+    mmc::WorkReport work;  // writes: what the blocks so far reported
+  };
+
+  void b_transport(tlm::tlm_generic_payload& payload, sc_core::sc_time& delay);
+  // Checks what the device needs of a transaction; reports and returns false otherwise.
+  bool accept(tlm::tlm_generic_payload& payload, const EmmcBusExtension* extension);
+  Picoseconds serve_command(EmmcBusExtension& ext, const BusTiming& timing, Picoseconds start, BusPhase& phase);
+  Picoseconds serve_read(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext, const BusTiming& timing,
+                         BusPhase& phase);
+  Picoseconds serve_write(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext, const BusTiming& timing,
+                          Picoseconds start, BusPhase& phase);
+  // The busy time of the write transfer that just ended.
+  Picoseconds program_time_of_transfer();
+  void start_busy(Picoseconds at, Picoseconds duration);
+  void settle_busy(Picoseconds now);
+  BusMode current_mode() const;
+  void check_clock(const BusTiming& timing);
+
+  mmc::Card card_;
+  TimingProfile profile_;
+  Picoseconds busy_until_ps_ = 0;
+  std::optional<SectorTransfer> transfer_;
+  bool reading_register_ = false;  // a non-sector read phase is open: its first block has its work
+  std::optional<std::pair<BusMode, std::uint64_t>> warned_clock_;
+  std::function<void(const BusPhase&)> observer_;
+};
+
+}  // namespace emmcsim::models

@@ -1,0 +1,253 @@
+// EmmcDevice (see emmc_device.hpp).
+#include "emmcsim/models/emmc_device.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace emmcsim::models {
+namespace {
+
+using sc_core::sc_time;
+
+// Simulated time in picoseconds. The device needs the kernel's resolution to be 1 ps or finer
+// (SystemC's default is 1 ps), so that every time it computes is exact.
+std::uint64_t time_units_per_ps() {
+  const double units = 1e-12 / sc_core::sc_get_time_resolution().to_seconds();
+  return units < 1.0 ? 0 : static_cast<std::uint64_t>(std::llround(units));
+}
+
+Picoseconds to_ps(const sc_time& t) { return t.value() / time_units_per_ps(); }
+sc_time from_ps(Picoseconds ps) { return sc_time::from_value(ps * time_units_per_ps()); }
+
+bool identifying(mmc::CardState s) {
+  return s == mmc::CardState::idle || s == mmc::CardState::ready || s == mmc::CardState::ident ||
+         s == mmc::CardState::pre_idle;
+}
+
+bool is_sector_transfer_command(std::uint8_t index) {
+  return index == 17 || index == 18 || index == 24 || index == 25;
+}
+
+void report(const std::string& what) {
+  SC_REPORT_WARNING(EmmcDevice::kMessageType, what.c_str());
+}
+
+}  // namespace
+
+EmmcDevice::EmmcDevice(sc_core::sc_module_name name, const mmc::DeviceConfig& config, mmc::CardBackend backend,
+                       const TimingProfile& profile)
+    : sc_module(name), bus("bus"), card_(config, backend, mmc::CardOptions{false}), profile_(profile) {
+  validate(profile_, config);
+  if (time_units_per_ps() == 0) {
+    SC_REPORT_ERROR(kMessageType, "the simulation's time resolution must be 1 ps or finer (the SystemC default)");
+  }
+  bus.register_b_transport(this, &EmmcDevice::b_transport);
+}
+
+std::optional<sc_time> EmmcDevice::busy_until() const {
+  if (!card_.busy()) return std::nullopt;
+  return from_ps(busy_until_ps_);
+}
+
+BusMode EmmcDevice::current_mode() const { return bus_mode_of(card_.ext_csd(), identifying(card_.state())); }
+
+bool EmmcDevice::accept(tlm::tlm_generic_payload& payload, const EmmcBusExtension* ext) {
+  auto refuse = [&](tlm::tlm_response_status status, const std::string& why) {
+    payload.set_response_status(status);
+    report(fmt::format("{}: transaction refused: {}", name(), why));
+    return false;
+  };
+  if (ext == nullptr) return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE, "no EmmcBusExtension (not an eMMC bus transaction)");
+  if (ext->operation != EmmcBusOperation::power_cycle && ext->clock_hz == 0)
+    return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE, fmt::format("{} with a 0 Hz bus clock", bus_operation_name(ext->operation)));
+  switch (ext->operation) {
+    case EmmcBusOperation::command:
+      if (ext->command.index > 63)
+        return refuse(tlm::TLM_COMMAND_ERROR_RESPONSE, fmt::format("command index {} (0..63)", ext->command.index));
+      return true;
+    case EmmcBusOperation::read_data:
+    case EmmcBusOperation::write_data: {
+      const bool read = ext->operation == EmmcBusOperation::read_data;
+      if (payload.get_command() != (read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND))
+        return refuse(tlm::TLM_COMMAND_ERROR_RESPONSE,
+                      fmt::format("{} with a generic-payload command that is not {}", bus_operation_name(ext->operation),
+                                  read ? "TLM_READ_COMMAND" : "TLM_WRITE_COMMAND"));
+      const unsigned block = payload.get_streaming_width();
+      const unsigned length = payload.get_data_length();
+      if (payload.get_data_ptr() == nullptr || block == 0 || length == 0 || length % block != 0)
+        return refuse(tlm::TLM_BURST_ERROR_RESPONSE,
+                      fmt::format("{} of {} bytes in blocks of {} (data_length must be a non-zero multiple of "
+                                  "streaming_width, with a data pointer)",
+                                  bus_operation_name(ext->operation), length, block));
+      if (payload.get_byte_enable_ptr() != nullptr)
+        return refuse(tlm::TLM_BYTE_ENABLE_ERROR_RESPONSE, "byte enables (the eMMC bus moves whole blocks)");
+      return true;
+    }
+    case EmmcBusOperation::wait_while_busy:
+    case EmmcBusOperation::power_cycle:
+      return true;
+  }
+  return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE, "unknown operation");
+}
+
+void EmmcDevice::check_clock(const BusTiming& timing) {
+  if (!timing.over_clocked()) return;
+  const auto key = std::make_pair(timing.mode(), timing.clock_hz());
+  if (warned_clock_ == key) return;
+  warned_clock_ = key;
+  report(fmt::format("{}: bus clock {} Hz is above the {} Hz that {} allows; timing follows the clock given",
+                     name(), timing.clock_hz(), timing.mode().max_clock_hz(), timing.mode().describe()));
+}
+
+void EmmcDevice::settle_busy(Picoseconds now) {
+  if (card_.busy() && now >= busy_until_ps_) card_.finish_busy();
+}
+
+void EmmcDevice::start_busy(Picoseconds at, Picoseconds duration) {
+  busy_until_ps_ = at + duration;
+  if (duration == 0) card_.finish_busy();
+}
+
+void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) {
+  auto* ext = payload.get_extension<EmmcBusExtension>();
+  if (!accept(payload, ext)) return;
+  const Picoseconds start = to_ps(sc_core::sc_time_stamp() + delay);
+
+  BusPhase phase;
+  phase.operation = ext->operation;
+  phase.start_ps = start;
+  phase.clock_hz = ext->clock_hz;
+  phase.mode = current_mode();
+  Picoseconds duration = 0;
+
+  if (ext->operation == EmmcBusOperation::power_cycle) {
+    card_.power_cycle();
+    transfer_.reset();
+    reading_register_ = false;
+    busy_until_ps_ = 0;
+  } else {
+    settle_busy(start);
+    const BusTiming timing(phase.mode, ext->clock_hz);
+    check_clock(timing);
+    switch (ext->operation) {
+      case EmmcBusOperation::command: duration = serve_command(*ext, timing, start, phase); break;
+      case EmmcBusOperation::read_data: duration = serve_read(payload, *ext, timing, phase); break;
+      case EmmcBusOperation::write_data: duration = serve_write(payload, *ext, timing, start, phase); break;
+      case EmmcBusOperation::wait_while_busy:
+        if (card_.busy()) {
+          duration = busy_until_ps_ > start ? busy_until_ps_ - start : 0;
+          card_.finish_busy();
+        }
+        break;
+      case EmmcBusOperation::power_cycle: break;
+    }
+  }
+  ext->busy_after = card_.busy();
+  phase.end_ps = start + duration;
+  phase.busy = card_.busy();
+  phase.busy_until_ps = phase.busy ? busy_until_ps_ : 0;
+  delay += from_ps(duration);
+  payload.set_response_status(tlm::TLM_OK_RESPONSE);
+  if (observer_) observer_(phase);
+}
+
+Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& timing, Picoseconds start,
+                                      BusPhase& phase) {
+  const mmc::Command command = ext.command;
+  const bool had_transfer = transfer_.has_value();
+  ext.command_outcome = card_.execute(command);
+  const mmc::CommandOutcome& o = ext.command_outcome;
+  phase.command = command;
+  phase.outcome = o;
+  const Picoseconds duration = timing.picoseconds(timing.command_cycles(o.response.type));
+
+  if (o.data.direction != mmc::DataDirection::none) {
+    transfer_.reset();
+    reading_register_ = false;
+    if (is_sector_transfer_command(command.index) && card_.current_partition() != mmc::Partition::rpmb) {
+      SectorTransfer t;
+      t.write = o.data.direction == mmc::DataDirection::to_card;
+      t.first_sector = card_.config().sector_addressing() ? command.arg : command.arg / mmc::kSectorSize;
+      transfer_ = t;
+    } else {
+      reading_register_ = o.data.direction == mmc::DataDirection::to_host;
+    }
+  }
+  if (o.busy) {
+    Picoseconds busy = profile_.work_time(o.work);
+    // CMD12 ends an open-ended write: its sectors are programmed now.
+    if (had_transfer && transfer_ && transfer_->write) busy += program_time_of_transfer();
+    start_busy(start + duration, busy);
+  }
+  if (!card_.busy() && card_.state() != mmc::CardState::data && card_.state() != mmc::CardState::rcv) {
+    transfer_.reset();
+    reading_register_ = false;
+  }
+  return duration;
+}
+
+Picoseconds EmmcDevice::serve_read(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext,
+                                   const BusTiming& timing, BusPhase& phase) {
+  const std::uint32_t block = payload.get_streaming_width();
+  const std::uint32_t count = payload.get_data_length() / block;
+  const mmc::BlockOutcome b = card_.read_blocks(payload.get_data_ptr(), block, count);
+  ext.data_outcome = b;
+  phase.block_size = block;
+  phase.blocks = b.blocks;
+
+  const std::uint64_t nac_min = timing.picoseconds(BusTiming::kNacMinCycles);
+  Picoseconds access = 0;
+  if (transfer_ && !transfer_->write) {
+    // page_read for each block that opens a page (or starts the transfer), N_AC min otherwise.
+    const std::uint64_t first = transfer_->first_sector + transfer_->sectors_done;
+    std::uint64_t pages = profile_.pages_touched(first, b.blocks);
+    if (transfer_->sectors_done > 0 && first % profile_.sectors_per_page() != 0 && pages > 0) --pages;
+    access = pages * profile_.page_read + (b.blocks - pages) * nac_min;
+    transfer_->sectors_done += b.blocks;
+  } else {
+    // Registers, tuning blocks, RPMB responses: ready at once, plus whatever work they caused.
+    access = std::uint64_t{b.blocks} * nac_min + profile_.work_time(b.work);
+    reading_register_ = false;
+  }
+  if (b.transfer_complete) transfer_.reset();
+  return access + std::uint64_t{b.blocks} * timing.picoseconds(timing.data_block_cycles(block));
+}
+
+Picoseconds EmmcDevice::serve_write(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext,
+                                    const BusTiming& timing, Picoseconds start, BusPhase& phase) {
+  const std::uint32_t block = payload.get_streaming_width();
+  const std::uint32_t count = payload.get_data_length() / block;
+  const mmc::BlockOutcome b = card_.write_blocks(payload.get_data_ptr(), block, count);
+  ext.data_outcome = b;
+  phase.block_size = block;
+  phase.blocks = b.blocks;
+  // The host clocks out every block up to the one the card answered "write error" (or did not
+  // answer at all).
+  const std::uint32_t sent = b.blocks < count ? b.blocks + 1 : b.blocks;
+  const Picoseconds duration = std::uint64_t{sent} * timing.picoseconds(timing.write_block_cycles(block));
+  if (transfer_ && transfer_->write) {
+    transfer_->sectors_done += b.blocks;
+    transfer_->work += b.work;
+    if (b.busy) start_busy(start + duration, program_time_of_transfer());
+  } else if (b.busy) {
+    start_busy(start + duration, profile_.work_time(b.work));  // RPMB requests, CMD42, …
+  }
+  if (b.transfer_complete) transfer_.reset();
+  return duration;
+}
+
+Picoseconds EmmcDevice::program_time_of_transfer() {
+  SectorTransfer& t = *transfer_;
+  mmc::WorkReport placed = t.work;
+  // Programmed sectors are priced where they fall; the rest of the work as reported.
+  const std::uint64_t programmed = placed.sectors_programmed;
+  placed.sectors_programmed = 0;
+  const Picoseconds busy = profile_.work_time(placed) +
+                           profile_.pages_touched(t.first_sector, programmed) * profile_.page_program;
+  transfer_.reset();
+  return busy;
+}
+
+}  // namespace emmcsim::models
