@@ -162,3 +162,6 @@ TEST(BusMode, Describe) {
 
 }  // namespace
 }  // namespace emmcsim::models
+
+// libsystemc (linked through emmcsim::models) refers to sc_main; GoogleTest's main runs instead.
+extern "C" int sc_main(int, char**) { return 0; }
