@@ -994,7 +994,8 @@ std::uint32_t Card::apply_switch(std::uint8_t index, std::uint8_t value, WorkRep
     case ec::kHsTiming: {
       const std::uint8_t timing = value & 0x0F;
       const std::uint8_t width = ext_csd_[ec::kBusWidth] & 0x7F;
-      if (timing == kTimingHighSpeed && !(device_type & ec::kDeviceTypeHs52)) return reject;
+      // High-speed timing at up to 26 or 52 MHz, whichever DEVICE_TYPE offers.
+      if (timing == kTimingHighSpeed && !(device_type & (ec::kDeviceTypeHs26 | ec::kDeviceTypeHs52))) return reject;
       if (timing == kTimingHs200 && (!(device_type & ec::kDeviceTypeHs200) || (width != kBusWidth4 && width != kBusWidth8)))
         return reject;  // HS200 runs on a 4- or 8-bit SDR bus
       if (timing == kTimingHs400 && (!(device_type & ec::kDeviceTypeHs400) || width != kBusWidth8Ddr))

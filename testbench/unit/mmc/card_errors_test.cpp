@@ -738,6 +738,22 @@ TEST(CardErrorsSwitchControl, ValidSwitchesTakeEffect) {
   EXPECT_EQ(ext[ext_csd::kCmdSet], 0);
 }
 
+TEST(CardErrorsSwitchControl, HighSpeedTimingOnA26MHzOnlyCard) {
+  // DEVICE_TYPE bit 0 is "High-Speed eMMC at 26 MHz": HS_TIMING 1 is its mode too, and Linux's
+  // mmc_select_hs() switches to it for EXT_CSD_CARD_TYPE_HS_26 as for HS_52.
+  DeviceConfig config = sector_config();
+  config.bus_modes.hs52 = config.bus_modes.ddr52 = config.bus_modes.hs200 = config.bus_modes.hs400 = false;
+  config.bus_modes.enhanced_strobe = false;
+  CardHarness h(config);
+  ASSERT_NO_FATAL_FAILURE(drive_to_state(h, S::tran));
+  ASSERT_EQ(h.read_ext_csd()[ext_csd::kDeviceType], ext_csd::kDeviceTypeHs26);
+  h.switch_byte(ext_csd::kHsTiming, 1);
+  EXPECT_EQ(h.status() & status::kSwitchError, 0u);
+  EXPECT_EQ(h.read_ext_csd()[ext_csd::kHsTiming], 1);
+  h.switch_byte(ext_csd::kHsTiming, 2);  // HS200 it does not offer
+  EXPECT_NE(h.status() & status::kSwitchError, 0u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // CMD42 lock/unlock
 
