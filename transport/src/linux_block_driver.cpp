@@ -2,6 +2,7 @@
 // I/O, over an MmcBus.
 #include "emmcsim/transport/linux_block_driver.hpp"
 
+#include <array>
 #include <cerrno>
 #include <stdexcept>
 #include <vector>
@@ -33,7 +34,16 @@ constexpr std::uint8_t kCmdSwitch = 6;
 constexpr std::uint8_t kCmdStop = 12;
 constexpr std::uint8_t kCmdSendStatus = 13;
 constexpr std::uint8_t kCmdBusTestRead = 14;
+constexpr std::uint8_t kCmdSendTuningBlock = 21;
 constexpr std::uint8_t kCmdSetBlockCount = 23;
+
+// EXT_CSD BUS_WIDTH[183] and HS_TIMING[185] values (include/linux/mmc/mmc.h).
+constexpr std::uint8_t kBusWidth8 = 2;
+constexpr std::uint8_t kBusWidth8Ddr = 6;
+constexpr std::uint8_t kBusWidthStrobe = 0x80;
+constexpr std::uint8_t kTimingHighSpeed = 1;
+constexpr std::uint8_t kTimingHs200 = 2;
+constexpr std::uint8_t kTimingHs400 = 3;
 
 constexpr std::uint32_t switch_arg(std::size_t index, std::uint8_t value) {
   return (3u << 24) | (static_cast<std::uint32_t>(index) << 16) | (std::uint32_t{value} << 8);
@@ -74,6 +84,7 @@ LinuxBlockDriver::LinuxBlockDriver(MmcBus& bus) : bus_(bus) { probe(); }
 
 void LinuxBlockDriver::probe() {
   cache_enabled_ = false;
+  bus_.set_clock(kIdentificationClockHz);
   auto must = [](const CommandResult& r, const char* what) {
     if (r.error != 0 || (r.outcome.response.value & status::kAnyError) != 0)
       throw std::runtime_error(std::string("card probe: ") + what + " failed");
@@ -100,6 +111,7 @@ void LinuxBlockDriver::probe() {
       !bus_.read_blocks(ext_csd_.data(), ext_csd_.size(), 1).ok)
     throw std::runtime_error("card probe: CMD8 sent no EXT_CSD");
   part_config_ = ext_csd_[mmc::ext_csd::kPartitionConfig];
+  select_bus_speed();
 
   const std::uint32_t cache_kbit = ext_csd_[mmc::ext_csd::kCacheSize] |
                                   (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 1]} << 8) |
@@ -119,6 +131,56 @@ void LinuxBlockDriver::probe() {
                             std::uint64_t{ext_csd_[mmc::ext_csd::kRpmbSizeMult]} * 128 * 1024};
   description_.rpmb_size_mult = ext_csd_[mmc::ext_csd::kRpmbSizeMult];
   description_.rel_sectors = ext_csd_[mmc::ext_csd::kRelWrSecC];
+}
+
+void LinuxBlockDriver::switch_during_probe(std::size_t index, std::uint8_t value, const char* what) {
+  const CommandResult r = command(kCmdSwitch, switch_arg(index, value));
+  if (r.error != 0) throw std::runtime_error(std::string("card probe: CMD6 ") + what + " got no response");
+  bus_.wait_while_busy();
+  if (poll_until_ready(true) != 0) throw std::runtime_error(std::string("card probe: CMD6 ") + what + " failed");
+}
+
+void LinuxBlockDriver::select_bus_speed() {
+  namespace ec = mmc::ext_csd;
+  const std::uint8_t type = ext_csd_[ec::kDeviceType];
+  const bool strobe = (ext_csd_[ec::kStrobeSupport] & 1) != 0;
+  const bool hs400 = (type & ec::kDeviceTypeHs400) != 0;
+  if (hs400 && strobe) {  // mmc_select_hs400es()
+    switch_during_probe(ec::kBusWidth, kBusWidth8, "BUS_WIDTH 8-bit");
+    switch_during_probe(ec::kHsTiming, kTimingHighSpeed, "HS_TIMING high speed");
+    bus_.set_clock(kHighSpeedClockHz);
+    switch_during_probe(ec::kBusWidth, kBusWidth8Ddr | kBusWidthStrobe, "BUS_WIDTH 8-bit DDR, enhanced strobe");
+    switch_during_probe(ec::kHsTiming, kTimingHs400, "HS_TIMING HS400");
+    bus_.set_clock(kHs200ClockHz);
+    return;
+  }
+  if ((type & ec::kDeviceTypeHs200) != 0) {  // mmc_select_hs200(), mmc_hs200_tuning()
+    switch_during_probe(ec::kBusWidth, kBusWidth8, "BUS_WIDTH 8-bit");
+    switch_during_probe(ec::kHsTiming, kTimingHs200, "HS_TIMING HS200");
+    bus_.set_clock(kHs200ClockHz);
+    const CommandResult tuning = command(kCmdSendTuningBlock, 0);
+    std::array<std::uint8_t, 128> pattern{};
+    if (tuning.error != 0 || tuning.outcome.data.block_size != pattern.size() ||
+        !bus_.read_blocks(pattern.data(), pattern.size(), 1).ok)
+      throw std::runtime_error("card probe: CMD21 SEND_TUNING_BLOCK sent no tuning block");
+    if (hs400) {  // mmc_select_hs400(): back to high speed, 8-bit DDR, then HS400
+      switch_during_probe(ec::kHsTiming, kTimingHighSpeed, "HS_TIMING high speed");
+      bus_.set_clock(kHighSpeedClockHz);
+      switch_during_probe(ec::kBusWidth, kBusWidth8Ddr, "BUS_WIDTH 8-bit DDR");
+      switch_during_probe(ec::kHsTiming, kTimingHs400, "HS_TIMING HS400");
+      bus_.set_clock(kHs200ClockHz);
+    }
+    return;
+  }
+  if ((type & (ec::kDeviceTypeHs52 | ec::kDeviceTypeHs26)) != 0) {  // mmc_select_hs()
+    switch_during_probe(ec::kHsTiming, kTimingHighSpeed, "HS_TIMING high speed");
+    bus_.set_clock((type & ec::kDeviceTypeHs52) != 0 ? kHighSpeedClockHz : kLegacyClockHz);
+  } else {
+    bus_.set_clock(kLegacyClockHz);
+  }
+  switch_during_probe(ec::kBusWidth, kBusWidth8, "BUS_WIDTH 8-bit");  // mmc_select_bus_width()
+  if ((type & ec::kDeviceTypeHs52) != 0 && (type & ec::kDeviceTypeDdr52) != 0)  // mmc_select_hs_ddr()
+    switch_during_probe(ec::kBusWidth, kBusWidth8Ddr, "BUS_WIDTH 8-bit DDR");
 }
 
 LinuxBlockDriver::CommandResult LinuxBlockDriver::command(std::uint8_t index, std::uint32_t arg,

@@ -90,6 +90,8 @@ class RecordingBus final : public MmcBus {
   std::optional<std::uint64_t> simulated_time_ps() const override {
     return timed_ ? std::optional<std::uint64_t>(now_ps_) : std::nullopt;
   }
+  void set_clock(std::uint64_t hz) override { clocks_.push_back(hz); }
+  const std::vector<std::uint64_t>& clocks() const { return clocks_; }
 
   Trace take() { return std::exchange(trace_, {}); }
   const Trace& trace() const { return trace_; }
@@ -98,6 +100,7 @@ class RecordingBus final : public MmcBus {
  private:
   CardBus inner_;
   Trace trace_;
+  std::vector<std::uint64_t> clocks_;
   std::uint64_t now_ps_ = 0;
   bool timed_ = false;
 };
@@ -289,21 +292,79 @@ class DriverTest : public ::testing::Test {
 TEST_F(DriverTest, ProbeIsLinuxsBringUp) {
   Trace expected{{0, 0}};
   for (std::uint32_t i = 0; i <= rig_.config.ocr_busy_polls; ++i) expected.push_back({1, kHostOcr});
-  const Trace rest{{2, 0}, {3, kRcaArg}, {7, kRcaArg}, {8, 0}, {6, switch_arg(ec::kCacheCtrl, 1)}, {13, kRcaArg}};
+  // Identification and EXT_CSD, then mmc_select_hs400es() (the default card has enhanced
+  // strobe), then the cache; every switch followed by its CMD13.
+  const Trace rest{{2, 0}, {3, kRcaArg}, {7, kRcaArg}, {8, 0},
+                   {6, switch_arg(ec::kBusWidth, 2)}, {13, kRcaArg},
+                   {6, switch_arg(ec::kHsTiming, 1)}, {13, kRcaArg},
+                   {6, switch_arg(ec::kBusWidth, 0x86)}, {13, kRcaArg},
+                   {6, switch_arg(ec::kHsTiming, 3)}, {13, kRcaArg},
+                   {6, switch_arg(ec::kCacheCtrl, 1)}, {13, kRcaArg}};
   expected.insert(expected.end(), rest.begin(), rest.end());
   EXPECT_EQ(rig_.probe, expected);
+  EXPECT_EQ(bus().clocks(), (std::vector<std::uint64_t>{400'000, 52'000'000, 200'000'000}));
   expect_settled();
   EXPECT_EQ(card().ext_csd()[ec::kCacheCtrl], 1);
+  EXPECT_EQ(card().ext_csd()[ec::kHsTiming], 3);
+  EXPECT_EQ(card().ext_csd()[ec::kBusWidth], 0x86);
   EXPECT_EQ(driver().ext_csd()[ec::kSecCount], card().ext_csd()[ec::kSecCount]);
 }
+
+// mmc_select_timing() for each set of bus modes a card can offer.
+struct BusModeCase {
+  const char* name;
+  mmc::BusModes modes;
+  std::uint8_t hs_timing, bus_width;
+  std::vector<std::uint64_t> clocks;
+  bool tuned;  // CMD21 in HS200
+};
+
+class DriverBusModes : public ::testing::TestWithParam<BusModeCase> {};
+
+TEST_P(DriverBusModes, ProbeSelectsTheFastestModeTheCardOffers) {
+  const BusModeCase& c = GetParam();
+  mmc::DeviceConfig config = mmc::default_device_config();
+  config.bus_modes = c.modes;
+  Rig rig(config);
+  EXPECT_EQ(rig.card.ext_csd()[ec::kHsTiming], c.hs_timing);
+  EXPECT_EQ(rig.card.ext_csd()[ec::kBusWidth], c.bus_width);
+  EXPECT_EQ(rig.bus.clocks(), c.clocks);
+  EXPECT_EQ(count_of(rig.probe, 21), c.tuned ? 1u : 0u);
+  EXPECT_EQ(rig.card.state(), mmc::CardState::tran);
+  // And the card works in that mode.
+  ASSERT_EQ(rig.driver.write(bridge::BlockWriteRequest{Node::user, 4096, pattern(4096, 3)}).status.error, 0);
+  EXPECT_EQ(rig.driver.read(bridge::BlockReadRequest{Node::user, 4096, 4096}).data, pattern(4096, 3));
+}
+
+mmc::BusModes modes(bool hs52, bool ddr52, bool hs200, bool hs400, bool strobe) {
+  mmc::BusModes m;
+  m.hs52 = hs52;
+  m.ddr52 = ddr52;
+  m.hs200 = hs200;
+  m.hs400 = hs400;
+  m.enhanced_strobe = strobe;
+  return m;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Modes, DriverBusModes,
+    ::testing::Values(
+        BusModeCase{"Hs400EnhancedStrobe", modes(true, true, true, true, true), 3, 0x86, {400'000, 52'000'000, 200'000'000}, false},
+        BusModeCase{"Hs200TunedThenHs400", modes(true, true, true, true, false), 3, 6,
+                    {400'000, 200'000'000, 52'000'000, 200'000'000}, true},
+        BusModeCase{"Hs200", modes(true, true, true, false, false), 2, 2, {400'000, 200'000'000}, true},
+        BusModeCase{"Ddr52", modes(true, true, false, false, false), 1, 6, {400'000, 52'000'000}, false},
+        BusModeCase{"HighSpeed52", modes(true, false, false, false, false), 1, 2, {400'000, 52'000'000}, false},
+        BusModeCase{"HighSpeed26", modes(false, false, false, false, false), 1, 2, {400'000, 26'000'000}, false}),
+    [](const ::testing::TestParamInfo<BusModeCase>& param) { return std::string(param.param.name); });
 
 TEST(DriverProbe, NoCacheNoCacheCtrl) {
   mmc::DeviceConfig c = mmc::default_device_config();
   c.cache_size = 0;
   Rig rig(c);
   ASSERT_FALSE(rig.probe.empty());
-  EXPECT_EQ(rig.probe.back(), (Cmd{8, 0}));
-  EXPECT_EQ(count_of(rig.probe, 6), 0u);
+  EXPECT_EQ(rig.probe.back(), (Cmd{13, kRcaArg}));
+  EXPECT_EQ(std::count(rig.probe.begin(), rig.probe.end(), Cmd{6, switch_arg(ec::kCacheCtrl, 1)}), 0);
   // A flush has nothing to do.
   EXPECT_EQ(rig.driver.flush(bridge::FlushRequest{Node::user}).status.error, 0);
   EXPECT_TRUE(rig.bus.take().empty());

@@ -2,8 +2,12 @@
 // process and the card, so that bridge requests reach the card exactly as ioctls and block I/O on
 // /dev/mmcblkN* would (spec/mmc-ioctl.md):
 //
-//  * probe: CMD0, CMD1 until ready, CMD2, CMD3 (RCA 1), CMD7, CMD8 (EXT_CSD), and CACHE_CTRL on
-//    when the card has a cache — Linux's bring-up without the bus-speed steps;
+//  * probe: CMD0, CMD1 until ready, CMD2, CMD3 (RCA 1), CMD7, CMD8 (EXT_CSD) at 400 kHz, then the
+//    fastest bus mode the card offers to a host that can do them all (mmc_select_timing():
+//    HS400 with enhanced strobe, else HS200 tuned with CMD21 then HS400, else high speed with an
+//    8-bit bus and DDR52, else legacy 8-bit), the clock raised to the mode's maximum, and
+//    CACHE_CTRL on when the card has a cache. The kernel re-reads EXT_CSD to check a new bus
+//    width (mmc_compare_ext_csds()); the driver does not;
 //  * MMC_IOC_CMD / MMC_IOC_MULTI_CMD: the node's partition selected first (CMD6 PARTITION_CONFIG,
 //    keeping the boot bits), CMD23 before each counted transfer (arg = blocks | write_flag bit 31,
 //    unless the caller's previous command was its own CMD23), the command, its data, CMD13 polled
@@ -62,6 +66,11 @@ class LinuxBlockDriver {
   const mmc::ExtCsd& ext_csd() const { return ext_csd_; }
 
   static constexpr std::uint16_t kRca = 1;  // Linux gives the eMMC RCA 1
+  // Clocks the driver sets (the host's f_init and each mode's maximum).
+  static constexpr std::uint64_t kIdentificationClockHz = 400'000;
+  static constexpr std::uint64_t kLegacyClockHz = 26'000'000;
+  static constexpr std::uint64_t kHighSpeedClockHz = 52'000'000;
+  static constexpr std::uint64_t kHs200ClockHz = 200'000'000;
 
  private:
   struct CommandResult {
@@ -70,6 +79,8 @@ class LinuxBlockDriver {
   };
 
   void probe();
+  void select_bus_speed();  // mmc_select_timing() and the bus width / HS400 steps around it
+  void switch_during_probe(std::size_t index, std::uint8_t value, const char* what);
   static bool leaves_transfer_state(const bridge::IoctlRequest& request);
   CommandResult command(std::uint8_t index, std::uint32_t arg, bool response_expected = true);
   int switch_partition(std::uint8_t access);    // mmc_blk_part_switch

@@ -24,6 +24,8 @@ class MmcBus {
   virtual void wait_while_busy() = 0;
   // Removes and restores the card's power (the host's hardware reset): volatile state is lost.
   virtual void power_cycle() = 0;
+  // The SD clock the host drives from now on (mmc_set_clock()); an untimed bus has no use for it.
+  virtual void set_clock(std::uint64_t /*hz*/) {}
   // Simulated time since the bus was created, in picoseconds; nullopt on an untimed bus.
   virtual std::optional<std::uint64_t> simulated_time_ps() const = 0;
 };
