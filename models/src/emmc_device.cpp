@@ -4,22 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
+
+#include "emmcsim/models/simulated_time.hpp"
 
 namespace emmcsim::models {
 namespace {
 
 using sc_core::sc_time;
-
-// Simulated time in picoseconds. The device needs the kernel's resolution to be 1 ps or finer
-// (SystemC's default is 1 ps), so that every time it computes is exact.
-std::uint64_t time_units_per_ps() {
-  const double units = 1e-12 / sc_core::sc_get_time_resolution().to_seconds();
-  return units < 1.0 ? 0 : static_cast<std::uint64_t>(std::llround(units));
-}
-
-Picoseconds to_ps(const sc_time& t) { return t.value() / time_units_per_ps(); }
-sc_time from_ps(Picoseconds ps) { return sc_time::from_value(ps * time_units_per_ps()); }
 
 bool identifying(mmc::CardState s) {
   return s == mmc::CardState::idle || s == mmc::CardState::ready || s == mmc::CardState::ident ||
@@ -40,7 +31,7 @@ EmmcDevice::EmmcDevice(sc_core::sc_module_name name, const mmc::DeviceConfig& co
                        const TimingProfile& profile)
     : sc_module(name), bus("bus"), card_(config, backend, mmc::CardOptions{false}), profile_(profile) {
   validate(profile_, config);
-  if (time_units_per_ps() == 0) {
+  if (!time_resolution_supported()) {
     SC_REPORT_ERROR(kMessageType, "the simulation's time resolution must be 1 ps or finer (the SystemC default)");
   }
   bus.register_b_transport(this, &EmmcDevice::b_transport);
@@ -51,7 +42,7 @@ std::optional<sc_time> EmmcDevice::busy_until() const {
   return from_ps(busy_until_ps_);
 }
 
-BusMode EmmcDevice::current_mode() const { return bus_mode_of(card_.ext_csd(), identifying(card_.state())); }
+BusMode EmmcDevice::bus_mode() const { return bus_mode_of(card_.ext_csd(), identifying(card_.state())); }
 
 bool EmmcDevice::accept(tlm::tlm_generic_payload& payload, const EmmcBusExtension* ext) {
   auto refuse = [&](tlm::tlm_response_status status, const std::string& why) {
@@ -119,13 +110,13 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
   phase.operation = ext->operation;
   phase.start_ps = start;
   phase.clock_hz = ext->clock_hz;
-  phase.mode = current_mode();
+  phase.mode = bus_mode();
   Picoseconds duration = 0;
 
   if (ext->operation == EmmcBusOperation::power_cycle) {
     card_.power_cycle();
     transfer_.reset();
-    reading_register_ = false;
+    read_access_work_.reset();
     busy_until_ps_ = 0;
   } else {
     settle_busy(start);
@@ -165,14 +156,16 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
 
   if (o.data.direction != mmc::DataDirection::none) {
     transfer_.reset();
-    reading_register_ = false;
+    read_access_work_.reset();
     if (is_sector_transfer_command(command.index) && card_.current_partition() != mmc::Partition::rpmb) {
       SectorTransfer t;
       t.write = o.data.direction == mmc::DataDirection::to_card;
       t.first_sector = card_.config().sector_addressing() ? command.arg : command.arg / mmc::kSectorSize;
       transfer_ = t;
-    } else {
-      reading_register_ = o.data.direction == mmc::DataDirection::to_host;
+    } else if (o.data.direction == mmc::DataDirection::to_host && !o.busy) {
+      // What the card did to prepare the data (RPMB responses: data read, MACs computed) delays
+      // the first block.
+      read_access_work_ = o.work;
     }
   }
   if (o.busy) {
@@ -183,7 +176,7 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
   }
   if (!card_.busy() && card_.state() != mmc::CardState::data && card_.state() != mmc::CardState::rcv) {
     transfer_.reset();
-    reading_register_ = false;
+    read_access_work_.reset();
   }
   return duration;
 }
@@ -207,9 +200,14 @@ Picoseconds EmmcDevice::serve_read(tlm::tlm_generic_payload& payload, EmmcBusExt
     access = pages * profile_.page_read + (b.blocks - pages) * nac_min;
     transfer_->sectors_done += b.blocks;
   } else {
-    // Registers, tuning blocks, RPMB responses: ready at once, plus whatever work they caused.
-    access = std::uint64_t{b.blocks} * nac_min + profile_.work_time(b.work);
-    reading_register_ = false;
+    // Registers, tuning blocks, RPMB responses: N_AC min per block, plus the work that prepared
+    // them before the first.
+    mmc::WorkReport work = b.work;
+    if (read_access_work_ && b.blocks > 0) {
+      work += *read_access_work_;
+      read_access_work_.reset();
+    }
+    access = std::uint64_t{b.blocks} * nac_min + profile_.work_time(work);
   }
   if (b.transfer_complete) transfer_.reset();
   return access + std::uint64_t{b.blocks} * timing.picoseconds(timing.data_block_cycles(block));

@@ -3,10 +3,12 @@
 # RPMB key, counter, authenticated writes and reads (with and without verification, several
 # blocks), EXT_CSD fields against the device configuration, CMD13 status, boot write protection,
 # and the failures a real card gives (wrong key, second key, out-of-range address).
-#   mmc_utils_test.sh EMMCSIM_BINARY SHIM_LIBRARY
+#   mmc_utils_test.sh EMMCSIM_BINARY SHIM_LIBRARY [SERVE OPTIONS...]   (e.g. --timing approximate)
 set -uo pipefail
 emmcsim=$(realpath "$1")
 shim=$(realpath "$2")
+shift 2
+serve_options=("$@")
 MMC=$(command -v mmc || true)
 if [ -z "$MMC" ]; then
   echo "SKIP: Debian's mmc-utils is not installed (scripts/test installs it)"
@@ -31,7 +33,8 @@ cat > "$work/device.json" <<JSON
 { "user_capacity": "4GiB", "boot_partition_size": "2MiB", "rpmb_size": "1MiB",
   "reliable_write_sectors": 8, "cache_size": "512KiB" }
 JSON
-"$emmcsim" serve --image "$work/card" --config "$work/device.json" --mmc-socket "$socket" 2>"$work/daemon.log" &
+"$emmcsim" serve --image "$work/card" --config "$work/device.json" --mmc-socket "$socket" "${serve_options[@]}" \
+  2>"$work/daemon.log" &
 daemon=$!
 for _ in $(seq 1 200); do [ -S "$socket" ] && break; sleep 0.05; done
 [ -S "$socket" ] || { echo "daemon did not start"; cat "$work/daemon.log"; exit 1; }

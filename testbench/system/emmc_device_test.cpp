@@ -346,12 +346,15 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
     host_.execute({23, static_cast<std::uint32_t>(count)});
     host_.execute({18, 0});
     std::vector<std::uint8_t> bytes(count * rpmb::kFrameSize);
+    const std::uint64_t start = now_ps();
     host_.read_blocks(bytes.data(), 512, static_cast<std::uint32_t>(count));
+    read_ps.push_back(now_ps() - start);
     for (std::size_t i = 0; i < count; ++i) frames[i] = rpmb::Frame::from_bytes(&bytes[i * rpmb::kFrameSize]);
     select(0);
   }
-  std::vector<std::uint64_t> busy_ps;
-  std::vector<std::uint64_t> switch_busy_ps;
+  std::vector<std::uint64_t> busy_ps;         // after each request burst
+  std::vector<std::uint64_t> read_ps;         // each response burst
+  std::vector<std::uint64_t> switch_busy_ps;  // after each partition switch
 
  private:
   void select(std::uint8_t access) {
@@ -366,6 +369,7 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
 TEST_F(EmmcDeviceScenario, RpmbThroughTheTimedBus) {
   std::vector<std::uint64_t> write_busy;
   std::vector<std::uint64_t> switch_busy;
+  std::uint64_t read_time = 0;
   rpmb::HostResult written, read;
   const std::vector<std::uint8_t> data = pattern(256, 4);
   Rig rig([&](EmmcBusHost& host) {
@@ -378,6 +382,7 @@ TEST_F(EmmcDeviceScenario, RpmbThroughTheTimedBus) {
     channel.busy_ps.clear();
     written = rpmb_host.write(5, data.data(), 1);
     read = rpmb_host.read(5, 1);
+    read_time = channel.read_ps.back();
     write_busy = channel.busy_ps;
     switch_busy = channel.switch_busy_ps;
   });
@@ -389,6 +394,10 @@ TEST_F(EmmcDeviceScenario, RpmbThroughTheTimedBus) {
   ASSERT_EQ(write_busy.size(), 4u);
   EXPECT_EQ(write_busy[1], 3 * models::kMicrosecond + 1'100 * models::kMicrosecond + 300 * models::kMicrosecond)
       << "one MAC, one commit, one page programmed";
+  // The authenticated read's frame: the data read from its page and the response MAC, then the
+  // block.
+  EXPECT_EQ(read_time, 40 * models::kMicrosecond + 3 * models::kMicrosecond + cycles_ps(kNacMin, kHsHz) +
+                           cycles_ps(kBlock8Sdr, kHsHz));
   // Every switch into and out of the RPMB partition: the CMD6 write and the partition switch.
   for (std::uint64_t b : switch_busy) EXPECT_EQ(b, 20 * models::kMicrosecond + 70 * models::kMicrosecond);
 }

@@ -6,6 +6,7 @@
 #include "image_command.hpp"
 #include "rpmb_command.hpp"
 #include "serve_command.hpp"
+#include "timing_command.hpp"
 
 namespace {
 
@@ -25,6 +26,9 @@ int run_guarded(const emmcsim::tools::Command& command) {
 
 }  // namespace
 
+// libsystemc refers to sc_main; emmcsim has its own main and starts the SystemC kernel itself.
+extern "C" int sc_main(int, char**) { return 0; }
+
 int main(int argc, char** argv) {
   CLI::App app{
       "emmcsim - an eMMC 5.1 device simulator with a real, persistent RPMB partition.\n"
@@ -35,6 +39,7 @@ int main(int argc, char** argv) {
   emmcsim::tools::add_image_command(app, selected);
   emmcsim::tools::add_rpmb_command(app, selected);
   emmcsim::tools::add_serve_command(app, selected);
+  emmcsim::tools::add_timing_command(app, selected);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

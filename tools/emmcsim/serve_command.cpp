@@ -10,6 +10,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <filesystem>
+#include <functional>
+#include <systemc>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -17,11 +19,14 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/models/timing_profile.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/mmc_bus.hpp"
 #include "image_command.hpp"
+#include "timed_device_port.hpp"
+#include "timing_command.hpp"
 
 namespace emmcsim::tools {
 namespace {
@@ -34,11 +39,15 @@ struct ServeOptions {
   std::string socket_path;
   std::string log_level = "warn";
   std::string timing = "off";
+  std::string timing_profile_file;
   std::string durability = "sync";
   unsigned threads = 2;
 };
 
-std::unique_ptr<mmc::Image> open_or_create_image(const ServeOptions& o, spdlog::logger& log) {
+// `check` sees the device configuration before a new image is created (and after an existing
+// one is opened); it throws to refuse it.
+std::unique_ptr<mmc::Image> open_or_create_image(const ServeOptions& o, spdlog::logger& log,
+                                                 const std::function<void(const mmc::DeviceConfig&)>& check) {
   namespace fs = std::filesystem;
   const rpmb::Durability durability =
       o.durability == "os" ? rpmb::Durability::os_managed : rpmb::Durability::sync_every_commit;
@@ -47,9 +56,12 @@ std::unique_ptr<mmc::Image> open_or_create_image(const ServeOptions& o, spdlog::
     if (!o.config_file.empty())
       throw UsageError(fmt::format("{} exists already; --config only applies when serve creates the image",
                                    o.image_dir));
-    return mmc::Image::open(o.image_dir, durability);
+    auto image = mmc::Image::open(o.image_dir, durability);
+    check(image->config());
+    return image;
   }
   const mmc::DeviceConfig config = o.config_file.empty() ? mmc::default_device_config() : read_config_file(o.config_file);
+  check(config);
   mmc::ImageCreateOptions create;
   create.durability = durability;
   auto image = mmc::Image::create(o.image_dir, config, create);
@@ -57,27 +69,62 @@ std::unique_ptr<mmc::Image> open_or_create_image(const ServeOptions& o, spdlog::
   return image;
 }
 
-int run_serve(const ServeOptions& o) {
-  if (o.timing == "approximate") {
-    throw UsageError(
-        "--timing approximate needs the timed SystemC device model (models/), which this build does not have "
-        "yet; use --timing off. The daemon's DevicePort is where it will plug in.");
+// SystemC reports (the timed model's warnings) go to the daemon's log like everything else.
+spdlog::logger* systemc_log = nullptr;
+void log_systemc_report(const sc_core::sc_report& report, const sc_core::sc_actions& actions) {
+  if (systemc_log != nullptr) {
+    const auto level = report.get_severity() == sc_core::SC_INFO      ? spdlog::level::info
+                       : report.get_severity() == sc_core::SC_WARNING ? spdlog::level::warn
+                                                                      : spdlog::level::err;
+    systemc_log->log(level, "{}: {}", report.get_msg_type(), report.get_msg());
   }
+  if ((actions & sc_core::SC_THROW) != 0) throw report;
+}
+
+int run_serve(const ServeOptions& o) {
+  const bool timed = o.timing == "approximate";
+  if (!timed && !o.timing_profile_file.empty())
+    throw UsageError("--timing-profile applies to the timed model only: add --timing approximate");
+  // Read before anything is created, so a bad profile leaves nothing behind.
+  const models::TimingProfile profile =
+      o.timing_profile_file.empty() ? models::default_timing_profile() : read_timing_profile_file(o.timing_profile_file);
   auto log = std::make_shared<spdlog::logger>("emmcsim", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   log->set_pattern("emmcsim: [%l] %v");
   log->set_level(spdlog::level::from_str(o.log_level));
   log->flush_on(spdlog::level::trace);
 
   const std::string socket_path = o.socket_path.empty() ? transport::bridge::default_socket_path() : o.socket_path;
-  std::unique_ptr<mmc::Image> image = open_or_create_image(o, *log);
-  mmc::Card card(image->config(), image->backend());
-  transport::CardBus bus(card);
+  std::unique_ptr<mmc::Image> image = open_or_create_image(o, *log, [&](const mmc::DeviceConfig& config) {
+    if (!timed) return;
+    try {
+      models::validate(profile, config);
+    } catch (const models::TimingProfileError& e) {
+      throw UsageError(fmt::format("{}{}", o.timing_profile_file.empty() ? "" : o.timing_profile_file + ": ", e.what()));
+    }
+  });
 
   asio::io_context io;
-  transport::StrandDevicePort device(io, bus, [log](const std::string& what) { log->error("device: {}", what); });
-  transport::BridgeServer server(io, device, log, socket_path);
+  auto on_failure = [log](const std::string& what) { log->error("device: {}", what); };
+  // The untimed card with its bus, or the timed SystemC model: the servers see a DevicePort.
+  std::unique_ptr<mmc::Card> card;
+  std::unique_ptr<transport::CardBus> bus;
+  std::unique_ptr<transport::DevicePort> device;
+  std::string timing_text;
+  if (timed) {
+    systemc_log = log.get();
+    sc_core::sc_report_handler::set_handler(&log_systemc_report);
+    auto timed_port = std::make_unique<TimedDevicePort>(image->config(), image->backend(), profile, on_failure);
+    timing_text = ", timed: " + timed_port->bus_description();
+    device = std::move(timed_port);
+  } else {
+    card = std::make_unique<mmc::Card>(image->config(), image->backend());
+    bus = std::make_unique<transport::CardBus>(*card);
+    device = std::make_unique<transport::StrandDevicePort>(io, *bus, on_failure);
+  }
+  transport::BridgeServer server(io, *device, log, socket_path);
   server.start();
-  std::cerr << fmt::format("emmcsim: listening on {} (image {})\n", socket_path, image->directory()) << std::flush;
+  std::cerr << fmt::format("emmcsim: listening on {} (image {}{})\n", socket_path, image->directory(), timing_text)
+            << std::flush;
 
   int exit_status = 0;
   auto work = asio::make_work_guard(io);
@@ -86,7 +133,7 @@ int run_serve(const ServeOptions& o) {
     if (ec) return;
     log->info("{}: shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
-    device.shutdown([&](int error) {
+    device->shutdown([&](int error) {
       if (error != 0) {
         log->error("flushing the card's cache failed: {}", std::strerror(error));
         exit_status = 1;
@@ -121,8 +168,11 @@ void add_serve_command(CLI::App& app, Command& selected) {
   serve->add_option("--log-level", options->log_level, "trace, debug, info, warn (default), error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   serve->add_option("--timing", options->timing,
-                    "off (default): the untimed card; approximate: the timed SystemC model (not built yet)")
+                    "off (default): the untimed card, as fast as the host allows; approximate: the SystemC model "
+                    "with eMMC bus and NAND timing, each reply carrying the request's simulated duration")
       ->check(CLI::IsMember({"off", "approximate"}));
+  serve->add_option("--timing-profile", options->timing_profile_file,
+                    "Timing profile (JSON) for --timing approximate (default: `emmcsim timing default-profile`)");
   serve->add_option("--durability", options->durability,
                     "sync (default): every RPMB commit reaches the disk before it is acknowledged; os: left to the OS")
       ->check(CLI::IsMember({"sync", "os"}));

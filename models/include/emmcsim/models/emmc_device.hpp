@@ -10,7 +10,8 @@
 //               arrives (identification while it has no RCA; then HS_TIMING and BUS_WIDTH).
 //   read block  its access time, then BusTiming::data_block_cycles. Access: page_read when the
 //               block is the transfer's first or opens a NAND page of the user data, else
-//               N_AC min (2 cycles); register and RPMB blocks add the work they caused.
+//               N_AC min (2 cycles); before the first block of a register or RPMB read, the work
+//               of the command that opened it (RPMB: the data read, the response MACs).
 //   write block BusTiming::write_block_cycles (N_WR, data, N_CRC, CRC status token).
 //   busy        after an R1b command: TimingProfile::work_time(work). After a write transfer
 //               (its last block, or the CMD12 that ends it): page_program for every NAND page
@@ -66,6 +67,8 @@ class EmmcDevice : public sc_core::sc_module {
   // The untimed core, for observers (tests, tools). Driving it directly bypasses time.
   const mmc::Card& card() const { return card_; }
   const TimingProfile& profile() const { return profile_; }
+  // The bus mode the card's state and EXT_CSD select now.
+  BusMode bus_mode() const;
   // When DAT0 busy ends (absolute simulated time); nullopt when the card is not busy.
   std::optional<sc_core::sc_time> busy_until() const;
   // Called after every transaction the device served.
@@ -94,14 +97,14 @@ class EmmcDevice : public sc_core::sc_module {
   Picoseconds program_time_of_transfer();
   void start_busy(Picoseconds at, Picoseconds duration);
   void settle_busy(Picoseconds now);
-  BusMode current_mode() const;
   void check_clock(const BusTiming& timing);
 
   mmc::Card card_;
   TimingProfile profile_;
   Picoseconds busy_until_ps_ = 0;
   std::optional<SectorTransfer> transfer_;
-  bool reading_register_ = false;  // a non-sector read phase is open: its first block has its work
+  // The work of the command that opened a register or RPMB read, charged before its first block.
+  std::optional<mmc::WorkReport> read_access_work_;
   std::optional<std::pair<BusMode, std::uint64_t>> warned_clock_;
   std::function<void(const BusPhase&)> observer_;
 };
