@@ -110,7 +110,7 @@ class StateParser {
     Json root;
     try {
       root = Json::parse(text);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       corrupt(path_, std::string("not valid JSON: ") + e.what());
     }
     if (!root.is_object()) corrupt(path_, "the top level is not a JSON object");

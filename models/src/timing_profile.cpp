@@ -137,7 +137,7 @@ TimingProfile parse_timing_profile(const std::string& json_text) {
   Json doc;
   try {
     doc = Json::parse(json_text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw TimingProfileError(fmt::format("timing profile: not valid JSON: {}", e.what()));
   }
   if (!doc.is_object()) fail("top level", fmt::format("{} is not an object", doc.type_name()));

@@ -462,6 +462,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         DamagedState{"Empty", "", "not valid JSON"},
         DamagedState{"Truncated", "{\"format\": 1, \"password\": \"ab", "not valid JSON"},
+        DamagedState{"NumberOutOfRange", "{\"format\": 1e999}", "not valid JSON"},
         DamagedState{"NotAnObject", "[1, 2]", "not a JSON object"},
         DamagedState{"NoFormat", "{\"password\": \"\"}", "no 'format' field"},
         DamagedState{"OtherFormat", "{\"format\": 2}", "format: 2 is not the supported version"},

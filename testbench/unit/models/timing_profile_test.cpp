@@ -193,6 +193,7 @@ TEST(TimingProfileJson, ErrorsNameTheField) {
   expect_error(R"({ "nand_page_size": -1 })", "timing profile: nand_page_size:");
   expect_error(R"([1, 2])", "timing profile: top level: array is not an object");
   expect_error(R"({ "page_read": )", "timing profile: not valid JSON");
+  expect_error(R"({ "nand_page_size": 12e1225 })", "timing profile: not valid JSON");  // found by timing_profile_fuzz
 }
 
 }  // namespace
