@@ -1,16 +1,16 @@
 # install() rules and the exported CMake package: a virtual platform does
-#   find_package(emmcsim REQUIRED)  →  target_link_libraries(vp PRIVATE emmcsim::mmc)
+#   find_package(emmcsim REQUIRED)  →  target_link_libraries(vp PRIVATE emmcsim::models)
 # and a C++ client of the daemon links emmcsim::bridge_protocol (or emmcsim::transport).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(EMMCSIM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/emmcsim)
 
-install(TARGETS emmcsim_rpmb emmcsim_mmc emmcsim_bridge_protocol emmcsim_transport EXPORT emmcsimTargets
+install(TARGETS emmcsim_rpmb emmcsim_mmc emmcsim_models emmcsim_bridge_protocol emmcsim_transport EXPORT emmcsimTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY rpmb/include/ mmc/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY rpmb/include/ mmc/include/ models/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS emmcsim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(TARGET emmcsim_mmcioctl)  # the LD_PRELOAD shim
   install(TARGETS emmcsim_mmcioctl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
