@@ -57,7 +57,7 @@ class TimedServe : public ::testing::Test {
     daemon_ = std::make_unique<DaemonProcess>(
         emmcsim_binary(),
         std::vector<std::string>{"serve", "--image", dir_ + "/card", "--mmc-socket", socket_, "--timing", "approximate",
-                                 "--timing-profile", dir_ + "/timing_profile.json"},
+                                 "--timing-profile", dir_ + "/timing_profile.json", "--log-level", "debug"},
         dir_ + "/daemon.log");
     ASSERT_FALSE(emmcsim_binary().empty()) << "EMMCSIM_BIN is not set (CTest sets it)";
     daemon_->start();
@@ -94,6 +94,7 @@ TEST_F(TimedServe, ABlockReadTakesItsCommandsPageReadAndBlocks) {
   const bridge::BlockReadReply r = client_->read(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096});
   expect_timed(r.status);
   EXPECT_EQ(r.status.simulated_ps, 2 * kCommand + kPageRead + 7 * kNacMin + 8 * kReadBlock);
+  EXPECT_NE(daemon_->log_tail().find("done: ok, 52.090 us simulated"), std::string::npos) << daemon_->log_tail();
   // The same request again: the same time.
   EXPECT_EQ(client_->read(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096}).status.simulated_ps,
             r.status.simulated_ps);

@@ -85,9 +85,24 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
     const std::uint32_t request_id = header_decoded_.request_id;
     server_.device_.submit(std::move(request), [self = shared_from_this(), request_id](bridge::Reply reply) {
       asio::post(self->strand_, [self, request_id, reply = std::move(reply)]() mutable {
+        self->log_reply(request_id, reply);
         self->send(request_id, std::move(reply), false);
       });
     });
+  }
+
+  // "client 3: request 7 done: ok, 52.090 us simulated" (debug level).
+  void log_reply(std::uint32_t request_id, const bridge::Reply& reply) const {
+    if (!server_.log_->should_log(spdlog::level::debug)) return;
+    const bridge::ReplyStatus& status =
+        std::visit([](const auto& r) -> const bridge::ReplyStatus& { return r.status; }, reply);
+    const std::string result = status.error == 0 ? std::string("ok") : std::strerror(status.error);
+    if ((status.flags & bridge::ReplyStatus::kTimed) != 0) {
+      server_.log_->debug("client {}: request {} done: {}, {:.3f} us simulated", id_, request_id, result,
+                          static_cast<double>(status.simulated_ps) / 1e6);
+    } else {
+      server_.log_->debug("client {}: request {} done: {}", id_, request_id, result);
+    }
   }
 
   // Answers a message that did not decode, then reads on or (fatal) closes.

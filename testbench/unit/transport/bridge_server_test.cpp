@@ -200,6 +200,14 @@ class Daemon {
     }
     return n;
   }
+  std::size_t debug_lines_containing(const std::string& text) const {
+    std::size_t n = 0;
+    for (const auto& m : sink_->last_raw()) {
+      if (m.level == spdlog::level::debug && std::string(m.payload.data(), m.payload.size()).find(text) != std::string::npos)
+        ++n;
+    }
+    return n;
+  }
   std::size_t warnings() const {
     const auto all = sink_->last_raw();
     return static_cast<std::size_t>(
@@ -290,6 +298,18 @@ TEST_F(BridgeServerTest, DescribeIoctlAndBlockIo) {
       client.read(bridge::BlockReadRequest{Node::user, daemon_->config().user_capacity, 512});
   EXPECT_EQ(beyond.status.error, EINVAL);
   EXPECT_TRUE(client.last_error_message().empty());
+}
+
+TEST_F(BridgeServerTest, DebugLogHasOneLineForEachRequestAndItsResult) {
+  BridgeClient client(socket_path_);
+  EXPECT_EQ(client.ioctl(status_request()).status.error, 0);
+  EXPECT_EQ(client.read(bridge::BlockReadRequest{Node::user, 1ULL << 40, 512}).status.error, EINVAL);
+  // A reply is logged after it is posted back to the session; the client has it by then, and the
+  // log line was written before the reply was sent.
+  EXPECT_EQ(daemon_->debug_lines_containing("(MMC_IOC_CMD on user: CMD13)"), 1u);
+  EXPECT_EQ(daemon_->debug_lines_containing("request 1 done: ok"), 1u);
+  EXPECT_EQ(daemon_->debug_lines_containing("request 2 done: Invalid argument"), 1u);
+  EXPECT_EQ(daemon_->debug_lines_containing("simulated"), 0u) << "the untimed card reports no simulated time";
 }
 
 TEST_F(BridgeServerTest, RpmbThroughBridgeRpmbChannelAndHost) {
