@@ -7,6 +7,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <filesystem>
@@ -133,13 +134,17 @@ int run_serve(const ServeOptions& o) {
     if (ec) return;
     log->info("{}: shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
+    // The port completes on the device's owner (a strand, or the SystemC kernel thread): finish
+    // on the io_context, where `work` and `exit_status` live.
     device->shutdown([&](int error) {
-      if (error != 0) {
-        log->error("flushing the card's cache failed: {}", std::strerror(error));
-        exit_status = 1;
-      }
-      work.reset();
-      io.stop();
+      asio::post(io, [&, error] {
+        if (error != 0) {
+          log->error("flushing the card's cache failed: {}", std::strerror(error));
+          exit_status = 1;
+        }
+        work.reset();
+        io.stop();
+      });
     });
   });
 
