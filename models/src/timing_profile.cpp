@@ -100,9 +100,15 @@ bool operator==(const TimingProfile& a, const TimingProfile& b) {
 
 TimingProfile default_timing_profile() { return TimingProfile{}; }
 
+namespace {
+void check_page_size(std::uint64_t page_size) {
+  if (page_size < kSector || page_size > kMaxPageSize || page_size % kSector != 0)
+    fail(kPageSizeField, fmt::format("{} is not a multiple of 512 bytes from 512 bytes to 64 KiB", page_size));
+}
+}  // namespace
+
 void validate(const TimingProfile& p, const mmc::DeviceConfig& device) {
-  if (p.nand_page_size < kSector || p.nand_page_size > kMaxPageSize || p.nand_page_size % kSector != 0)
-    fail(kPageSizeField, fmt::format("{} is not a multiple of 512 bytes from 512 bytes to 64 KiB", p.nand_page_size));
+  check_page_size(p.nand_page_size);
   // Sums of up to a dozen fields of at most ~10^19 ps cannot be trusted to 64 bits; every field
   // is kept below an hour, which no part needs.
   constexpr Picoseconds kHour = 3'600'000 * kMillisecond;
@@ -157,6 +163,7 @@ TimingProfile parse_timing_profile(const std::string& json_text) {
       } else {
         fail(key, fmt::format("{} is not a size (bytes, or a string such as \"16KiB\")", value.dump()));
       }
+      check_page_size(p.nand_page_size);  // a page of 0 bytes would divide by zero before validate()
       continue;
     }
     const DurationField* field = nullptr;

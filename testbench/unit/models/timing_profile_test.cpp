@@ -196,5 +196,17 @@ TEST(TimingProfileJson, ErrorsNameTheField) {
   expect_error(R"({ "nand_page_size": 12e1225 })", "timing profile: not valid JSON");  // found by timing_profile_fuzz
 }
 
+// Found by timing_profile_fuzz: a page of 0 bytes parsed, and pricing work with it divided by zero.
+TEST(TimingProfileJson, PageSizesAreCheckedWhenParsed) {
+  expect_error(R"({ "nand_page_size": "0KiB" })", "timing profile: nand_page_size: 0 is not a multiple of 512");
+  expect_error(R"({ "nand_page_size": 1000 })", "timing profile: nand_page_size: 1000 is not a multiple of 512");
+  TimingProfile unvalidated;
+  unvalidated.nand_page_size = 0;
+  mmc::WorkReport work;
+  work.sectors_read = 3;
+  EXPECT_EQ(unvalidated.sectors_per_page(), 1u);
+  EXPECT_EQ(unvalidated.work_time(work), 3 * unvalidated.page_read);
+}
+
 }  // namespace
 }  // namespace emmcsim::models

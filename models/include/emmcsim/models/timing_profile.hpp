@@ -49,7 +49,8 @@ struct TimingProfile {
   Picoseconds sleep_transition = 1 * kMillisecond;    // CMD5 into or out of sleep
   Picoseconds nonvolatile_update = 5 * kMillisecond;  // password, write protection, boot config stored
 
-  std::uint64_t sectors_per_page() const { return nand_page_size / 512; }
+  // At least 1, so that an unvalidated profile cannot divide by zero.
+  std::uint64_t sectors_per_page() const { return nand_page_size < 512 ? 1 : nand_page_size / 512; }
   // NAND pages that sectors [first_sector, first_sector + count) fall in.
   std::uint64_t pages_touched(std::uint64_t first_sector, std::uint64_t count) const;
   // The time `work` takes. Sector reads and programs whose place the report does not give are
