@@ -1,0 +1,173 @@
+// Sdhci — an SD Host Controller (SD Host Controller Simplified Specification v3.00, register map
+// in sdhci_registers.hpp and spec/sdhci.md) in front of an eMMC device: the controller Linux's
+// drivers/mmc/host/sdhci.c, U-Boot and SoC firmware program.
+//
+// Ports
+//   regs   tlm_utils::simple_target_socket — the 256-byte register map. Blocking transport;
+//          accesses of 1, 2 or 4 bytes (8 for the 64-bit registers) inside it, any alignment the
+//          access width allows; byte enables refused. Register accesses take no simulated time.
+//   dma    tlm_utils::simple_initiator_socket — system memory for SDMA and ADMA2 (32-bit
+//          descriptors), generic-payload reads and writes; the delay the memory annotates is
+//          waited out before the next bus phase (no FIFO overlaps memory and card).
+//   card   EmmcBusInitiatorSocket — the eMMC bus to an EmmcDevice (emmc_bus.hpp).
+//   irq    sc_out<bool> — level: high while a status bit is set whose signal enable is set
+//          (driven by one method process, a delta cycle after the change).
+//
+// Behaviour
+//   Writing the command register's upper byte (0x0F; 16- or 32-bit writes covering it) issues a
+//   command. A thread of the controller then runs it on the card with the SD clock the clock
+//   control register gives (base clock / 2N, 10-bit divided clock mode): Auto CMD23 with
+//   Argument 2 first when the transfer mode asks for it, the command, its data (PIO through the
+//   buffer data port, SDMA with buffer-boundary interrupts, or ADMA2), Auto CMD12, and the card's
+//   busy. Status bits are raised at the simulated instant the bus phase ends:
+//     command complete  after the command's response
+//     transfer complete after the last block (writes: once the card's busy has ended), or after
+//                       the busy of an R1b command
+//     buffer read/write ready, DMA interrupt, and the errors below.
+//   Errors as the specification names them: command timeout (no response, or no SD clock or
+//   bus power), data timeout (the card sent no data or stopped early; raised after the data
+//   timeout the timeout control register sets, TMCLK × 2^(13+n)), data CRC (the card's CRC
+//   status rejected a written block), Auto CMD (with the Auto CMD error status), ADMA (with the
+//   ADMA error status and the failing descriptor's address in the ADMA system address register),
+//   and a vendor bit (12) for an SDMA access the memory refused. Tuning: with execute tuning set
+//   in host control 2, CMD21's block raises buffer read ready, clears execute tuning and sets the
+//   sampling clock select.
+//   Turning bus power on (power control bit 0, from off) power-cycles the card. Software reset
+//   (all, CMD line, DAT line) takes effect at once and cancels what it covers.
+//
+// Reports (sc_report_handler, message type "emmcsim/Sdhci"): SC_WARNING for what a driver should
+// not do — a command while the CMD (or, with data, DAT) line is inhibited, the buffer data port
+// used with no buffer ready, an access outside the map or of a width the map does not have, a
+// command with the SD clock off — and SC_INFO for DMA and ADMA errors.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <vector>
+
+#include "emmcsim/models/adma2.hpp"
+#include "emmcsim/models/emmc_bus.hpp"
+#include "emmcsim/models/emmc_bus_host.hpp"
+#include "emmcsim/models/sdhci_registers.hpp"
+
+namespace emmcsim::models {
+
+// What the controller says it can do (the capabilities registers).
+struct SdhciCapabilities {
+  std::uint32_t base_clock_mhz = 200;   // 1..255
+  std::uint32_t timeout_clock_khz = 1000;  // TMCLK; written in MHz when a whole number of MHz
+  bool eight_bit = true;
+  bool adma2 = true;
+  bool sdma = true;
+  bool high_speed = true;
+  bool sdr104 = true;  // HS200
+  bool ddr50 = true;   // DDR52
+};
+
+class Sdhci : public sc_core::sc_module {
+ public:
+  tlm_utils::simple_target_socket<Sdhci> regs;
+  tlm_utils::simple_initiator_socket<Sdhci> dma;
+  EmmcBusInitiatorSocket<Sdhci> card;
+  sc_core::sc_out<bool> irq;
+
+  explicit Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities = {});
+
+  const char* kind() const override { return "emmcsim::models::Sdhci"; }
+  static constexpr const char* kMessageType = "emmcsim/Sdhci";
+
+  // The SD clock the registers select now; 0 when it is off.
+  std::uint64_t sd_clock_hz() const;
+  // The value a register read would return, without its side effects (the buffer data port
+  // reads 0), for observers.
+  std::uint32_t peek32(std::uint32_t offset) const;
+  std::uint16_t peek16(std::uint32_t offset) const;
+
+ private:
+  enum class DmaMode : std::uint8_t { none, sdma, adma2 };
+
+  void b_transport(tlm::tlm_generic_payload& payload, sc_core::sc_time& delay);
+  std::uint8_t read_byte(std::uint32_t offset);
+  void write_byte(std::uint32_t offset, std::uint8_t value);
+  // The side effects of a write covering [first, last].
+  void after_write(std::uint32_t first, std::uint32_t last);
+
+  std::uint16_t reg16(std::uint32_t offset) const;
+  std::uint32_t reg32(std::uint32_t offset) const;
+  void set16(std::uint32_t offset, std::uint16_t value);
+  void set32(std::uint32_t offset, std::uint32_t value);
+  std::uint32_t present_state() const;
+
+  // Interrupt status: a bit is latched only when its status enable is set.
+  void raise(std::uint16_t normal);
+  void raise_error(std::uint16_t error);
+  bool irq_level() const;
+  void update_irq();
+  void drive_irq();  // the SC_METHOD that drives `irq`, one delta cycle after a change
+
+  void cancel_running();
+  void reset_all();
+  void reset_cmd_line();
+  void reset_data_line();
+
+  // The controller's thread and the steps of a command on it.
+  void issue_command();
+  void engine();
+  void run_command();
+  void end_command(bool release_data_line);
+  bool issue_on_bus(const mmc::Command& command, std::uint16_t response_select, mmc::CommandOutcome& outcome);
+  bool run_auto_cmd(std::uint8_t index, std::uint32_t argument, bool busy);
+  void transfer_data(std::uint16_t transfer_mode, const mmc::CommandOutcome& outcome, bool tuning);
+  // One block between the card and system memory or the buffer; false ends the transfer.
+  bool move_block(bool read, std::uint32_t block_size, bool last, bool tuning);
+  bool dma_block(bool read, std::uint32_t block_size, bool last);
+  bool memory_access(tlm::tlm_command command, std::uint64_t address, std::uint8_t* data, std::uint32_t length);
+  void wait_card_busy();
+  void data_timeout();
+  // Waits for `event` while `condition` holds; false when a software reset cancelled the command.
+  bool wait_for(const sc_core::sc_event& event, const bool& condition);
+  bool still_running() const { return generation_ == running_generation_; }
+  void warn(const std::string& what) const;
+
+  SdhciCapabilities capabilities_;
+  std::array<std::uint8_t, sdhci::kRegisterSpace> r_{};
+  bool card_power_ = false;
+  std::uint8_t pending_reset_ = 0;  // the software reset byte of the write being served
+
+  // Controller state.
+  sc_core::sc_event command_issued_;
+  sc_core::sc_event buffer_serviced_;
+  sc_core::sc_event sdma_address_written_;
+  sc_core::sc_event reset_;
+  sc_core::sc_event irq_changed_;
+  bool command_pending_ = false;
+  bool power_cycle_pending_ = false;
+  bool command_inhibit_ = false;
+  bool data_inhibit_ = false;
+  bool data_active_ = false;
+  bool read_active_ = false;
+  bool write_active_ = false;
+  bool card_busy_ = false;           // DAT0 held low
+  unsigned generation_ = 0;          // software resets (of a running command) so far
+  unsigned running_generation_ = 0;  // when the running command started
+  // PIO: the block in the buffer and where the driver is in it.
+  std::vector<std::uint8_t> buffer_;
+  std::size_t buffer_at_ = 0;
+  bool buffer_read_enable_ = false;
+  bool buffer_write_enable_ = false;
+  // DMA of the running transfer.
+  DmaMode dma_mode_ = DmaMode::none;
+  std::uint64_t sdma_next_ = 0;
+  bool sdma_paused_ = false;
+  std::optional<Adma2Walker> adma_;
+  std::vector<std::uint8_t> block_;
+  std::optional<EmmcBusHost> bus_;
+};
+
+}  // namespace emmcsim::models

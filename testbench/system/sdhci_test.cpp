@@ -1,0 +1,474 @@
+// Sdhci on its sockets: a CPU thread programs the registers as a driver does, system memory
+// serves its DMA, an EmmcDevice answers on the eMMC bus (sdhci_platform.hpp). Results are checked
+// against the card and the specification, and simulated times against the cycle counts of
+// spec/emmc.md and the bus phases the device reports: the controller adds no time of its own.
+// Each test is its own SystemC elaboration (system_scenario.hpp).
+#include "emmcsim/models/sdhci.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "emmcsim/mmc/card_status.hpp"
+#include "sdhci_platform.hpp"
+#include "system_scenario.hpp"
+
+namespace emmcsim::testing {
+namespace {
+
+using models::Sdhci;
+namespace st = mmc::status;
+
+constexpr std::uint64_t kIdentHz = 400'000;
+constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;
+constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;
+constexpr std::uint64_t kNoResponse = 48 + 64 + 8;
+constexpr auto kTran = static_cast<std::uint32_t>(mmc::CardState::tran);
+
+std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(seed + i * 13 + i / 512);
+  return v;
+}
+
+// The platform: CPU, controller, memory and card, bound and simulated to the end.
+struct Platform {
+  explicit Platform(std::function<void(SdhciDriver&)> body, const mmc::DeviceConfig& config = mmc::default_device_config())
+      : image(config),
+        device("card", config, image.backend()),
+        sdhci("sdhci"),
+        memory("memory", 1u << 20),
+        cpu("cpu", memory, std::move(body)),
+        irq("irq") {
+    cpu.bus.bind(sdhci.regs);
+    sdhci.dma.bind(memory.socket);
+    sdhci.card.bind(device.bus);
+    sdhci.irq(irq);
+    cpu.irq(irq);
+    device.on_phase([this](const models::BusPhase& p) { phases.push_back(p); });
+  }
+  void run() {
+    sc_core::sc_start();
+    EXPECT_TRUE(cpu.finished()) << "the scenario did not run to its end";
+  }
+  // The last phase the device saw for command `index`.
+  const models::BusPhase* last_command(std::uint8_t index) const {
+    for (auto it = phases.rbegin(); it != phases.rend(); ++it)
+      if (it->operation == models::EmmcBusOperation::command && it->command.index == index) return &*it;
+    return nullptr;
+  }
+  mmc::MemoryImage image;
+  models::EmmcDevice device;
+  Sdhci sdhci;
+  SystemMemory memory;
+  Cpu cpu;
+  sc_core::sc_signal<bool> irq;
+  std::vector<models::BusPhase> phases;
+};
+
+class SdhciScenario : public SystemScenario {};
+
+// The interrupt line once it has settled: the controller's method drives it in the next delta
+// cycle, and the signal shows the value in the one after.
+bool irq_high(SdhciDriver& d) {
+  sc_core::wait(sc_core::SC_ZERO_TIME);
+  sc_core::wait(sc_core::SC_ZERO_TIME);
+  return d.irq();
+}
+
+TEST_F(SdhciScenario, RegistersAfterResetDescribeAVersion300Controller) {
+  Platform p([](SdhciDriver& d) {
+    d.wr8(reg::kSoftwareReset, reg::kResetAll);
+    EXPECT_EQ(d.rd16(reg::kHostVersion) & 0xFF, reg::kSpecVersion300);
+    const std::uint32_t caps = d.rd32(reg::kCapabilities);
+    EXPECT_EQ((caps >> 8) & 0xFF, 200u) << "base clock, MHz";
+    EXPECT_EQ(caps & 0xBF, (1u << 7) | 1u) << "timeout clock 1 MHz";
+    EXPECT_TRUE(caps & reg::kCap8Bit);
+    EXPECT_TRUE(caps & reg::kCapAdma2);
+    EXPECT_TRUE(caps & reg::kCapSdma);
+    EXPECT_TRUE(caps & reg::kCapHighSpeed);
+    EXPECT_TRUE(d.rd32(reg::kCapabilities + 4) & reg::kCap1Sdr104);
+    const std::uint32_t present = d.rd32(reg::kPresentState);
+    EXPECT_TRUE(present & reg::kCardInserted);
+    EXPECT_FALSE(present & (reg::kCmdInhibit | reg::kDataInhibit));
+    EXPECT_EQ((present >> reg::kDataLineLevelShift) & 0xF, 0xFu);
+    // Clock: stable as soon as the internal clock is enabled.
+    d.wr16(reg::kClockControl, reg::kClockInternalEnable);
+    EXPECT_EQ(d.rd16(reg::kClockControl), reg::kClockInternalEnable | reg::kClockInternalStable);
+    // Read-only registers ignore writes.
+    d.wr32(reg::kCapabilities, 0);
+    EXPECT_EQ(d.rd32(reg::kCapabilities), caps);
+    // Status is write-1-to-clear; a status bit latches only when enabled; bit 15 sums the errors.
+    d.wr16(reg::kForceErrorInt, reg::kErrDataCrc);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), 0) << "error status enable is clear";
+    d.wr16(reg::kErrorIntStatusEnable, 0xFFFF);
+    d.wr16(reg::kForceErrorInt, reg::kErrDataCrc | reg::kErrAdma);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), reg::kErrDataCrc | reg::kErrAdma);
+    EXPECT_TRUE(d.rd16(reg::kNormalIntStatus) & reg::kIntErrorSummary);
+    EXPECT_FALSE(irq_high(d)) << "no signal enable";
+    d.wr16(reg::kErrorIntSignalEnable, reg::kErrAdma);
+    EXPECT_TRUE(irq_high(d));
+    d.wr16(reg::kErrorIntStatus, reg::kErrAdma);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), reg::kErrDataCrc);
+    EXPECT_FALSE(irq_high(d)) << "only the cleared bit was signalled";
+    // Software reset: self-clearing, and everything but the capabilities back to zero.
+    d.wr8(reg::kTimeoutControl, 0x0E);
+    d.wr8(reg::kSoftwareReset, reg::kResetAll);
+    EXPECT_EQ(d.rd8(reg::kSoftwareReset), 0);
+    EXPECT_EQ(d.rd8(reg::kTimeoutControl), 0);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), 0);
+    EXPECT_EQ(d.rd16(reg::kClockControl), 0);
+    EXPECT_EQ(d.rd32(reg::kCapabilities), caps);
+  });
+  p.run();
+}
+
+TEST_F(SdhciScenario, AccessesOutsideTheMapOrWithByteEnablesAreRefused) {
+  Platform p([](SdhciDriver& d) {
+    std::uint8_t data[8] = {};
+    std::uint8_t enables[4] = {0xFF, 0xFF, 0xFF, 0xFF};
+    EXPECT_EQ(d.access(tlm::TLM_READ_COMMAND, 0x100, data, 4), tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    EXPECT_EQ(d.access(tlm::TLM_READ_COMMAND, 0xFE, data, 4), tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    EXPECT_EQ(d.access(tlm::TLM_READ_COMMAND, 0x02, data, 4), tlm::TLM_ADDRESS_ERROR_RESPONSE) << "misaligned";
+    EXPECT_EQ(d.access(tlm::TLM_READ_COMMAND, 0x04, data, 3), tlm::TLM_ADDRESS_ERROR_RESPONSE) << "3 bytes";
+    EXPECT_EQ(d.access(tlm::TLM_WRITE_COMMAND, 0x08, data, 4, enables), tlm::TLM_BYTE_ENABLE_ERROR_RESPONSE);
+    EXPECT_EQ(d.access(tlm::TLM_READ_COMMAND, 0x40, data, 8), tlm::TLM_OK_RESPONSE);
+    std::uint64_t caps = 0;
+    std::memcpy(&caps, data, 8);
+    EXPECT_EQ(caps & 0xFFFFFFFFu, d.rd32(reg::kCapabilities));
+    // Byte and halfword accesses see the same little-endian register.
+    d.wr32(reg::kArgument, 0x11223344);
+    EXPECT_EQ(d.rd8(reg::kArgument + 1), 0x33);
+    EXPECT_EQ(d.rd16(reg::kArgument + 2), 0x1122);
+  });
+  p.run();
+}
+
+TEST_F(SdhciScenario, CommandsCompleteWhenTheirResponsesEndOnTheBus) {
+  mmc::Cid cid{};
+  Platform p([&cid](SdhciDriver& d) {
+    d.init();
+    const CommandResult cmd0 = d.command(0, 0, kRespNone);
+    EXPECT_EQ(cmd0.error, 0);
+    EXPECT_EQ(cmd0.completed_ps - cmd0.issued_ps, cycles_ps(kNoResponse, kIdentHz));
+    CommandResult cmd1;
+    for (int i = 0; i < 100; ++i) {
+      cmd1 = d.command(1, 0x40FF8080, kRespR3);
+      ASSERT_EQ(cmd1.error, 0);
+      if (cmd1.response & (1u << 31)) break;
+    }
+    EXPECT_EQ(cmd1.completed_ps - cmd1.issued_ps, cycles_ps(kShortCommand, kIdentHz));
+    const CommandResult cmd2 = d.command(2, 0, kRespR2);
+    EXPECT_EQ(cmd2.completed_ps - cmd2.issued_ps, cycles_ps(kLongCommand, kIdentHz));
+    // R2 in the response registers: bits 127:8 of the CID, without the CRC byte.
+    for (std::uint32_t j = 0; j < 15; ++j) cid[14 - j] = d.rd8(reg::kResponse + j);
+    EXPECT_EQ(d.rd8(reg::kResponse + 15), 0);
+    d.command(3, kRcaArg, kRespR1);
+    const CommandResult cmd13 = d.command(13, kRcaArg, kRespR1);
+    EXPECT_EQ(st::current_state(cmd13.response), static_cast<std::uint32_t>(mmc::CardState::stby));
+  });
+  p.run();
+  for (std::size_t i = 0; i < 15; ++i) EXPECT_EQ(cid[i], p.device.card().cid()[i]) << "CID byte " << i;
+}
+
+TEST_F(SdhciScenario, ACommandTheCardDoesNotAnswerTimesOut) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    // CMD13 to a card still in idle: illegal there, so no response.
+    const CommandResult r = d.command(13, kRcaArg, kRespR1);
+    EXPECT_EQ(r.error, reg::kErrCommandTimeout);
+    EXPECT_TRUE(r.normal & reg::kIntErrorSummary);
+    EXPECT_FALSE(r.normal & reg::kIntCommandComplete);
+    EXPECT_EQ(r.completed_ps - r.issued_ps, cycles_ps(kNoResponse, kIdentHz));
+    // As sdhci_cmd_irq does: reset the CMD line; the next command works.
+    d.wr8(reg::kSoftwareReset, reg::kResetCmd);
+    EXPECT_FALSE(d.rd32(reg::kPresentState) & reg::kCmdInhibit);
+    d.identify();
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+    // With the SD clock off, a command times out at once (and the model says why).
+    d.wr16(reg::kClockControl, reg::kClockInternalEnable);
+    const CommandResult off = d.command(13, kRcaArg, kRespR1);
+    EXPECT_EQ(off.error, reg::kErrCommandTimeout);
+    EXPECT_EQ(off.completed_ps, off.issued_ps);
+  });
+  p.run();
+}
+
+TEST_F(SdhciScenario, PioReadsTheExtCsdThroughTheBufferDataPort) {
+  std::vector<std::uint8_t> ext_csd(512);
+  Platform p([&](SdhciDriver& d) {
+    d.init();
+    d.identify();
+    d.set_clock(25'000'000);
+    Transfer t;
+    t.mode = DataMode::pio;
+    t.pio = &ext_csd;
+    const CommandResult r = d.transfer(8, 0, t);
+    EXPECT_EQ(r.error, 0);
+    EXPECT_TRUE(r.normal & reg::kIntBufferReadReady);
+    EXPECT_TRUE(r.normal & reg::kIntTransferComplete);
+    EXPECT_FALSE(d.rd32(reg::kPresentState) & (reg::kDataInhibit | reg::kBufferReadEnable));
+  });
+  p.run();
+  const mmc::ExtCsd expected = p.device.card().ext_csd();
+  EXPECT_TRUE(std::equal(expected.begin(), expected.end(), ext_csd.begin()));
+  ASSERT_FALSE(p.phases.empty());
+  EXPECT_EQ(p.phases.back().operation, models::EmmcBusOperation::read_data);
+}
+
+TEST_F(SdhciScenario, Adma2WritesWithAutoCmd23AndSdmaReadsBackAcrossABufferBoundary) {
+  const std::vector<std::uint8_t> data = pattern(16 * 512, 5);
+  std::vector<std::uint8_t> read_back(data.size());
+  CommandResult write;
+  unsigned dma_interrupts = 0;
+  Platform p([&](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    std::memcpy(d.memory().bytes.data() + 0x10000, data.data(), data.size());
+    // Three descriptors of odd lengths: blocks straddle them.
+    d.write_descriptors({{0x10000, 1000}, {0x10000 + 1000, 5000}, {0x10000 + 6000, 2192}});
+    Transfer w;
+    w.read = false;
+    w.blocks = 16;
+    w.auto_cmd23 = 16;
+    write = d.transfer(25, 100, w);
+    EXPECT_EQ(write.error, 0);
+    EXPECT_EQ(st::current_state(write.response), kTran);
+    // Read back with SDMA and Auto CMD12 (SDMA's address register is Auto CMD23's argument),
+    // with a 4 KiB boundary: one DMA interrupt halfway.
+    Transfer r;
+    r.read = true;
+    r.blocks = 16;
+    r.mode = DataMode::sdma;
+    r.memory = 0x20000;
+    r.auto_cmd12 = true;
+    r.sdma_boundary = 0;
+    const CommandResult read = d.transfer(18, 100, r);
+    EXPECT_EQ(read.error, 0);
+    EXPECT_TRUE(read.normal & reg::kIntTransferComplete);
+    dma_interrupts = d.dma_interrupts;
+    std::memcpy(read_back.data(), d.memory().bytes.data() + 0x20000, read_back.size());
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+  });
+  p.run();
+  EXPECT_EQ(read_back, data);
+  EXPECT_EQ(dma_interrupts, 1u);
+  // Auto CMD23 went first with Argument 2, then CMD25; transfer complete came when the card's
+  // programming busy ended, nothing added by the controller.
+  const models::BusPhase* cmd23 = p.last_command(23);
+  const models::BusPhase* cmd25 = p.last_command(25);
+  ASSERT_TRUE(cmd23 && cmd25);
+  EXPECT_EQ(cmd23->command.arg, 16u);
+  EXPECT_EQ(cmd23->end_ps, cmd25->start_ps);
+  EXPECT_EQ(write.completed_ps, cmd25->end_ps);
+  models::Picoseconds busy_end = 0;
+  for (const models::BusPhase& ph : p.phases)
+    if (ph.operation == models::EmmcBusOperation::write_data && ph.busy) busy_end = ph.busy_until_ps;
+  EXPECT_GT(busy_end, cmd25->end_ps);
+  EXPECT_EQ(write.finished_ps, busy_end);
+  const models::BusPhase* cmd12 = p.last_command(12);
+  ASSERT_NE(cmd12, nullptr) << "Auto CMD12 ended the read";
+}
+
+TEST_F(SdhciScenario, RpmbKeyWriteAndReadGoThroughAutoCmd23WithTheReliableWriteBit) {
+  rpmb::Key key{};
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(0xA0 + i);
+  const std::vector<std::uint8_t> secret = pattern(256, 9);
+  std::vector<std::uint8_t> read_back;
+  std::uint32_t counter = 0;
+  Platform p([&](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    ASSERT_EQ(d.switch_field(179, 3).error, 0);  // PARTITION_CONFIG: RPMB
+    SdhciRpmbChannel channel(d);
+    rpmb::Host unkeyed(channel, std::nullopt);
+    EXPECT_TRUE(unkeyed.program_key(key).ok());
+    rpmb::Host host(channel, key);
+    EXPECT_TRUE(host.write(7, secret.data(), 1).ok());
+    const rpmb::HostResult c = host.read_counter();
+    EXPECT_TRUE(c.ok());
+    counter = c.write_counter;
+    const rpmb::HostResult r = host.read(7, 1);
+    EXPECT_TRUE(r.ok());
+    read_back = r.data;
+    EXPECT_EQ(channel.last.error, 0);
+    ASSERT_EQ(d.switch_field(179, 0).error, 0);
+  });
+  p.run();
+  EXPECT_EQ(counter, 1u);
+  EXPECT_EQ(read_back, secret);
+  unsigned reliable = 0;
+  for (const models::BusPhase& ph : p.phases)
+    if (ph.operation == models::EmmcBusOperation::command && ph.command.index == 23 && (ph.command.arg >> 31))
+      ++reliable;
+  EXPECT_EQ(reliable, 2u) << "key programming and the authenticated write";
+}
+
+TEST_F(SdhciScenario, ADataTimeoutComesAfterTheTimeoutControlsCount) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.identify();
+    d.set_clock(25'000'000);
+    d.wr8(reg::kTimeoutControl, 0);  // TMCLK × 2^13 at 1 MHz: 8.192 ms
+    std::vector<std::uint8_t> block(512);
+    Transfer t;
+    t.mode = DataMode::pio;
+    t.pio = &block;
+    const CommandResult r = d.transfer(17, 0xFFFFFF00, t);  // past the end: the card sends no data
+    EXPECT_TRUE(r.response & st::kOutOfRange);
+    EXPECT_EQ(r.error, reg::kErrDataTimeout);
+    EXPECT_EQ(r.finished_ps - r.completed_ps, 8'192ULL * 1'000'000'000ULL / 1000);
+    EXPECT_FALSE(d.rd32(reg::kPresentState) & reg::kDataInhibit);
+  });
+  p.run();
+}
+
+// A transfer that stops on an error, then the recovery a driver does (sdhci_finish_data): reset
+// CMD and DAT, CMD12 if the card is still in a data state.
+void recover(SdhciDriver& d) {
+  d.wr8(reg::kSoftwareReset, reg::kResetCmd | reg::kResetData);
+  const CommandResult status = d.command(13, kRcaArg, kRespR1);
+  if (st::current_state(status.response) != kTran) d.command(12, 0, kRespR1b);
+  EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+}
+
+TEST_F(SdhciScenario, AdmaErrorsNameTheFailingDescriptorAndTheControllerRecovers) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    Transfer t;
+    t.read = true;
+    t.blocks = 4;
+    t.auto_cmd23 = 4;
+    // An invalid second descriptor.
+    d.write_descriptors({{0x10000, 512}, {0x10200, 1536}});
+    models::Adma2Descriptor bad;
+    bad.action = models::Adma2Action::transfer;
+    bad.length = 1536;
+    d.put_descriptor(1, bad);
+    CommandResult r = d.transfer(18, 0, t);
+    EXPECT_EQ(r.error, reg::kErrAdma);
+    EXPECT_EQ(d.rd8(reg::kAdmaErrorStatus) & reg::kAdmaErrorStateMask, reg::kAdmaStateFetch);
+    EXPECT_EQ(d.rd32(reg::kAdmaAddress), SdhciDriver::kDescriptors + 8);
+    recover(d);
+    // A table that ends before the data.
+    d.write_descriptors({{0x10000, 1024}});
+    r = d.transfer(18, 0, t);
+    EXPECT_EQ(r.error, reg::kErrAdma);
+    EXPECT_EQ(d.rd8(reg::kAdmaErrorStatus), reg::kAdmaStateTransfer | reg::kAdmaLengthMismatch);
+    recover(d);
+    // A link to itself: caught after Adma2Walker::kMaxFetches fetches.
+    models::Adma2Descriptor loop;
+    loop.valid = true;
+    loop.action = models::Adma2Action::link;
+    loop.address = SdhciDriver::kDescriptors;
+    d.put_descriptor(0, loop);
+    const std::uint64_t before = d.memory().accesses;
+    r = d.transfer(18, 0, t);
+    EXPECT_EQ(r.error, reg::kErrAdma);
+    EXPECT_EQ(d.memory().accesses - before, models::Adma2Walker::kMaxFetches);
+    recover(d);
+    // And a good transfer after all that.
+    t.memory = 0x30000;
+    r = d.transfer(18, 0, t);
+    EXPECT_EQ(r.error, 0);
+    EXPECT_TRUE(r.normal & reg::kIntTransferComplete);
+  });
+  p.run();
+}
+
+TEST_F(SdhciScenario, AnSdmaAccessTheMemoryRefusesStopsTheTransfer) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    d.memory().refuse_from = 0x10000 + 1024;
+    Transfer t;
+    t.read = true;
+    t.blocks = 4;
+    t.mode = DataMode::sdma;
+    t.auto_cmd12 = true;
+    const CommandResult r = d.transfer(18, 0, t);
+    EXPECT_EQ(r.error, reg::kErrSystemBus);
+    d.memory().refuse_from = UINT64_MAX;
+    recover(d);
+  });
+  p.run();
+}
+
+TEST_F(SdhciScenario, TuningSetsTheSampledClockAndRaisesOnlyBufferReadReady) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.identify();
+    d.set_clock(25'000'000);
+    d.switch_field(183, 2);
+    d.wr8(reg::kHostControl1, reg::kCtrl8BitBus);
+    d.switch_field(185, 2);  // HS200
+    d.wr16(reg::kHostControl2, reg::kCtrl2UhsSdr104);
+    d.set_clock(200'000'000);
+    // sdhci_execute_tuning / sdhci_send_tuning: CMD21 reading a 128-byte block.
+    d.wr16(reg::kHostControl2, reg::kCtrl2UhsSdr104 | reg::kCtrl2ExecuteTuning);
+    d.wr16(reg::kBlockSize, 128);
+    d.wr16(reg::kBlockCount, 1);
+    d.wr32(reg::kArgument, 0);
+    d.wr32(reg::kTransferMode, reg::kTrnRead | (std::uint32_t{reg::command_word(21, kRespR1 | reg::kCmdDataPresent)} << 16));
+    const std::uint16_t s = d.wait_irq(reg::kIntBufferReadReady);
+    EXPECT_EQ(s, reg::kIntBufferReadReady);
+    EXPECT_EQ(d.rd16(reg::kHostControl2), reg::kCtrl2UhsSdr104 | reg::kCtrl2TunedClock);
+    d.clear_status();
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+  });
+  p.run();
+  ASSERT_NE(p.last_command(21), nullptr);
+  EXPECT_EQ(p.device.bus_mode().speed, models::BusSpeed::hs200);
+}
+
+TEST_F(SdhciScenario, ASoftwareResetCancelsAPioTransferMidway) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    d.wr16(reg::kBlockSize, 512);
+    d.wr16(reg::kBlockCount, 4);
+    d.wr32(reg::kArgument, 0);
+    d.wr32(reg::kTransferMode, (reg::kTrnRead | reg::kTrnMultiBlock | reg::kTrnBlockCountEnable) |
+                                   (std::uint32_t{reg::command_word(18, kRespR1 | reg::kCmdDataPresent)} << 16));
+    EXPECT_TRUE(d.wait_irq(reg::kIntCommandComplete) & reg::kIntCommandComplete);
+    d.wr16(reg::kNormalIntStatus, reg::kIntCommandComplete);
+    EXPECT_TRUE(d.wait_irq(reg::kIntBufferReadReady) & reg::kIntBufferReadReady);
+    EXPECT_TRUE(d.rd32(reg::kPresentState) & (reg::kBufferReadEnable | reg::kDataInhibit));
+    d.wr8(reg::kSoftwareReset, reg::kResetData);
+    const std::uint32_t present = d.rd32(reg::kPresentState);
+    EXPECT_FALSE(present & (reg::kBufferReadEnable | reg::kDataInhibit | reg::kReadTransferActive));
+    EXPECT_FALSE(d.rd16(reg::kNormalIntStatus) & reg::kIntBufferReadReady);
+    sc_core::wait(1, sc_core::SC_MS);
+    EXPECT_EQ(d.rd16(reg::kNormalIntStatus), 0) << "the cancelled transfer raises nothing later";
+    // The card is still sending: CMD12 stops it, and the card is back in tran.
+    d.command(12, 0, kRespR1b);
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+  });
+  p.run();
+}
+
+TEST_F(SdhciScenario, TurningBusPowerOnPowerCyclesTheCard) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.identify();
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+    d.wr8(reg::kPowerControl, 0);
+    d.wr8(reg::kPowerControl, reg::kPower330 | reg::kPowerOn);
+    const CommandResult r = d.command(13, kRcaArg, kRespR1);
+    EXPECT_EQ(r.error, reg::kErrCommandTimeout) << "the card is in idle without its RCA";
+    d.wr8(reg::kSoftwareReset, reg::kResetCmd);
+    d.identify();
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+    // A voltage the controller lacks leaves the power off.
+    d.wr8(reg::kPowerControl, 0);
+    d.wr8(reg::kPowerControl, reg::kPowerOn | (1u << 1));
+    EXPECT_EQ(d.rd8(reg::kPowerControl) & reg::kPowerOn, 0);
+  });
+  p.run();
+}
+
+}  // namespace
+}  // namespace emmcsim::testing
