@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon_process.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/rpmb/protocol.hpp"
@@ -57,7 +59,8 @@ class TimedServe : public ::testing::Test {
     daemon_ = std::make_unique<DaemonProcess>(
         emmcsim_binary(),
         std::vector<std::string>{"serve", "--image", dir_ + "/card", "--mmc-socket", socket_, "--timing", "approximate",
-                                 "--timing-profile", dir_ + "/timing_profile.json", "--log-level", "debug"},
+                                 "--timing-profile", dir_ + "/timing_profile.json", "--log-level", "debug",
+                                 "--bus-trace", dir_ + "/bus.jsonl"},
         dir_ + "/daemon.log");
     ASSERT_FALSE(emmcsim_binary().empty()) << "EMMCSIM_BIN is not set (CTest sets it)";
     daemon_->start();
@@ -101,6 +104,30 @@ TEST_F(TimedServe, ABlockReadTakesItsCommandsPageReadAndBlocks) {
   // Crossing into a second page costs a second page read.
   const bridge::BlockReadReply across = client_->read(bridge::BlockReadRequest{bridge::Node::user, (1 << 20) + 14 * 1024, 4096});
   EXPECT_EQ(across.status.simulated_ps, 2 * kCommand + 2 * kPageRead + 6 * kNacMin + 8 * kReadBlock);
+}
+
+// --bus-trace: the request's bus phases, one JSON line each, flushed before the reply, and
+// spanning exactly the simulated duration the reply carries.
+TEST_F(TimedServe, TheBusTraceHoldsEachRequestsPhasesAndTheirTimes) {
+  const bridge::BlockReadReply r = client_->read(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096});
+  expect_timed(r.status);
+  std::ifstream in(dir_ + "/bus.jsonl");
+  std::vector<nlohmann::json> phases;
+  for (std::string line; std::getline(in, line);) phases.push_back(nlohmann::json::parse(line));
+  ASSERT_GE(phases.size(), 3u) << "the probe's phases and the read's";
+  for (std::size_t i = 1; i < phases.size(); ++i)
+    EXPECT_LE(phases[i - 1]["end_ps"].get<std::uint64_t>(), phases[i]["start_ps"].get<std::uint64_t>()) << i;
+  const nlohmann::json& cmd23 = phases[phases.size() - 3];
+  const nlohmann::json& cmd18 = phases[phases.size() - 2];
+  const nlohmann::json& data = phases.back();
+  EXPECT_EQ(cmd23["index"], 23);
+  EXPECT_EQ(cmd23["arg"], "0x00000008");
+  EXPECT_EQ(cmd18["index"], 18);
+  EXPECT_EQ(cmd18["arg"], "0x00000800");
+  EXPECT_EQ(data["operation"], "read_data");
+  EXPECT_EQ(data["blocks"], 8);
+  EXPECT_EQ(data["mode"], "HS400 8-bit DDR");
+  EXPECT_EQ(data["end_ps"].get<std::uint64_t>() - cmd23["start_ps"].get<std::uint64_t>(), r.status.simulated_ps);
 }
 
 TEST_F(TimedServe, ASectorWriteIsCachedThenPolled) {
@@ -224,6 +251,23 @@ TEST(TimedServeStartup, ABadProfileIsRefusedAndNothingIsCreated) {
               std::string::npos)
         << log;
     EXPECT_FALSE(std::filesystem::exists(dir + "/card")) << "the image was created for a profile that was refused";
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TimedServeStartup, ABusTraceNeedsTheTimedModelAndAWritableFile) {
+  const std::string dir = make_temp_dir("emmcsim-timed-trace");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--bus-trace", dir + "/bus.vcd"}, "--bus-trace records the timed model's bus: add --timing approximate"},
+      {{"--timing", "approximate", "--bus-trace", dir + "/no/such/dir/bus.vcd"}, "cannot create it"},
+  };
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string> args = {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    DaemonProcess daemon(emmcsim_binary(), args, dir + "/daemon.log");
+    EXPECT_THROW(daemon.start(std::chrono::seconds(10)), std::runtime_error) << message;
+    EXPECT_NE(daemon.log_tail().find(message), std::string::npos) << daemon.log_tail();
+    EXPECT_FALSE(std::filesystem::exists(dir + "/card")) << "the image was created though serve refused to start";
   }
   std::filesystem::remove_all(dir);
 }

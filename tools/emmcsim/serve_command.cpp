@@ -10,7 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <systemc>
 #include <iostream>
@@ -20,6 +22,7 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/models/bus_trace.hpp"
 #include "emmcsim/models/timing_profile.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
@@ -41,6 +44,7 @@ struct ServeOptions {
   std::string log_level = "warn";
   std::string timing = "off";
   std::string timing_profile_file;
+  std::string bus_trace_file;
   std::string durability = "sync";
   unsigned threads = 2;
 };
@@ -86,9 +90,17 @@ int run_serve(const ServeOptions& o) {
   const bool timed = o.timing == "approximate";
   if (!timed && !o.timing_profile_file.empty())
     throw UsageError("--timing-profile applies to the timed model only: add --timing approximate");
+  if (!timed && !o.bus_trace_file.empty())
+    throw UsageError("--bus-trace records the timed model's bus: add --timing approximate");
   // Read before anything is created, so a bad profile leaves nothing behind.
   const models::TimingProfile profile =
       o.timing_profile_file.empty() ? models::default_timing_profile() : read_timing_profile_file(o.timing_profile_file);
+  std::unique_ptr<std::ofstream> bus_trace;
+  if (!o.bus_trace_file.empty()) {
+    bus_trace = std::make_unique<std::ofstream>(o.bus_trace_file, std::ios::out | std::ios::trunc);
+    if (!*bus_trace)
+      throw UsageError(fmt::format("--bus-trace {}: cannot create it: {}", o.bus_trace_file, std::strerror(errno)));
+  }
   auto log = std::make_shared<spdlog::logger>("emmcsim", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   log->set_pattern("emmcsim: [%l] %v");
   log->set_level(spdlog::level::from_str(o.log_level));
@@ -114,7 +126,13 @@ int run_serve(const ServeOptions& o) {
   if (timed) {
     systemc_log = log.get();
     sc_core::sc_report_handler::set_handler(&log_systemc_report);
-    auto timed_port = std::make_unique<TimedDevicePort>(image->config(), image->backend(), profile, on_failure);
+    TimedBusTrace trace;
+    if (bus_trace) {
+      trace.format = models::bus_trace_format_for(o.bus_trace_file);
+      trace.out = std::move(bus_trace);
+    }
+    auto timed_port =
+        std::make_unique<TimedDevicePort>(image->config(), image->backend(), profile, on_failure, std::move(trace));
     timing_text = ", timed: " + timed_port->bus_description();
     device = std::move(timed_port);
   } else {
@@ -178,6 +196,9 @@ void add_serve_command(CLI::App& app, Command& selected) {
       ->check(CLI::IsMember({"off", "approximate"}));
   serve->add_option("--timing-profile", options->timing_profile_file,
                     "Timing profile (JSON) for --timing approximate (default: `emmcsim timing default-profile`)");
+  serve->add_option("--bus-trace", options->bus_trace_file,
+                    "With --timing approximate: write every eMMC bus phase to FILE, with picosecond times — "
+                    "FILE.vcd a waveform for GTKWave, FILE.csv a table, anything else JSON lines");
   serve->add_option("--durability", options->durability,
                     "sync (default): every RPMB commit reaches the disk before it is acknowledged; os: left to the OS")
       ->check(CLI::IsMember({"sync", "os"}));

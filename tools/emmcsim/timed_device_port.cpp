@@ -136,13 +136,21 @@ struct TimedDevicePort::World {
   std::thread kernel;
   std::function<void(const std::string&)> on_failure;
   std::string bus;
+  TimedBusTrace trace_file;
+  std::optional<models::BusTraceWriter> trace;
 };
 
 TimedDevicePort::TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBackend backend,
                                  const models::TimingProfile& profile,
-                                 std::function<void(const std::string&)> on_failure)
+                                 std::function<void(const std::string&)> on_failure, TimedBusTrace trace)
     : world_(std::make_unique<World>(config, backend, profile)) {
   world_->on_failure = std::move(on_failure);
+  if (trace.out) {
+    world_->trace_file = std::move(trace);
+    world_->trace.emplace(*world_->trace_file.out, world_->trace_file.format);
+    models::BusTraceWriter& writer = *world_->trace;
+    world_->device.on_phase([&writer](const models::BusPhase& phase) { writer.write(phase); });
+  }
   std::future<std::string> probed = world_->probed.get_future();
   World& w = *world_;
   w.kernel = std::thread([&w] {
@@ -161,10 +169,12 @@ TimedDevicePort::TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBacke
 }
 
 TimedDevicePort::~TimedDevicePort() {
-  if (!world_->kernel.joinable()) return;
-  DriverHost& host = world_->host;
-  world_->jobs.push([&host](LinuxBlockDriver&) { host.stop_after_this_job(); });
-  world_->kernel.join();
+  if (world_->kernel.joinable()) {
+    DriverHost& host = world_->host;
+    world_->jobs.push([&host](LinuxBlockDriver&) { host.stop_after_this_job(); });
+    world_->kernel.join();
+  }
+  if (world_->trace) world_->trace->finish();
 }
 
 void TimedDevicePort::submit(bridge::Request request, Completion done) {
@@ -177,6 +187,7 @@ void TimedDevicePort::submit(bridge::Request request, Completion done) {
       if (w.on_failure) w.on_failure(e.what());
       reply = bridge::ErrorReply{bridge::ReplyStatus{EIO, 0, 0}, std::string("device failure: ") + e.what()};
     }
+    if (w.trace) w.trace_file.out->flush();  // a kill -9 loses at most the request in flight
     done(std::move(reply));
   });
 }

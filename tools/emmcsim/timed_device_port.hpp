@@ -17,14 +17,23 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "emmcsim/mmc/device_config.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/models/bus_trace.hpp"
 #include "emmcsim/models/timing_profile.hpp"
 #include "emmcsim/transport/device_port.hpp"
 
 namespace emmcsim::tools {
+
+// Where the timed port writes every bus phase (`--bus-trace`); nowhere when `out` is null. The
+// trace is flushed after each request and finished when the port is destroyed.
+struct TimedBusTrace {
+  std::unique_ptr<std::ostream> out;
+  models::BusTraceFormat format = models::BusTraceFormat::json_lines;
+};
 
 class TimedDevicePort final : public transport::DevicePort {
  public:
@@ -32,7 +41,7 @@ class TimedDevicePort final : public transport::DevicePort {
   // thread and waits for the driver's probe. Throws models::TimingProfileError for a profile the
   // configuration's EXT_CSD does not allow, std::runtime_error when the card does not come up.
   TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBackend backend, const models::TimingProfile& profile,
-                  std::function<void(const std::string&)> on_failure = {});
+                  std::function<void(const std::string&)> on_failure = {}, TimedBusTrace trace = {});
   // Stops the kernel (after a shutdown(), or abandoning queued requests) and joins its thread.
   ~TimedDevicePort() override;
   TimedDevicePort(const TimedDevicePort&) = delete;
