@@ -19,6 +19,7 @@ void EmmcBusHost::run(EmmcBusTransaction& t) {
   keeper_.set(delay);
   if (keeper_.need_sync()) keeper_.sync();  // always, with the global quantum at zero
   busy_ = t.extension().busy_after;
+  data_crc_error_ = t.extension().data_crc_error;
 }
 
 mmc::CommandOutcome EmmcBusHost::execute(const mmc::Command& command) {

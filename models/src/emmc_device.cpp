@@ -97,6 +97,8 @@ void EmmcDevice::settle_busy(Picoseconds now) {
 }
 
 void EmmcDevice::start_busy(Picoseconds at, Picoseconds duration) {
+  duration += extra_busy_;
+  extra_busy_ = 0;
   busy_until_ps_ = at + duration;
   if (duration == 0) card_.finish_busy();
 }
@@ -144,10 +146,37 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
   if (observer_) observer_(phase);
 }
 
+const Fault* EmmcDevice::matching_fault(FaultKind kind, std::uint8_t index, std::uint32_t arrival) const {
+  for (const Fault& f : faults_.faults)
+    if (f.kind == kind && f.command == index && (f.occurrence == 0 || f.occurrence == arrival)) return &f;
+  return nullptr;
+}
+
+void EmmcDevice::injected(BusPhase& phase, const std::string& description) {
+  ++faults_injected_;
+  phase.fault = description;
+  SC_REPORT_INFO(kMessageType, fmt::format("{}: fault injected: {}", name(), description).c_str());
+}
+
 Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& timing, Picoseconds start,
                                       BusPhase& phase) {
   const mmc::Command command = ext.command;
   const bool had_transfer = transfer_.has_value();
+  std::uint32_t& arrivals = command_arrivals_[command.index & 63];
+  if (arrivals != UINT32_MAX) ++arrivals;
+  // Extra busy not used by the command it was meant for ends with it (CMD12 still ends its write).
+  if (!(command.index == 12 && had_transfer)) extra_busy_ = 0;
+  if (const Fault* f = matching_fault(FaultKind::command_timeout, command.index, arrivals)) {
+    ext.command_outcome = mmc::CommandOutcome{};  // lost on the bus: the card never sees it
+    phase.command = command;
+    phase.outcome = ext.command_outcome;
+    injected(phase, describe_fault(*f));
+    return timing.picoseconds(timing.command_cycles(mmc::ResponseType::none));
+  }
+  if (const Fault* f = matching_fault(FaultKind::extended_busy, command.index, arrivals)) {
+    extra_busy_ = f->extra;
+    injected(phase, describe_fault(*f));
+  }
   ext.command_outcome = card_.execute(command);
   const mmc::CommandOutcome& o = ext.command_outcome;
   phase.command = command;
@@ -157,6 +186,12 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
   if (o.data.direction != mmc::DataDirection::none) {
     transfer_.reset();
     read_access_work_.reset();
+    data_blocks_done_ = 0;
+    crc_block_.reset();
+    if (const Fault* f = matching_fault(FaultKind::data_crc, command.index, arrivals)) {
+      crc_block_ = f->block;
+      crc_fault_ = describe_fault(*f);
+    }
     if (is_sector_transfer_command(command.index) && card_.current_partition() != mmc::Partition::rpmb) {
       SectorTransfer t;
       t.write = o.data.direction == mmc::DataDirection::to_card;
@@ -184,8 +219,19 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
 Picoseconds EmmcDevice::serve_read(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext,
                                    const BusTiming& timing, BusPhase& phase) {
   const std::uint32_t block = payload.get_streaming_width();
-  const std::uint32_t count = payload.get_data_length() / block;
-  const mmc::BlockOutcome b = card_.read_blocks(payload.get_data_ptr(), block, count);
+  std::uint32_t count = payload.get_data_length() / block;
+  // data_crc: the bad block is the last one the host takes.
+  const bool crc = crc_block_ && *crc_block_ >= data_blocks_done_ && *crc_block_ - data_blocks_done_ < count;
+  if (crc) count = *crc_block_ - data_blocks_done_ + 1;
+  mmc::BlockOutcome b = card_.read_blocks(payload.get_data_ptr(), block, count);
+  data_blocks_done_ += b.blocks;
+  if (crc && b.blocks == count) {
+    payload.get_data_ptr()[std::size_t{count - 1} * block] ^= 0xFF;  // what a bad CRC guards against
+    b.ok = false;
+    ext.data_crc_error = true;
+    crc_block_.reset();
+    injected(phase, crc_fault_);
+  }
   ext.data_outcome = b;
   phase.block_size = block;
   phase.blocks = b.blocks;
@@ -217,7 +263,19 @@ Picoseconds EmmcDevice::serve_write(tlm::tlm_generic_payload& payload, EmmcBusEx
                                     const BusTiming& timing, Picoseconds start, BusPhase& phase) {
   const std::uint32_t block = payload.get_streaming_width();
   const std::uint32_t count = payload.get_data_length() / block;
-  const mmc::BlockOutcome b = card_.write_blocks(payload.get_data_ptr(), block, count);
+  // data_crc: the blocks before the bad one reach the card; the bad one gets a negative CRC status.
+  const bool crc = crc_block_ && *crc_block_ >= data_blocks_done_ && *crc_block_ - data_blocks_done_ < count;
+  const std::uint32_t delivered = crc ? *crc_block_ - data_blocks_done_ : count;
+  mmc::BlockOutcome b;
+  b.ok = true;
+  if (delivered > 0) b = card_.write_blocks(payload.get_data_ptr(), block, delivered);
+  data_blocks_done_ += b.blocks;
+  if (crc && b.blocks == delivered) {
+    b.ok = false;
+    ext.data_crc_error = true;
+    crc_block_.reset();
+    injected(phase, crc_fault_);
+  }
   ext.data_outcome = b;
   phase.block_size = block;
   phase.blocks = b.blocks;

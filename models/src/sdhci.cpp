@@ -496,7 +496,10 @@ bool Sdhci::move_block(bool read, std::uint32_t block_size, bool last, bool tuni
     const mmc::BlockOutcome o = bus_->read_blocks(block_.data(), block_size, 1);
     if (!still_running()) return false;
     if (!o.ok) {
-      data_timeout();
+      if (bus_->data_crc_error())
+        raise_error(kErrDataCrc);
+      else
+        data_timeout();
       return false;
     }
     if (tuning) return true;

@@ -87,11 +87,15 @@ Host::Host(RequestChannel& channel, std::optional<Key> key) : channel_(channel) 
   }
 }
 
-HostResult Host::collect(const std::vector<Frame>& response, const Nonce* nonce, bool expect_mac) {
+HostResult Host::collect(const std::vector<Frame>& response, RequestType request, const Nonce* nonce,
+                         bool expect_mac) {
   HostResult r;
   const Frame& last = response.back();
   r.result = last.result();
   r.response_type = last.type();
+  // A bare result read answers with whichever write-type request came last.
+  r.answers_request = request == RequestType::result_read ||
+                   r.response_type == static_cast<std::uint16_t>(response_to(request));
   r.write_counter = last.write_counter();
   if (nonce != nullptr) r.nonce_matches = last.nonce() == *nonce;
   if (expect_mac && authenticator_) {
@@ -100,7 +104,7 @@ HostResult Host::collect(const std::vector<Frame>& response, const Nonce* nonce,
   return r;
 }
 
-HostResult Host::send_write_type(const std::vector<Frame>& request) {
+HostResult Host::send_write_type(const std::vector<Frame>& request, RequestType type) {
   // CMD23 0x80000000|N + CMD25 (the request), CMD23 1 + CMD25 (result read), CMD23 1 + CMD18.
   channel_.send(request.data(), request.size(), true);
   const Frame result_request = requests::result_read();
@@ -108,12 +112,12 @@ HostResult Host::send_write_type(const std::vector<Frame>& request) {
   std::vector<Frame> response(1);
   channel_.receive(response.data(), 1);
   // A result with no key carries a zero MAC: nothing to verify then.
-  return collect(response, nullptr, response[0].mac() != Mac{});
+  return collect(response, type, nullptr, response[0].mac() != Mac{});
 }
 
 HostResult Host::program_key(const Key& key) {
   std::vector<Frame> request{requests::program_key(key)};
-  HostResult r = send_write_type(request);
+  HostResult r = send_write_type(request, RequestType::program_key);
   if (result_ok(r.result) && !authenticator_) {
     authenticator_.emplace(key);
     r.mac_valid.reset();
@@ -126,7 +130,7 @@ HostResult Host::read_counter(const Nonce& nonce) {
   channel_.send(&request, 1, false);
   std::vector<Frame> response(1);
   channel_.receive(response.data(), 1);
-  return collect(response, &nonce, result_ok(response[0].result()));
+  return collect(response, RequestType::read_counter, &nonce, result_ok(response[0].result()));
 }
 
 HostResult Host::write(std::uint16_t address, const std::uint8_t* data, std::size_t half_sectors) {
@@ -143,7 +147,9 @@ HostResult Host::write_with_counter(std::uint16_t address, const std::uint8_t* d
   if (!authenticator_) throw std::logic_error("an authenticated write needs the key");
   std::vector<Frame> request = requests::authenticated_write(address, write_counter, data, half_sectors);
   requests::sign(*authenticator_, request);
-  return send_write_type(request);
+  HostResult r = send_write_type(request, RequestType::authenticated_write);
+  if (result_ok(r.result) && r.write_counter != write_counter + 1) r.answers_request = false;
+  return r;
 }
 
 HostResult Host::read(std::uint16_t address, std::size_t half_sectors, const Nonce& nonce) {
@@ -151,7 +157,7 @@ HostResult Host::read(std::uint16_t address, std::size_t half_sectors, const Non
   channel_.send(&request, 1, false);
   std::vector<Frame> response(half_sectors);
   channel_.receive(response.data(), response.size());
-  HostResult r = collect(response, &nonce, true);
+  HostResult r = collect(response, RequestType::authenticated_read, &nonce, true);
   if (result_ok(response.back().result())) {
     r.data.reserve(half_sectors * kHalfSectorSize);
     for (const Frame& f : response) r.data.insert(r.data.end(), f.data(), f.data() + kHalfSectorSize);
@@ -165,7 +171,7 @@ HostResult Host::config_write(std::uint16_t config_address, std::uint8_t value) 
   if (!result_ok(counter.result)) return counter;
   std::vector<Frame> request{requests::device_config_write(config_address, value, counter.write_counter)};
   requests::sign(*authenticator_, request);
-  return send_write_type(request);
+  return send_write_type(request, RequestType::device_config_write);
 }
 
 HostResult Host::config_read(const Nonce& nonce) {
@@ -173,7 +179,7 @@ HostResult Host::config_read(const Nonce& nonce) {
   channel_.send(&request, 1, false);
   std::vector<Frame> response(1);
   channel_.receive(response.data(), 1);
-  HostResult r = collect(response, &nonce, result_ok(response[0].result()));
+  HostResult r = collect(response, RequestType::device_config_read, &nonce, result_ok(response[0].result()));
   r.data.assign(response[0].data(), response[0].data() + kHalfSectorSize);
   return r;
 }
@@ -183,7 +189,7 @@ HostResult Host::result_read() {
   channel_.send(&request, 1, false);
   std::vector<Frame> response(1);
   channel_.receive(response.data(), 1);
-  return collect(response, nullptr, response[0].mac() != Mac{});
+  return collect(response, RequestType::result_read, nullptr, response[0].mac() != Mac{});
 }
 
 }  // namespace emmcsim::rpmb

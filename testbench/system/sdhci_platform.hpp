@@ -347,6 +347,7 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
     for (std::size_t i = 0; i < count; ++i)
       std::memcpy(driver_.memory().bytes.data() + t.memory + 512 * i, frames[i].bytes(), 512);
     last = driver_.transfer(25, 0, t);
+    if (last.error != 0 && recover_after_error) recover_after_error();
   }
   void receive(rpmb::Frame* frames, std::size_t count) override {
     Transfer t;
@@ -354,10 +355,13 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
     t.blocks = static_cast<std::uint32_t>(count);
     t.auto_cmd23 = static_cast<std::uint32_t>(count);
     last = driver_.transfer(18, 0, t);
+    if (last.error != 0 && recover_after_error) recover_after_error();
     for (std::size_t i = 0; i < count; ++i)
       frames[i] = rpmb::Frame::from_bytes(driver_.memory().bytes.data() + t.memory + 512 * i);
   }
   CommandResult last;
+  // What the driver does after a transfer error (reset the lines, CMD12): mmc_blk's recovery.
+  std::function<void()> recover_after_error;
 
  private:
   SdhciDriver& driver_;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -468,6 +469,109 @@ TEST_F(SdhciScenario, TurningBusPowerOnPowerCyclesTheCard) {
     EXPECT_EQ(d.rd8(reg::kPowerControl) & reg::kPowerOn, 0);
   });
   p.run();
+}
+
+models::Fault fault(models::FaultKind kind, std::uint8_t command, std::uint32_t occurrence) {
+  models::Fault f;
+  f.kind = kind;
+  f.command = command;
+  f.occurrence = occurrence;
+  return f;
+}
+
+// Injected faults reach the driver as the controller's errors, at the times they cost, and the
+// driver's recovery works.
+TEST_F(SdhciScenario, InjectedFaultsBecomeTheControllersErrors) {
+  const std::vector<std::uint8_t> data = pattern(4 * 512, 3);
+  std::vector<std::uint8_t> corrupt_read, clean_read;
+  CommandResult slow_switch;
+  Platform p([&](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();  // CMD6 #1 and #2
+    EXPECT_EQ(d.command(13, kRcaArg, kRespR1).error, 0);  // CMD13 #1
+    const CommandResult lost = d.command(13, kRcaArg, kRespR1);  // #2: lost on the bus
+    EXPECT_EQ(lost.error, reg::kErrCommandTimeout);
+    EXPECT_EQ(lost.completed_ps - lost.issued_ps, cycles_ps(kNoResponse, 50'000'000));
+    d.wr8(reg::kSoftwareReset, reg::kResetCmd);
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);  // #3
+    slow_switch = d.switch_field(185, 1);  // CMD6 #3: 5 ms longer busy
+    EXPECT_EQ(slow_switch.error, 0);
+
+    std::memcpy(d.memory().bytes.data() + 0x10000, data.data(), data.size());
+    Transfer w;
+    w.read = false;
+    w.blocks = 4;
+    w.auto_cmd23 = 4;
+    EXPECT_EQ(d.transfer(25, 64, w).error, 0);
+    Transfer r;
+    r.blocks = 4;
+    r.auto_cmd23 = 4;
+    r.memory = 0x20000;
+    const CommandResult bad = d.transfer(18, 64, r);  // CMD18 #1: block 1's CRC is bad
+    EXPECT_EQ(bad.error, reg::kErrDataCrc);
+    corrupt_read.assign(d.memory().bytes.begin() + 0x20000, d.memory().bytes.begin() + 0x20000 + 1024);
+    recover(d);
+    std::memset(d.memory().bytes.data() + 0x20000, 0, 2048);
+    EXPECT_EQ(d.transfer(18, 64, r).error, 0);  // #2
+    clean_read.assign(d.memory().bytes.begin() + 0x20000, d.memory().bytes.begin() + 0x20000 + 2048);
+  });
+  models::FaultPlan plan;
+  plan.faults.push_back(fault(models::FaultKind::command_timeout, 13, 2));
+  models::Fault crc = fault(models::FaultKind::data_crc, 18, 1);
+  crc.block = 1;
+  plan.faults.push_back(crc);
+  models::Fault busy = fault(models::FaultKind::extended_busy, 6, 3);
+  busy.extra = 5 * models::kMillisecond;
+  plan.faults.push_back(busy);
+  p.device.set_fault_plan(plan);
+  p.run();
+  EXPECT_EQ(p.device.faults_injected(), 3u);
+  EXPECT_EQ(clean_read, data);
+  ASSERT_EQ(corrupt_read.size(), 1024u);
+  EXPECT_TRUE(std::equal(data.begin(), data.begin() + 512, corrupt_read.begin())) << "block 0 is good";
+  EXPECT_TRUE(std::all_of(corrupt_read.begin() + 512, corrupt_read.end(), [](std::uint8_t b) { return b == 0; }))
+      << "the block with the bad CRC is not stored in memory";
+  // The switch's busy: its work from the profile, and the 5 ms more.
+  const models::BusPhase* cmd6 = p.last_command(6);
+  ASSERT_NE(cmd6, nullptr);
+  EXPECT_EQ(cmd6->fault, "extended_busy of 5ms after CMD6 #3");
+  EXPECT_EQ(slow_switch.finished_ps - cmd6->end_ps,
+            p.device.profile().work_time(cmd6->outcome.work) + 5 * models::kMillisecond);
+}
+
+// A CRC error in the middle of an authenticated write: the frame never reaches the card, CMD12
+// drops the burst, the counter does not move, and the retry is written once.
+TEST_F(SdhciScenario, AnRpmbWriteWithABadFrameWritesNothing) {
+  rpmb::Key key{};
+  key.fill(0x5A);
+  const std::vector<std::uint8_t> block = pattern(256, 1);
+  std::uint32_t counter_after_fault = 99, counter_after_retry = 99;
+  bool faulted_write_ok = true;
+  Platform p([&](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    ASSERT_EQ(d.switch_field(179, 3).error, 0);
+    SdhciRpmbChannel channel(d);
+    channel.recover_after_error = [&d] { recover(d); };
+    // CMD25 #1 and #2: the key, then the result read request.
+    EXPECT_TRUE(rpmb::Host(channel, std::nullopt).program_key(key).ok());
+    rpmb::Host host(channel, key);
+    // A counter read (CMD25 #3 and CMD18), then the write: CMD25 #4, whose frame's CRC is bad.
+    faulted_write_ok = host.write(3, block.data(), 1).ok();
+    counter_after_fault = host.read_counter().write_counter;
+    EXPECT_TRUE(host.write(3, block.data(), 1).ok());
+    counter_after_retry = host.read_counter().write_counter;
+    const rpmb::HostResult r = host.read(3, 1);
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r.data, block);
+  });
+  models::FaultPlan plan;
+  plan.faults.push_back(fault(models::FaultKind::data_crc, 25, 4));
+  p.device.set_fault_plan(plan);
+  p.run();
+  EXPECT_FALSE(faulted_write_ok);
+  EXPECT_EQ(counter_after_fault, 0u);
+  EXPECT_EQ(counter_after_retry, 1u);
 }
 
 }  // namespace

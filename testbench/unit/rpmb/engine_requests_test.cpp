@@ -161,6 +161,58 @@ TEST_F(EngineRequests, HostDetectsAForgedResponse) {
   EXPECT_FALSE(w.ok());
 }
 
+// A channel that loses the next reliable-write burst on the way, as a CRC error on the bus does.
+class LosingChannel final : public RequestChannel {
+ public:
+  explicit LosingChannel(Engine& engine) : inner_(engine) {}
+  void send(const Frame* frames, std::size_t count, bool reliable_write) override {
+    if (reliable_write && lose_next_write) {
+      lose_next_write = false;
+      return;
+    }
+    inner_.send(frames, count, reliable_write);
+  }
+  void receive(Frame* frames, std::size_t count) override { inner_.receive(frames, count); }
+  bool lose_next_write = false;
+
+ private:
+  EngineChannel inner_;
+};
+
+TEST_F(EngineRequests, AWriteThatNeverArrivedIsNoSuccessThoughTheResultRegisterSaysOk) {
+  LosingChannel lossy(engine);
+  Host keyed(lossy, test::test_key());
+  ASSERT_TRUE(keyed.write(5, test::pattern(1, 2).data(), 1).ok());
+  lossy.lose_next_write = true;
+  // The result read returns the previous write's result: OK, a good MAC, the same type — but
+  // the counter the previous write left, not one above this write's.
+  const HostResult stale = keyed.write(5, test::pattern(1, 3).data(), 1);
+  EXPECT_TRUE(result_ok(stale.result));
+  EXPECT_EQ(stale.response_type, static_cast<std::uint16_t>(ResponseType::authenticated_write));
+  EXPECT_EQ(stale.write_counter, 1u);
+  EXPECT_FALSE(stale.answers_request);
+  EXPECT_FALSE(stale.ok());
+  EXPECT_EQ(engine.state().write_counter, 1u) << "nothing was written";
+}
+
+TEST(HostResultType, AResultReadAnsweringAnotherRequestIsNotOk) {
+  MemoryStore store{2};
+  Engine engine{store, EngineConfig{true}};
+  LosingChannel lossy(engine);
+  Host host(lossy, std::nullopt);
+  ASSERT_TRUE(host.program_key(test::test_key()).ok());
+  Host keyed(lossy, test::test_key());
+  lossy.lose_next_write = true;
+  const HostResult w = keyed.write(5, test::pattern(1, 3).data(), 1);
+  EXPECT_TRUE(result_ok(w.result)) << "the result register still holds the key programming's OK";
+  EXPECT_EQ(w.response_type, static_cast<std::uint16_t>(ResponseType::program_key));
+  EXPECT_FALSE(w.answers_request);
+  EXPECT_FALSE(w.ok());
+  EXPECT_EQ(engine.state().write_counter, 0u);
+  EXPECT_TRUE(keyed.write(5, test::pattern(1, 3).data(), 1).ok());
+  EXPECT_TRUE(keyed.result_read().ok()) << "a bare result read takes any write-type answer";
+}
+
 TEST_F(EngineRequests, NonceIsEchoed) {
   Nonce nonce;
   for (std::size_t i = 0; i < nonce.size(); ++i) nonce[i] = static_cast<std::uint8_t>(i * 3 + 1);

@@ -53,6 +53,7 @@ class EmmcBusExtension : public tlm::tlm_extension<EmmcBusExtension> {
   mmc::CommandOutcome command_outcome;  // operation == command
   mmc::BlockOutcome data_outcome;       // read_data / write_data
   bool busy_after = false;              // the card holds DAT0 busy after this transaction
+  bool data_crc_error = false;          // a block arrived with a bad CRC (an injected fault)
 
   tlm::tlm_extension_base* clone() const override { return new EmmcBusExtension(*this); }
   void copy_from(const tlm::tlm_extension_base& other) override {

@@ -46,6 +46,8 @@ class EmmcBusHost {
   void power_cycle();
   // Whether the card held DAT0 busy after the last transaction.
   bool busy() const { return busy_; }
+  // Whether the last transaction's data had a CRC error (FaultPlan's data_crc).
+  bool data_crc_error() const { return data_crc_error_; }
 
   // The host's local time: sc_time_stamp() plus what it ran ahead within the quantum.
   sc_core::sc_time now() const { return keeper_.get_current_time(); }
@@ -59,6 +61,7 @@ class EmmcBusHost {
   std::uint64_t clock_hz_;
   tlm_utils::tlm_quantumkeeper keeper_;
   bool busy_ = false;
+  bool data_crc_error_ = false;
 };
 
 }  // namespace emmcsim::models

@@ -21,19 +21,27 @@
 //   Busy ends when simulated time reaches it: a CMD13 before then finds the card in prg without
 //   READY_FOR_DATA, wait_while_busy returns then.
 //
+// Faults (set_fault_plan, fault_plan.hpp): a command lost on the bus, a block with a bad CRC
+// (EmmcBusExtension::data_crc_error; a read stops after it, a write's block never reaches the
+// card), extra busy after a command. Each injected fault is reported (SC_INFO) and named in its
+// BusPhase.
+//
 // Reports (sc_report_handler, message type "emmcsim/EmmcDevice"): SC_WARNING for a clock above
 // the mode's maximum (once per mode and clock) and for a transaction the device refuses (with an
-// error response status; nothing changes).
+// error response status; nothing changes); SC_INFO for each injected fault.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <systemc>
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/models/bus_timing.hpp"
 #include "emmcsim/models/emmc_bus.hpp"
+#include "emmcsim/models/fault_plan.hpp"
 #include "emmcsim/models/timing_profile.hpp"
 
 namespace emmcsim::models {
@@ -51,6 +59,7 @@ struct BusPhase {
   std::uint32_t blocks = 0;      // blocks moved
   bool busy = false;             // DAT0 busy afterwards
   Picoseconds busy_until_ps = 0; // when it ends
+  std::string fault;             // the fault injected into it (describe_fault), if any
 };
 
 class EmmcDevice : public sc_core::sc_module {
@@ -71,6 +80,9 @@ class EmmcDevice : public sc_core::sc_module {
   BusMode bus_mode() const;
   // When DAT0 busy ends (absolute simulated time); nullopt when the card is not busy.
   std::optional<sc_core::sc_time> busy_until() const;
+  // Faults to inject from now on (fault_plan.hpp); occurrences count from the device's start.
+  void set_fault_plan(FaultPlan plan) { faults_ = std::move(plan); }
+  std::uint64_t faults_injected() const { return faults_injected_; }
   // Called after every transaction the device served.
   void on_phase(std::function<void(const BusPhase&)> observer) { observer_ = std::move(observer); }
 
@@ -107,6 +119,17 @@ class EmmcDevice : public sc_core::sc_module {
   std::optional<mmc::WorkReport> read_access_work_;
   std::optional<std::pair<BusMode, std::uint64_t>> warned_clock_;
   std::function<void(const BusPhase&)> observer_;
+
+  // Fault injection.
+  const Fault* matching_fault(FaultKind kind, std::uint8_t index, std::uint32_t arrival) const;
+  void injected(BusPhase& phase, const std::string& description);
+  FaultPlan faults_;
+  std::uint64_t faults_injected_ = 0;
+  std::array<std::uint32_t, 64> command_arrivals_{};
+  std::uint32_t data_blocks_done_ = 0;     // blocks of the current data phase moved so far
+  std::optional<std::uint32_t> crc_block_;  // data_crc: the block of the current data phase
+  std::string crc_fault_;
+  Picoseconds extra_busy_ = 0;  // extended_busy: added to the next busy
 };
 
 }  // namespace emmcsim::models

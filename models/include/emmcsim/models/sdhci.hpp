@@ -26,8 +26,8 @@
 //     buffer read/write ready, DMA interrupt, and the errors below.
 //   Errors as the specification names them: command timeout (no response, or no SD clock or
 //   bus power), data timeout (the card sent no data or stopped early; raised after the data
-//   timeout the timeout control register sets, TMCLK × 2^(13+n)), data CRC (the card's CRC
-//   status rejected a written block), Auto CMD (with the Auto CMD error status), ADMA (with the
+//   timeout the timeout control register sets, TMCLK × 2^(13+n)), data CRC (a read block's CRC
+//   was bad, or the card's CRC status rejected a written block — FaultPlan's data_crc), Auto CMD (with the Auto CMD error status), ADMA (with the
 //   ADMA error status and the failing descriptor's address in the ADMA system address register),
 //   and a vendor bit (12) for an SDMA access the memory refused. Tuning: with execute tuning set
 //   in host control 2, CMD21's block raises buffer read ready, clears execute tuning and sets the

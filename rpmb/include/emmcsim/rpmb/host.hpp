@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "emmcsim/rpmb/frame.hpp"
+#include "emmcsim/rpmb/protocol.hpp"
 #include "emmcsim/rpmb/mac.hpp"
 
 namespace emmcsim::rpmb {
@@ -56,9 +57,13 @@ struct HostResult {
   std::uint32_t write_counter = 0;
   std::optional<bool> mac_valid;    // set when the host holds the key and a MAC was expected
   bool nonce_matches = true;        // the response echoed the request's nonce
+  // The response answers this request: its type, and for an authenticated write the counter
+  // one above the one it was signed with. A result read after a write that never reached the
+  // device (a bus CRC error, say) returns an earlier request's result, and that is no success.
+  bool answers_request = true;
   std::vector<std::uint8_t> data;   // authenticated read: N * 256 bytes
 
-  bool ok() const { return result_ok(result) && mac_valid.value_or(true) && nonce_matches; }
+  bool ok() const { return result_ok(result) && mac_valid.value_or(true) && nonce_matches && answers_request; }
 };
 
 class Host {
@@ -81,8 +86,8 @@ class Host {
   HostResult result_read();
 
  private:
-  HostResult send_write_type(const std::vector<Frame>& request);
-  HostResult collect(const std::vector<Frame>& response, const Nonce* nonce, bool expect_mac);
+  HostResult send_write_type(const std::vector<Frame>& request, RequestType type);
+  HostResult collect(const std::vector<Frame>& response, RequestType request, const Nonce* nonce, bool expect_mac);
 
   RequestChannel& channel_;
   std::optional<FrameAuthenticator> authenticator_;
