@@ -76,7 +76,7 @@ const char* bus_trace_format_name(BusTraceFormat format) {
 BusTraceWriter::BusTraceWriter(std::ostream& out, BusTraceFormat format) : out_(out), format_(format) {
   if (format_ == BusTraceFormat::csv) {
     out_ << "start_ps,end_ps,operation,mode,clock_hz,index,arg,response_type,response,illegal,block_size,blocks,"
-            "busy_until_ps,work\n";
+            "busy_until_ps,work,fault\n";
   } else if (format_ == BusTraceFormat::vcd) {
     out_ << "$version emmcsim bus trace $end\n"
             "$timescale 1ps $end\n"
@@ -135,6 +135,7 @@ void BusTraceWriter::write_json(const BusPhase& p) {
   if (p.busy) line["busy_until_ps"] = p.busy_until_ps;
   const std::string work = work_of(p);
   if (!work.empty()) line["work"] = work;
+  if (!p.fault.empty()) line["fault"] = p.fault;
   out_ << line.dump() << '\n';
 }
 
@@ -151,7 +152,8 @@ void BusTraceWriter::write_csv(const BusPhase& p) {
   if (is_data(p)) out_ << p.block_size << ',' << p.blocks << ',';
   else out_ << ",,";
   if (p.busy) out_ << p.busy_until_ps;
-  out_ << ',' << work_of(p) << '\n';  // the work text has no commas ("sectors_read=8 hmac_frames=2")
+  // Neither the work ("sectors_read=8 hmac_frames=2") nor a fault's description has a comma.
+  out_ << ',' << work_of(p) << ',' << p.fault << '\n';
 }
 
 void BusTraceWriter::vcd_at(Picoseconds at, char id, const std::string& value) { pending_.emplace(at, VcdChange{id, value}); }

@@ -146,6 +146,13 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
   if (observer_) observer_(phase);
 }
 
+void EmmcDevice::set_fault_plan(FaultPlan plan) {
+  faults_ = std::move(plan);
+  command_arrivals_.fill(0);
+  crc_block_.reset();
+  extra_busy_ = 0;
+}
+
 const Fault* EmmcDevice::matching_fault(FaultKind kind, std::uint8_t index, std::uint32_t arrival) const {
   for (const Fault& f : faults_.faults)
     if (f.kind == kind && f.command == index && (f.occurrence == 0 || f.occurrence == arrival)) return &f;

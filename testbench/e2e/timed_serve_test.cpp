@@ -6,6 +6,7 @@
 // takes the same simulated time, however fast clients send.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cerrno>
 #include <filesystem>
@@ -56,12 +57,14 @@ class TimedServe : public ::testing::Test {
       "nand_page_size": "16KiB", "page_read": "40us", "page_program": "300us",
       "cached_sector_write": "1us", "ext_csd_write": "20us", "partition_switch": "70us",
       "hmac_frame": "3us", "rpmb_commit": "1.1ms" })";
-    daemon_ = std::make_unique<DaemonProcess>(
-        emmcsim_binary(),
-        std::vector<std::string>{"serve", "--image", dir_ + "/card", "--mmc-socket", socket_, "--timing", "approximate",
-                                 "--timing-profile", dir_ + "/timing_profile.json", "--log-level", "debug",
-                                 "--bus-trace", dir_ + "/bus.jsonl"},
-        dir_ + "/daemon.log");
+    std::vector<std::string> args = {"serve", "--image", dir_ + "/card", "--mmc-socket", socket_, "--timing", "approximate",
+                                     "--timing-profile", dir_ + "/timing_profile.json", "--log-level", "debug",
+                                     "--bus-trace", dir_ + "/bus.jsonl"};
+    if (!fault_plan_.empty()) {
+      std::ofstream(dir_ + "/faults.json") << fault_plan_;
+      args.insert(args.end(), {"--fault-plan", dir_ + "/faults.json"});
+    }
+    daemon_ = std::make_unique<DaemonProcess>(emmcsim_binary(), args, dir_ + "/daemon.log");
     ASSERT_FALSE(emmcsim_binary().empty()) << "EMMCSIM_BIN is not set (CTest sets it)";
     daemon_->start();
     client_ = std::make_unique<bridge::BridgeClient>(socket_);
@@ -83,6 +86,7 @@ class TimedServe : public ::testing::Test {
   }
 
   std::string dir_, socket_;
+  std::string fault_plan_;  // a derived fixture's --fault-plan
   std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<bridge::BridgeClient> client_;
 };
@@ -236,6 +240,40 @@ TEST_F(TimedServe, RequestsThatFailAreTimedToo) {
   EXPECT_GE(r.status.simulated_ps, (48 + 64 + 8) * kCycle);
 }
 
+// --fault-plan: occurrences count from the first request, the faults cost what the plan says,
+// and the driver's recovery leaves the card working.
+class TimedServeFaults : public TimedServe {
+ protected:
+  TimedServeFaults() {
+    fault_plan_ = R"({ "faults": [
+        { "kind": "data_crc", "command": 18, "occurrence": 1, "block": 2 },
+        { "kind": "extended_busy", "command": 24, "occurrence": 1, "extra": "5ms" } ] })";
+  }
+};
+
+TEST_F(TimedServeFaults, ABadCrcFailsTheReadAndExtraBusySlowsTheWrite) {
+  EXPECT_NE(daemon_->log_tail().find("2 faults planned"), std::string::npos) << daemon_->log_tail();
+  const std::vector<std::uint8_t> data(512, 0x5C);
+  const bridge::BlockWriteReply w = client_->write(bridge::BlockWriteRequest{bridge::Node::user, 8192, data});
+  expect_timed(w.status);
+  EXPECT_EQ(w.status.simulated_ps, kCommand + kWriteBlock + kCachedSectorWrite + 5'000'000 * kNs + kCommand);
+  // CMD18 #1: block 2 of 8 arrives with a bad CRC.
+  const bridge::BlockReadReply bad = client_->read(bridge::BlockReadRequest{bridge::Node::user, 8192 - 2048, 4096});
+  EXPECT_EQ(bad.status.error, EIO);
+  EXPECT_TRUE(bad.data.empty());
+  const bridge::BlockReadReply good = client_->read(bridge::BlockReadRequest{bridge::Node::user, 8192 - 2048, 4096});
+  EXPECT_EQ(good.status.error, 0);
+  ASSERT_EQ(good.data.size(), 4096u);
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), good.data.begin() + 2048));
+  EXPECT_NE(daemon_->log_tail().find("fault injected: data_crc on block 2 of CMD18 #1"), std::string::npos)
+      << daemon_->log_tail();
+  std::ifstream in(dir_ + "/bus.jsonl");
+  unsigned faulted = 0;
+  for (std::string line; std::getline(in, line);)
+    if (nlohmann::json::parse(line).contains("fault")) ++faulted;
+  EXPECT_EQ(faulted, 2u) << "the trace names each injected fault";
+}
+
 TEST(TimedServeStartup, ABadProfileIsRefusedAndNothingIsCreated) {
   const std::string dir = make_temp_dir("emmcsim-timed-bad");
   std::ofstream(dir + "/profile.json") << R"({ "ext_csd_write": "300ms" })";  // GENERIC_CMD6_TIME is 250 ms
@@ -255,11 +293,16 @@ TEST(TimedServeStartup, ABadProfileIsRefusedAndNothingIsCreated) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(TimedServeStartup, ABusTraceNeedsTheTimedModelAndAWritableFile) {
+TEST(TimedServeStartup, TracesAndFaultPlansNeedTheTimedModelAndGoodFiles) {
   const std::string dir = make_temp_dir("emmcsim-timed-trace");
+  std::ofstream(dir + "/faults.json") << R"({ "faults": [] })";
+  std::ofstream(dir + "/bad_faults.json") << R"({ "faults": [ { "kind": "bitrot", "command": 1 } ] })";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--bus-trace", dir + "/bus.vcd"}, "--bus-trace records the timed model's bus: add --timing approximate"},
       {{"--timing", "approximate", "--bus-trace", dir + "/no/such/dir/bus.vcd"}, "cannot create it"},
+      {{"--fault-plan", dir + "/faults.json"}, "--fault-plan injects faults on the timed model's bus"},
+      {{"--timing", "approximate", "--fault-plan", dir + "/bad_faults.json"}, "faults[0].kind: \"bitrot\" is not"},
+      {{"--timing", "approximate", "--fault-plan", dir + "/none.json"}, "cannot read fault plan"},
   };
   for (const auto& [extra, message] : cases) {
     std::vector<std::string> args = {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock"};

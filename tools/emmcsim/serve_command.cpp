@@ -45,6 +45,7 @@ struct ServeOptions {
   std::string timing = "off";
   std::string timing_profile_file;
   std::string bus_trace_file;
+  std::string fault_plan_file;
   std::string durability = "sync";
   unsigned threads = 2;
 };
@@ -92,6 +93,10 @@ int run_serve(const ServeOptions& o) {
     throw UsageError("--timing-profile applies to the timed model only: add --timing approximate");
   if (!timed && !o.bus_trace_file.empty())
     throw UsageError("--bus-trace records the timed model's bus: add --timing approximate");
+  if (!timed && !o.fault_plan_file.empty())
+    throw UsageError("--fault-plan injects faults on the timed model's bus: add --timing approximate");
+  const models::FaultPlan fault_plan =
+      o.fault_plan_file.empty() ? models::FaultPlan{} : read_fault_plan_file(o.fault_plan_file);
   // Read before anything is created, so a bad profile leaves nothing behind.
   const models::TimingProfile profile =
       o.timing_profile_file.empty() ? models::default_timing_profile() : read_timing_profile_file(o.timing_profile_file);
@@ -134,6 +139,11 @@ int run_serve(const ServeOptions& o) {
     auto timed_port =
         std::make_unique<TimedDevicePort>(image->config(), image->backend(), profile, on_failure, std::move(trace));
     timing_text = ", timed: " + timed_port->bus_description();
+    if (!fault_plan.empty()) {
+      timing_text += fmt::format(", {} fault{} planned", fault_plan.faults.size(), fault_plan.faults.size() == 1 ? "" : "s");
+      for (const models::Fault& f : fault_plan.faults) log->info("fault plan: {}", models::describe_fault(f));
+      timed_port->set_fault_plan(fault_plan);
+    }
     device = std::move(timed_port);
   } else {
     card = std::make_unique<mmc::Card>(image->config(), image->backend());
@@ -199,6 +209,9 @@ void add_serve_command(CLI::App& app, Command& selected) {
   serve->add_option("--bus-trace", options->bus_trace_file,
                     "With --timing approximate: write every eMMC bus phase to FILE, with picosecond times — "
                     "FILE.vcd a waveform for GTKWave, FILE.csv a table, anything else JSON lines");
+  serve->add_option("--fault-plan", options->fault_plan_file,
+                    "With --timing approximate: faults to inject (JSON: command_timeout, data_crc, extended_busy by "
+                    "command and occurrence, counted from the first request; docs/models.md)");
   serve->add_option("--durability", options->durability,
                     "sync (default): every RPMB commit reaches the disk before it is acknowledged; os: left to the OS")
       ->check(CLI::IsMember({"sync", "os"}));

@@ -206,6 +206,11 @@ void TimedDevicePort::shutdown(std::function<void(int)> done) {
   });
 }
 
+void TimedDevicePort::set_fault_plan(models::FaultPlan plan) {
+  World& w = *world_;
+  w.jobs.push([&w, plan = std::move(plan)](LinuxBlockDriver&) { w.device.set_fault_plan(plan); });
+}
+
 std::string TimedDevicePort::bus_description() const { return world_->bus; }
 
 }  // namespace emmcsim::tools

@@ -23,6 +23,7 @@
 #include "emmcsim/mmc/device_config.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/models/bus_trace.hpp"
+#include "emmcsim/models/fault_plan.hpp"
 #include "emmcsim/models/timing_profile.hpp"
 #include "emmcsim/transport/device_port.hpp"
 
@@ -50,6 +51,10 @@ class TimedDevicePort final : public transport::DevicePort {
   void submit(transport::bridge::Request request, Completion done) override;
   // The driver's shutdown sequence after every request submitted before it; then the kernel stops.
   void shutdown(std::function<void(int)> done) override;
+
+  // Faults to inject into the requests submitted after this (models::FaultPlan; occurrences
+  // count from the first of them, not from the probe's commands).
+  void set_fault_plan(models::FaultPlan plan);
 
   // The bus mode and clock the probe left the card in ("HS400 8-bit DDR at 200 MHz").
   std::string bus_description() const;

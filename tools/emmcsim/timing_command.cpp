@@ -89,4 +89,15 @@ models::TimingProfile read_timing_profile_file(const std::string& path) {
   }
 }
 
+models::FaultPlan read_fault_plan_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("cannot read fault plan '{}': {}", path, std::strerror(errno)));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    return models::parse_fault_plan(text);
+  } catch (const models::FaultPlanError& e) {
+    throw UsageError(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
 }  // namespace emmcsim::tools

@@ -84,20 +84,23 @@ TEST(BusTrace, JsonLinesCarryEachPhasesFields) {
   EXPECT_EQ(b["busy_until_ps"], 314000);
   EXPECT_FALSE(b.contains("index"));
   EXPECT_FALSE(b.contains("work"));
+  EXPECT_FALSE(b.contains("fault"));
 }
 
-TEST(BusTrace, CsvHasAHeaderAndOneRowOfFourteenFieldsPerPhase) {
+TEST(BusTrace, CsvHasAHeaderAndOneRowOfFifteenFieldsPerPhase) {
   std::ostringstream out;
   BusTraceWriter trace(out, BusTraceFormat::csv);
   trace.write(command(0, 2039, 13, 1u << 16));
-  trace.write(data(EmmcBusOperation::read_data, 2039, 9000, 4));
+  BusPhase read = data(EmmcBusOperation::read_data, 2039, 9000, 4);
+  read.fault = "data_crc on block 3 of CMD18 #1";
+  trace.write(read);
   trace.finish();
   const std::vector<std::string> l = lines(out.str());
   ASSERT_EQ(l.size(), 3u);
   EXPECT_EQ(l[0].rfind("start_ps,end_ps,operation", 0), 0u);
-  for (const std::string& line : l) EXPECT_EQ(std::count(line.begin(), line.end(), ','), 13) << line;
-  EXPECT_EQ(l[1], "0,2039,command,high speed 8-bit,52000000,13,0x00010000,r1,0x00000900,0,,,,");
-  EXPECT_EQ(l[2], "2039,9000,read_data,high speed 8-bit,52000000,,,,,,512,4,,");
+  for (const std::string& line : l) EXPECT_EQ(std::count(line.begin(), line.end(), ','), 14) << line;
+  EXPECT_EQ(l[1], "0,2039,command,high speed 8-bit,52000000,13,0x00010000,r1,0x00000900,0,,,,,");
+  EXPECT_EQ(l[2], "2039,9000,read_data,high speed 8-bit,52000000,,,,,,512,4,,,data_crc on block 3 of CMD18 #1");
 }
 
 TEST(BusTrace, VcdChangesComeInTimeOrderWithBackToBackPhasesMerged) {

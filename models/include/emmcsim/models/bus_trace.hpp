@@ -4,7 +4,8 @@
 //   json_lines  one JSON object per phase: start_ps, end_ps, operation, mode, clock_hz; for a
 //               command its index, arg, response type and value (R2 as 32 hex digits) and
 //               whether it was illegal; for data the block size and count; busy_until_ps when
-//               the card holds DAT0 busy afterwards; the internal work ("sectors_read=8").
+//               the card holds DAT0 busy afterwards; the internal work ("sectors_read=8"); the
+//               fault injected into it, if any (FaultPlan).
 //   csv         the same fields, one row per phase, under a header row.
 //   vcd         a Value Change Dump for GTKWave: wires cmd (a command phase), dat (a data
 //               phase) and busy (DAT0 held by the card), and the last command's index and arg.

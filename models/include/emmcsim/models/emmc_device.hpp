@@ -80,8 +80,8 @@ class EmmcDevice : public sc_core::sc_module {
   BusMode bus_mode() const;
   // When DAT0 busy ends (absolute simulated time); nullopt when the card is not busy.
   std::optional<sc_core::sc_time> busy_until() const;
-  // Faults to inject from now on (fault_plan.hpp); occurrences count from the device's start.
-  void set_fault_plan(FaultPlan plan) { faults_ = std::move(plan); }
+  // Faults to inject from now on (fault_plan.hpp); occurrences count from this call.
+  void set_fault_plan(FaultPlan plan);
   std::uint64_t faults_injected() const { return faults_injected_; }
   // Called after every transaction the device served.
   void on_phase(std::function<void(const BusPhase&)> observer) { observer_ = std::move(observer); }

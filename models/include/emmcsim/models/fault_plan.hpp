@@ -1,6 +1,6 @@
 // FaultPlan — faults EmmcDevice injects on the eMMC bus, so that a driver's error paths can be
 // exercised on purpose and the same way on every run. Each fault names a command index and which
-// of its occurrences it hits (counted from 1 since the device was built; 0 hits every one):
+// of its occurrences it hits (counted from 1 since the plan was set; 0 hits every one):
 //
 //   command_timeout  the command is lost on the bus: the card never sees it and the host waits
 //                    for a response that does not come (N_CR max).
@@ -42,7 +42,7 @@ const char* fault_kind_name(FaultKind kind);
 struct Fault {
   FaultKind kind = FaultKind::command_timeout;
   std::uint8_t command = 0;      // CMD0..CMD63
-  std::uint32_t occurrence = 1;  // the nth time that command arrives; 0: every time
+  std::uint32_t occurrence = 1;  // the nth time that command arrives after the plan was set; 0: every time
   std::uint32_t block = 0;       // data_crc: the block of the transfer, from 0
   Picoseconds extra = 0;         // extended_busy: 1 ps .. 1 hour
 
