@@ -9,7 +9,9 @@
 // input begins with a software reset (all), which powers the card off and cancels whatever the
 // previous input left running.
 //
-// Input: steps until the input ends (at most kMaxSteps), each an op byte:
+// Input: a byte choosing the card's faults (bit 0 every CMD13 lost, bit 1/2 a bad CRC on block
+// (byte >> 4) of every CMD18/CMD25, bit 3 every CMD6 1 ms busier), then steps until the input
+// ends (at most kMaxSteps), each an op byte:
 //   op % 6 = 0  register write: offset byte, width byte (% 4: 1, 2, 4, 8 bytes), u32 value
 //   op % 6 = 1  register read: offset byte, width byte
 //   op % 6 = 2  a kRecipes entry: a well-formed register sequence (power on, clocks, commands
@@ -37,6 +39,7 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/models/adma2.hpp"
 #include "emmcsim/models/emmc_device.hpp"
+#include "emmcsim/models/fault_plan.hpp"
 #include "emmcsim/models/sdhci.hpp"
 #include "emmcsim/models/sdhci_registers.hpp"
 
@@ -236,6 +239,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   p.advance(sc_core::sc_time(1, sc_core::SC_US));
   std::memset(p.memory.bytes.data(), 0, p.memory.bytes.size());
   Input in(data, size);
+  // The first byte picks the faults the card injects this time (none for most inputs).
+  const std::uint8_t faults = in.byte();
+  const std::uint32_t crc_block = faults >> 4;
+  models::FaultPlan plan;
+  if (faults & 1) plan.faults.push_back({models::FaultKind::command_timeout, 13, 0, 0, 0});
+  if (faults & 2) plan.faults.push_back({models::FaultKind::data_crc, 18, 0, crc_block, 0});
+  if (faults & 4) plan.faults.push_back({models::FaultKind::data_crc, 25, 0, crc_block, 0});
+  if (faults & 8) plan.faults.push_back({models::FaultKind::extended_busy, 6, 0, 0, models::kMillisecond});
+  p.device.set_fault_plan(plan);
   for (std::size_t step = 0; step < kMaxSteps && !in.done(); ++step) {
     const std::uint8_t op = in.byte();
     switch (op % 6) {
