@@ -1,0 +1,378 @@
+// How fast the timed models simulate, as ratios to a bound measured in the same run (DESIGN.md,
+// "How it is tested"), never as absolute times.
+//
+// One SystemC elaboration holds two platforms, each with its own EmmcDevice on a RAM image:
+//   bare   an SC_THREAD drives the device's eMMC bus directly with EmmcBusHost;
+//   sdhci  an SC_THREAD programs an Sdhci (registers on a TLM socket, an interrupt line, system
+//          memory on its DMA socket), as a driver does, in front of the other device.
+// Both bring their card up to high speed, 8-bit, 50 MHz. Each benchmark iteration sets a job
+// for one thread, notifies it and runs sc_start() until the kernel is idle again.
+//
+// What is measured (wall-clock time per 64 KiB read of sectors 0..127: CMD23 + CMD18 + 128 blocks)
+//   bound  BM_BareBus_BlockByBlock: 128 read_data transactions of one block, the transactions
+//          Sdhci makes;
+//          BM_BareBus_OneBurst: one read_data transaction of 128 blocks (informational: how
+//          much a block-by-block controller costs over a burst).
+//   Sdhci  BM_Sdhci_Adma2: ADMA2 with Auto CMD23, one descriptor;
+//          BM_Sdhci_Pio: the buffer data port, 128 words a block, one interrupt per block.
+// Ratios: bound time / this path's time (1.0 would be no overhead). Also printed: the simulated
+// time of one read (the same on the block-by-block paths: the controller adds no time) and how
+// many times faster than real time each path simulates (simulated time / wall-clock time). The exit status is 0 whatever the ratios are: this is a measurement, not a test.
+#include <benchmark/benchmark.h>
+#include <fmt/core.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <memory>
+#include <string>
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <vector>
+
+#include "emmcsim/mmc/image.hpp"
+#include "emmcsim/models/adma2.hpp"
+#include "emmcsim/models/emmc_bus_host.hpp"
+#include "emmcsim/models/emmc_device.hpp"
+#include "emmcsim/models/sdhci.hpp"
+#include "emmcsim/models/sdhci_registers.hpp"
+
+extern "C" int sc_main(int, char**) { return 0; }
+
+namespace {
+
+namespace models = emmcsim::models;
+namespace mmc = emmcsim::mmc;
+namespace reg = emmcsim::models::sdhci;
+
+constexpr std::uint32_t kBlocks = 128;
+constexpr std::uint32_t kBytes = kBlocks * 512;
+constexpr std::uint32_t kDescriptors = 0x1000;
+constexpr std::uint32_t kData = 0x10000;
+constexpr std::uint32_t kRca = 1u << 16;
+
+mmc::DeviceConfig bench_config() {
+  mmc::DeviceConfig c = mmc::default_device_config();
+  c.user_capacity = 64ULL << 20;
+  return c;
+}
+
+// A thread that runs one job each time it is woken.
+class Worker : public sc_core::sc_module {
+ public:
+  explicit Worker(sc_core::sc_module_name name) : sc_module(name) {
+    SC_HAS_PROCESS(Worker);
+    SC_THREAD(loop);
+  }
+  // Runs `job` in the thread and the simulation until it is done; returns its simulated time.
+  std::uint64_t run(std::function<void()> job) {
+    job_ = std::move(job);
+    const std::uint64_t start = sc_core::sc_time_stamp().value();
+    wake_.notify(sc_core::SC_ZERO_TIME);
+    sc_core::sc_start();
+    return sc_core::sc_time_stamp().value() - start;
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      wait(wake_);
+      if (job_) job_();
+      job_ = nullptr;
+    }
+  }
+  sc_core::sc_event wake_;
+  std::function<void()> job_;
+};
+
+class Memory : public sc_core::sc_module {
+ public:
+  tlm_utils::simple_target_socket<Memory> socket;
+  std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(1u << 20);
+  explicit Memory(sc_core::sc_module_name name) : sc_module(name), socket("socket") {
+    socket.register_b_transport(this, &Memory::b_transport);
+  }
+
+ private:
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&) {
+    const std::uint64_t a = p.get_address();
+    const unsigned n = p.get_data_length();
+    if (a + n > bytes.size()) {
+      p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+      return;
+    }
+    if (p.is_read()) std::memcpy(p.get_data_ptr(), bytes.data() + a, n);
+    if (p.is_write()) std::memcpy(bytes.data() + a, p.get_data_ptr(), n);
+    p.set_response_status(tlm::TLM_OK_RESPONSE);
+  }
+};
+
+// The bare platform: its worker owns an EmmcBusHost on the device's socket.
+class BareHost : public Worker {
+ public:
+  models::EmmcBusInitiatorSocket<BareHost> bus;
+  explicit BareHost(sc_core::sc_module_name name) : Worker(name), bus("bus") {}
+  models::EmmcBusHost& host() {
+    if (!host_) host_ = std::make_unique<models::EmmcBusHost>(bus, 400'000);
+    return *host_;
+  }
+
+ private:
+  std::unique_ptr<models::EmmcBusHost> host_;
+};
+
+// The Sdhci platform's CPU: register accesses on its socket, waits on the interrupt line.
+class Cpu : public Worker {
+ public:
+  tlm_utils::simple_initiator_socket<Cpu> bus;
+  sc_core::sc_in<bool> irq;
+  explicit Cpu(sc_core::sc_module_name name) : Worker(name), bus("bus"), irq("irq") {}
+
+  std::uint32_t read(std::uint32_t offset, unsigned width) { return access(tlm::TLM_READ_COMMAND, offset, 0, width); }
+  void write(std::uint32_t offset, std::uint32_t value, unsigned width) {
+    access(tlm::TLM_WRITE_COMMAND, offset, value, width);
+  }
+  std::uint16_t wait_for(std::uint16_t mask) {
+    write(reg::kNormalIntSignalEnable, mask, 2);
+    std::uint16_t status = 0;
+    while (!((status = static_cast<std::uint16_t>(read(reg::kNormalIntStatus, 2))) & (mask | reg::kIntErrorSummary)))
+      wait(irq.value_changed_event());
+    write(reg::kNormalIntStatus, status & mask, 2);
+    return status;
+  }
+  std::uint32_t command(std::uint8_t index, std::uint32_t arg, std::uint16_t flags, std::uint16_t mode = 0) {
+    write(reg::kArgument, arg, 4);
+    write(reg::kTransferMode, mode | (std::uint32_t{reg::command_word(index, flags)} << 16), 4);
+    wait_for(reg::kIntCommandComplete);
+    if ((flags & reg::kCmdResponseMask) == reg::kCmdResponseShortBusy) wait_for(reg::kIntTransferComplete);
+    return read(reg::kResponse, 4);
+  }
+  void set_clock(std::uint16_t divider) {
+    write(reg::kClockControl, reg::divider_bits(divider) | reg::kClockInternalEnable | reg::kClockCardEnable, 2);
+  }
+
+ private:
+  std::uint32_t access(tlm::tlm_command command, std::uint32_t offset, std::uint32_t value, unsigned width) {
+    tlm::tlm_generic_payload p;
+    p.set_command(command);
+    p.set_address(offset);
+    p.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
+    p.set_data_length(width);
+    p.set_streaming_width(width);
+    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+    bus->b_transport(p, delay);
+    if (!p.is_response_ok()) throw std::runtime_error("register access refused");
+    return value;
+  }
+};
+
+constexpr std::uint16_t kR1 = reg::kCmdResponseShort | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
+constexpr std::uint16_t kR1b = reg::kCmdResponseShortBusy | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
+std::uint32_t switch_arg(std::uint32_t index, std::uint32_t value) { return (3u << 24) | (index << 16) | (value << 8); }
+
+struct World {
+  World()
+      : config(bench_config()),
+        bare_image(config),
+        bare_card("bare_card", config, bare_image.backend()),
+        bare("bare"),
+        image(config),
+        card("card", config, image.backend()),
+        sdhci("sdhci"),
+        memory("memory"),
+        cpu("cpu"),
+        irq("irq") {
+    bare.bus.bind(bare_card.bus);
+    cpu.bus.bind(sdhci.regs);
+    sdhci.dma.bind(memory.socket);
+    sdhci.card.bind(card.bus);
+    sdhci.irq(irq);
+    cpu.irq(irq);
+    sc_core::sc_start(sc_core::SC_ZERO_TIME);  // every thread waits for its first job
+    bare.run([this] { bring_up_bare(); });
+    cpu.run([this] { bring_up_sdhci(); });
+  }
+
+  void bring_up_bare() {
+    models::EmmcBusHost& h = bare.host();
+    h.execute({0, 0});
+    while (!(h.execute({1, 0x40FF8080}).response.value & (1u << 31))) {
+    }
+    h.execute({2, 0});
+    h.execute({3, kRca});
+    h.execute({7, kRca});
+    h.set_clock(25'000'000);
+    h.execute({6, switch_arg(183, 2)});
+    h.wait_while_busy();
+    h.execute({6, switch_arg(185, 1)});
+    h.wait_while_busy();
+    h.set_clock(50'000'000);
+  }
+  void bring_up_sdhci() {
+    cpu.write(reg::kSoftwareReset, reg::kResetAll, 1);
+    cpu.write(reg::kNormalIntStatusEnable, 0x7FFF, 2);
+    cpu.write(reg::kErrorIntStatusEnable, 0xFFFF, 2);
+    cpu.write(reg::kErrorIntSignalEnable, 0xFFFF, 2);
+    cpu.write(reg::kPowerControl, reg::kPower330 | reg::kPowerOn, 1);
+    cpu.set_clock(250);  // 400 kHz
+    cpu.command(0, 0, reg::kCmdResponseNone);
+    while (!(cpu.command(1, 0x40FF8080, reg::kCmdResponseShort) & (1u << 31))) {
+    }
+    cpu.command(2, 0, reg::kCmdResponseLong | reg::kCmdCrcCheck);
+    cpu.command(3, kRca, kR1);
+    cpu.command(7, kRca, kR1);
+    cpu.set_clock(4);  // 25 MHz
+    cpu.command(6, switch_arg(183, 2), kR1b);
+    cpu.command(6, switch_arg(185, 1), kR1b);
+    cpu.write(reg::kHostControl1, reg::kCtrl8BitBus | reg::kCtrlHighSpeed | reg::kCtrlAdma32, 1);
+    cpu.set_clock(2);  // 50 MHz
+    models::Adma2Descriptor d;
+    d.valid = d.end = true;
+    d.action = models::Adma2Action::transfer;
+    d.address = kData;
+    d.length = kBytes;
+    const auto bytes = d.encode();
+    std::memcpy(memory.bytes.data() + kDescriptors, bytes.data(), bytes.size());
+  }
+
+  void read_bare(bool one_burst) {
+    models::EmmcBusHost& h = bare.host();
+    h.execute({23, kBlocks});
+    const mmc::CommandOutcome o = h.execute({18, 0});
+    if (o.data.direction != mmc::DataDirection::to_host)
+      throw std::runtime_error(fmt::format("the bare CMD18 opened no read (response {:#x}, type {})", o.response.value, int(o.response.type)));
+    std::uint32_t moved = 0;
+    if (one_burst) {
+      moved = h.read_blocks(buffer.data(), 512, kBlocks).blocks;
+    } else {
+      for (std::uint32_t i = 0; i < kBlocks; ++i) moved += h.read_blocks(buffer.data() + 512 * i, 512, 1).blocks;
+    }
+    if (moved != kBlocks) throw std::runtime_error("the bare read moved " + std::to_string(moved) + " blocks");
+  }
+  void read_sdhci(bool adma) {
+    cpu.write(reg::kBlockSize, 512, 2);
+    cpu.write(reg::kBlockCount, kBlocks, 2);
+    std::uint16_t mode = reg::kTrnRead | reg::kTrnMultiBlock | reg::kTrnBlockCountEnable | reg::kTrnAutoCmd23;
+    if (adma) {
+      mode |= reg::kTrnDmaEnable;
+      cpu.write(reg::kAdmaAddress, kDescriptors, 4);
+    }
+    cpu.write(reg::kSdmaAddress, kBlocks, 4);  // Argument 2: the Auto CMD23 count
+    cpu.command(18, 0, kR1 | reg::kCmdDataPresent, mode);
+    if (!adma) {
+      for (std::uint32_t b = 0; b < kBlocks; ++b) {
+        cpu.wait_for(reg::kIntBufferReadReady);
+        for (std::uint32_t i = 0; i < 512; i += 4) {
+          const std::uint32_t word = cpu.read(reg::kBufferDataPort, 4);
+          std::memcpy(buffer.data() + 512 * b + i, &word, 4);
+        }
+      }
+    }
+    const std::uint16_t status = cpu.wait_for(reg::kIntTransferComplete);
+    if (status & reg::kIntErrorSummary) throw std::runtime_error("the Sdhci read failed");
+  }
+
+  mmc::DeviceConfig config;
+  mmc::MemoryImage bare_image;
+  models::EmmcDevice bare_card;
+  BareHost bare;
+  mmc::MemoryImage image;
+  models::EmmcDevice card;
+  models::Sdhci sdhci;
+  Memory memory;
+  Cpu cpu;
+  sc_core::sc_signal<bool> irq;
+  std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(kBytes);
+};
+
+World& world() {
+  static World* w = new World;  // SystemC cannot tear a design down: it lives for the process
+  return *w;
+}
+
+std::map<std::string, std::uint64_t>& simulated_ps() {
+  static std::map<std::string, std::uint64_t> m;
+  return m;
+}
+
+void run(benchmark::State& state, const std::string& name, Worker& worker, std::function<void()> job) {
+  std::uint64_t simulated = 0;
+  for (auto _ : state) simulated = worker.run(job);
+  simulated_ps()[name] = simulated;
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * kBytes);
+}
+
+void BM_BareBus_BlockByBlock(benchmark::State& state) {
+  World& w = world();
+  run(state, "BM_BareBus_BlockByBlock", w.bare, [&w] { w.read_bare(false); });
+}
+void BM_BareBus_OneBurst(benchmark::State& state) {
+  World& w = world();
+  run(state, "BM_BareBus_OneBurst", w.bare, [&w] { w.read_bare(true); });
+}
+void BM_Sdhci_Adma2(benchmark::State& state) {
+  World& w = world();
+  run(state, "BM_Sdhci_Adma2", w.cpu, [&w] { w.read_sdhci(true); });
+}
+void BM_Sdhci_Pio(benchmark::State& state) {
+  World& w = world();
+  run(state, "BM_Sdhci_Pio", w.cpu, [&w] { w.read_sdhci(false); });
+}
+BENCHMARK(BM_BareBus_BlockByBlock)->UseRealTime();
+BENCHMARK(BM_BareBus_OneBurst)->UseRealTime();
+BENCHMARK(BM_Sdhci_Adma2)->UseRealTime();
+BENCHMARK(BM_Sdhci_Pio)->UseRealTime();
+
+// Shows the runs as usual and keeps each benchmark's wall-clock seconds per iteration.
+class RecordingReporter final : public benchmark::BenchmarkReporter {
+ public:
+  explicit RecordingReporter(benchmark::BenchmarkReporter* display) : display_(display) {}
+  bool ReportContext(const Context& context) override { return display_->ReportContext(context); }
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs)
+      if (!run.error_occurred && run.run_type != Run::RT_Aggregate && run.iterations > 0)
+        seconds_[run.run_name.function_name] = run.real_accumulated_time / static_cast<double>(run.iterations);
+    display_->ReportRuns(runs);
+  }
+  void Finalize() override { display_->Finalize(); }
+  double seconds(const std::string& name) const {
+    const auto it = seconds_.find(name);
+    return it == seconds_.end() ? NAN : it->second;
+  }
+
+ private:
+  benchmark::BenchmarkReporter* display_;
+  std::map<std::string, double> seconds_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  RecordingReporter reporter(benchmark::CreateDefaultDisplayReporter());
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+
+  const double bound = reporter.seconds("BM_BareBus_BlockByBlock");
+  fmt::print("\nsummary: a 64 KiB read (CMD23 + CMD18 + 128 blocks, 8-bit high speed at 50 MHz)\n");
+  fmt::print("{:<26} {:>10} {:>14} {:>15} {:>14}\n", "path", "wall us", "simulated us", "x real time",
+             "bound / this");
+  for (const char* name : {"BM_BareBus_BlockByBlock", "BM_BareBus_OneBurst", "BM_Sdhci_Adma2", "BM_Sdhci_Pio"}) {
+    const double wall = reporter.seconds(name);
+    const auto sim = simulated_ps().find(name);
+    if (std::isnan(wall) || sim == simulated_ps().end()) {
+      fmt::print("{:<26} {:>12}\n", name, "not run");
+      continue;
+    }
+    const double simulated_s = static_cast<double>(sim->second) * 1e-12;
+    fmt::print("{:<26} {:>10.1f} {:>14.1f} {:>15.2f} {:>14.2f}\n", name, wall * 1e6, simulated_s * 1e6,
+               simulated_s / wall, bound / wall);
+  }
+  return 0;
+}
