@@ -26,6 +26,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <memory>
 #include <string>
@@ -334,9 +335,15 @@ class RecordingReporter final : public benchmark::BenchmarkReporter {
   explicit RecordingReporter(benchmark::BenchmarkReporter* display) : display_(display) {}
   bool ReportContext(const Context& context) override { return display_->ReportContext(context); }
   void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs)
-      if (!run.error_occurred && run.run_type != Run::RT_Aggregate && run.iterations > 0)
-        seconds_[run.run_name.function_name] = run.real_accumulated_time / static_cast<double>(run.iterations);
+    // One run, or the median of --benchmark_repetitions.
+    for (const Run& run : runs) {
+      if (run.error_occurred || run.iterations <= 0) continue;
+      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      if (run.run_type == Run::RT_Aggregate && !median) continue;
+      if (!median && medians_.count(run.run_name.function_name)) continue;
+      if (median) medians_.insert(run.run_name.function_name);
+      seconds_[run.run_name.function_name] = run.real_accumulated_time / static_cast<double>(run.iterations);
+    }
     display_->ReportRuns(runs);
   }
   void Finalize() override { display_->Finalize(); }
@@ -348,6 +355,7 @@ class RecordingReporter final : public benchmark::BenchmarkReporter {
  private:
   benchmark::BenchmarkReporter* display_;
   std::map<std::string, double> seconds_;
+  std::set<std::string> medians_;
 };
 
 }  // namespace
