@@ -33,7 +33,6 @@
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 #include <vector>
 
 #include "emmcsim/mmc/image.hpp"
@@ -42,6 +41,7 @@
 #include "emmcsim/models/emmc_device.hpp"
 #include "emmcsim/models/sdhci.hpp"
 #include "emmcsim/models/sdhci_registers.hpp"
+#include "system_memory.hpp"
 
 extern "C" int sc_main(int, char**) { return 0; }
 
@@ -91,28 +91,6 @@ class Worker : public sc_core::sc_module {
   std::function<void()> job_;
 };
 
-class Memory : public sc_core::sc_module {
- public:
-  tlm_utils::simple_target_socket<Memory> socket;
-  std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(1u << 20);
-  explicit Memory(sc_core::sc_module_name name) : sc_module(name), socket("socket") {
-    socket.register_b_transport(this, &Memory::b_transport);
-  }
-
- private:
-  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&) {
-    const std::uint64_t a = p.get_address();
-    const unsigned n = p.get_data_length();
-    if (a + n > bytes.size()) {
-      p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-      return;
-    }
-    if (p.is_read()) std::memcpy(p.get_data_ptr(), bytes.data() + a, n);
-    if (p.is_write()) std::memcpy(bytes.data() + a, p.get_data_ptr(), n);
-    p.set_response_status(tlm::TLM_OK_RESPONSE);
-  }
-};
-
 // The bare platform: its worker owns an EmmcBusHost on the device's socket.
 class BareHost : public Worker {
  public:
@@ -159,15 +137,9 @@ class Cpu : public Worker {
 
  private:
   std::uint32_t access(tlm::tlm_command command, std::uint32_t offset, std::uint32_t value, unsigned width) {
-    tlm::tlm_generic_payload p;
-    p.set_command(command);
-    p.set_address(offset);
-    p.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
-    p.set_data_length(width);
-    p.set_streaming_width(width);
-    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-    bus->b_transport(p, delay);
-    if (!p.is_response_ok()) throw std::runtime_error("register access refused");
+    if (emmcsim::testing::register_access(bus, command, offset, reinterpret_cast<std::uint8_t*>(&value), width) !=
+        tlm::TLM_OK_RESPONSE)
+      throw std::runtime_error("register access refused");
     return value;
   }
 };
@@ -185,7 +157,7 @@ struct World {
         image(config),
         card("card", config, image.backend()),
         sdhci("sdhci"),
-        memory("memory"),
+        memory("memory", 1u << 20),
         cpu("cpu"),
         irq("irq") {
     bare.bus.bind(bare_card.bus);
@@ -285,7 +257,7 @@ struct World {
   mmc::MemoryImage image;
   models::EmmcDevice card;
   models::Sdhci sdhci;
-  Memory memory;
+  emmcsim::testing::SystemMemory memory;
   Cpu cpu;
   sc_core::sc_signal<bool> irq;
   std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(kBytes);

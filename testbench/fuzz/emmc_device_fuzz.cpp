@@ -37,6 +37,7 @@
 #include "emmcsim/models/emmc_bus.hpp"
 #include "emmcsim/models/emmc_device.hpp"
 #include "emmcsim/models/simulated_time.hpp"
+#include "fuzz_support.hpp"
 
 namespace {
 
@@ -48,29 +49,6 @@ constexpr std::size_t kMaxSteps = 256;
 constexpr std::uint8_t kIndices[] = {0, 1, 2, 3, 6, 7, 8, 12, 13, 17, 18, 23, 24, 25, 35, 36, 38, 5, 21, 19, 14};
 constexpr std::uint64_t kClocks[] = {400'000, 26'000'000, 52'000'000, 200'000'000, 0, 1, 400'000'000};
 const sc_core::sc_time kHour(3600, sc_core::SC_SEC);
-
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  bool done() const { return at_ >= size_; }
-  std::uint8_t byte() { return at_ < size_ ? data_[at_++] : 0; }
-  std::uint32_t u16() { return (std::uint32_t{byte()} << 8) | byte(); }
-  std::uint32_t u32() { return (u16() << 16) | u16(); }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t at_ = 0;
-};
-
-mmc::DeviceConfig fuzz_config() {
-  mmc::DeviceConfig c = mmc::default_device_config();
-  c.user_capacity = 64ULL << 20;
-  c.boot_partition_size = 256ULL << 10;
-  c.rpmb_size = 128ULL << 10;
-  c.cache_size = 64ULL << 10;
-  return c;
-}
 
 bool valid_state(mmc::CardState s) {
   for (mmc::CardState known : mmc::kAllCardStates)
@@ -87,7 +65,9 @@ struct Snapshot {
 };
 
 struct Harness {
-  Harness() : image(fuzz_config()), device("card", fuzz_config(), image.backend()) {
+  Harness()
+      : image(emmcsim::fuzzing::small_device_config()),
+        device("card", emmcsim::fuzzing::small_device_config(), image.backend()) {
     sc_core::sc_report_handler::set_actions(EmmcDevice::kMessageType, sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
   }
   // One transaction; returns whether it was answered OK.
@@ -146,7 +126,7 @@ void malformed(Harness& h, std::uint8_t kind, std::vector<std::uint8_t>& buffer)
 extern "C" int sc_main(int, char**) { return 0; }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  Input in(data, size);
+  emmcsim::fuzzing::FuzzInput in(data, size);
   Harness h;
   std::vector<std::uint8_t> buffer(16 * 512);
   for (std::size_t step = 0; step < kMaxSteps && !in.done(); ++step) {

@@ -32,7 +32,6 @@
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 #include <vector>
 
 #include "emmcsim/mmc/device_config.hpp"
@@ -42,6 +41,8 @@
 #include "emmcsim/models/fault_plan.hpp"
 #include "emmcsim/models/sdhci.hpp"
 #include "emmcsim/models/sdhci_registers.hpp"
+#include "fuzz_support.hpp"
+#include "system_memory.hpp"
 
 namespace {
 
@@ -52,57 +53,13 @@ namespace reg = emmcsim::models::sdhci;
 constexpr std::size_t kMaxSteps = 128;
 constexpr std::size_t kMemorySize = 64 * 1024;
 
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  bool done() const { return at_ >= size_; }
-  std::uint8_t byte() { return at_ < size_ ? data_[at_++] : 0; }
-  std::uint32_t u16() { return (std::uint32_t{byte()} << 8) | byte(); }
-  std::uint32_t u32() { return (u16() << 16) | u16(); }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t at_ = 0;
-};
-
-class Memory : public sc_core::sc_module {
- public:
-  tlm_utils::simple_target_socket<Memory> socket;
-  std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(kMemorySize);
-  explicit Memory(sc_core::sc_module_name name) : sc_module(name), socket("socket") {
-    socket.register_b_transport(this, &Memory::b_transport);
-  }
-
- private:
-  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&) {
-    const std::uint64_t a = p.get_address();
-    const unsigned n = p.get_data_length();
-    if (a >= bytes.size() || n > bytes.size() - a) {
-      p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-      return;
-    }
-    if (p.is_read()) std::memcpy(p.get_data_ptr(), bytes.data() + a, n);
-    if (p.is_write()) std::memcpy(bytes.data() + a, p.get_data_ptr(), n);
-    p.set_response_status(tlm::TLM_OK_RESPONSE);
-  }
-};
-
 class Cpu : public sc_core::sc_module {
  public:
   tlm_utils::simple_initiator_socket<Cpu> bus;
   explicit Cpu(sc_core::sc_module_name name) : sc_module(name), bus("bus") {}
   tlm::tlm_response_status access(bool write, std::uint64_t offset, std::uint8_t* data, unsigned width) {
-    tlm::tlm_generic_payload p;
-    p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-    p.set_address(offset);
-    p.set_data_ptr(data);
-    p.set_data_length(width);
-    p.set_streaming_width(width);
-    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-    bus->b_transport(p, delay);
-    return p.get_response_status();
+    return emmcsim::testing::register_access(bus, write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, offset, data,
+                                             width);
   }
   void write(std::uint32_t offset, std::uint32_t value, unsigned width) {
     if (access(true, offset, reinterpret_cast<std::uint8_t*>(&value), width) != tlm::TLM_OK_RESPONSE) __builtin_trap();
@@ -114,19 +71,15 @@ class Cpu : public sc_core::sc_module {
   }
 };
 
-mmc::DeviceConfig fuzz_config() {
-  mmc::DeviceConfig c = mmc::default_device_config();
-  c.user_capacity = 64ULL << 20;
-  c.boot_partition_size = 256ULL << 10;
-  c.rpmb_size = 128ULL << 10;
-  c.cache_size = 64ULL << 10;
-  return c;
-}
-
 struct Platform {
   Platform()
-      : config(fuzz_config()), image(config), device("card", config, image.backend()), sdhci("sdhci"), memory("memory"),
-        cpu("cpu"), irq("irq") {
+      : config(emmcsim::fuzzing::small_device_config()),
+        image(config),
+        device("card", config, image.backend()),
+        sdhci("sdhci"),
+        memory("memory", kMemorySize),
+        cpu("cpu"),
+        irq("irq") {
     cpu.bus.bind(sdhci.regs);
     sdhci.dma.bind(memory.socket);
     sdhci.card.bind(device.bus);
@@ -146,7 +99,7 @@ struct Platform {
   mmc::MemoryImage image;
   models::EmmcDevice device;
   models::Sdhci sdhci;
-  Memory memory;
+  emmcsim::testing::SystemMemory memory;
   Cpu cpu;
   sc_core::sc_signal<bool> irq;
   std::uint32_t capabilities = 0;
@@ -238,7 +191,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_after_reset(cpu);
   p.advance(sc_core::sc_time(1, sc_core::SC_US));
   std::memset(p.memory.bytes.data(), 0, p.memory.bytes.size());
-  Input in(data, size);
+  emmcsim::fuzzing::FuzzInput in(data, size);
   // The first byte picks the faults the card injects this time (none for most inputs).
   const std::uint8_t faults = in.byte();
   const std::uint32_t crc_block = faults >> 4;

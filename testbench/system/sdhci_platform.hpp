@@ -24,39 +24,11 @@
 #include "emmcsim/models/sdhci.hpp"
 #include "emmcsim/models/sdhci_registers.hpp"
 #include "emmcsim/rpmb/host.hpp"
+#include "system_memory.hpp"
 
 namespace emmcsim::testing {
 
 namespace reg = models::sdhci;
-
-// System memory: a byte array with an optional refused window and an access latency.
-class SystemMemory : public sc_core::sc_module {
- public:
-  tlm_utils::simple_target_socket<SystemMemory> socket;
-  std::vector<std::uint8_t> bytes;
-  std::uint64_t refuse_from = UINT64_MAX;  // accesses reaching this address get an address error
-  sc_core::sc_time latency = sc_core::SC_ZERO_TIME;
-  std::uint64_t accesses = 0;
-
-  SystemMemory(sc_core::sc_module_name name, std::size_t size) : sc_module(name), socket("socket"), bytes(size) {
-    socket.register_b_transport(this, &SystemMemory::b_transport);
-  }
-
- private:
-  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-    ++accesses;
-    const std::uint64_t a = p.get_address();
-    const unsigned n = p.get_data_length();
-    if (a + n > bytes.size() || a + n > refuse_from) {
-      p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
-      return;
-    }
-    if (p.is_read()) std::memcpy(p.get_data_ptr(), bytes.data() + a, n);
-    if (p.is_write()) std::memcpy(bytes.data() + a, p.get_data_ptr(), n);
-    delay += latency;
-    p.set_response_status(tlm::TLM_OK_RESPONSE);
-  }
-};
 
 class SdhciDriver;
 
@@ -136,18 +108,7 @@ class SdhciDriver {
   // A raw access; returns the response status.
   tlm::tlm_response_status access(tlm::tlm_command command, std::uint64_t offset, std::uint8_t* data, unsigned width,
                                   std::uint8_t* byte_enables = nullptr) {
-    tlm::tlm_generic_payload p;
-    p.set_command(command);
-    p.set_address(offset);
-    p.set_data_ptr(data);
-    p.set_data_length(width);
-    p.set_streaming_width(width);
-    p.set_byte_enable_ptr(byte_enables);
-    p.set_byte_enable_length(byte_enables ? width : 0);
-    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-    cpu_.bus->b_transport(p, delay);
-    return p.get_response_status();
+    return register_access(cpu_.bus, command, offset, data, width, byte_enables);
   }
 
   // Waits, on the interrupt line, until a status bit in `normal` (or any error) is set, with
