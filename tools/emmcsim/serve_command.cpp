@@ -151,12 +151,10 @@ int run_serve(const ServeOptions& o) {
     device = std::make_unique<transport::StrandDevicePort>(io, *bus, on_failure);
   }
   transport::BridgeServer server(io, *device, log, socket_path);
-  server.start();
-  std::cerr << fmt::format("emmcsim: listening on {} (image {}{})\n", socket_path, image->directory(), timing_text)
-            << std::flush;
-
   int exit_status = 0;
   auto work = asio::make_work_guard(io);
+  // The handlers are in place before the line that says where it listens: a client that stops
+  // the daemon as soon as it is listening gets a clean shutdown, not the default SIGTERM death.
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
@@ -175,6 +173,9 @@ int run_serve(const ServeOptions& o) {
       });
     });
   });
+  server.start();
+  std::cerr << fmt::format("emmcsim: listening on {} (image {}{})\n", socket_path, image->directory(), timing_text)
+            << std::flush;
 
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < o.threads; ++i) threads.emplace_back([&io] { io.run(); });
