@@ -166,51 +166,6 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
   std::vector<std::uint8_t> out_;
 };
 
-void prepare_socket_directory(const std::string& dir) {
-  if (dir.empty()) return;
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) throw SocketSetupError("cannot use " + dir + ": " + std::strerror(errno));
-    const std::size_t slash = dir.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) {
-      const std::string parent = dir.substr(0, slash);
-      struct stat pst {};
-      if (::stat(parent.c_str(), &pst) != 0) prepare_socket_directory(parent);
-    }
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-      throw SocketSetupError("cannot create " + dir + ": " + std::strerror(errno));
-    if (::lstat(dir.c_str(), &st) != 0) throw SocketSetupError("cannot use " + dir + ": " + std::strerror(errno));
-    if (::chmod(dir.c_str(), 0700) != 0) throw SocketSetupError("cannot chmod " + dir + ": " + std::strerror(errno));
-    return;
-  }
-  if (!S_ISDIR(st.st_mode)) throw SocketSetupError(dir + " is not a directory");
-}
-
-namespace {
-
-// A directory the daemon created (or the user's own runtime dir) must not be someone else's.
-void check_socket_directory(const std::string& dir) {
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) throw SocketSetupError("cannot use " + dir + ": " + std::strerror(errno));
-  if (st.st_uid != ::getuid())
-    throw SocketSetupError("refusing " + dir + ": it belongs to uid " + std::to_string(st.st_uid) + ", not to you");
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
-    throw SocketSetupError("refusing " + dir + ": other users may write to it (chmod 0700 it)");
-}
-
-bool someone_listens(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
-  ::close(fd);
-  return connected;
-}
-
-}  // namespace
-
 BridgeServer::BridgeServer(asio::io_context& io, DevicePort& device, std::shared_ptr<spdlog::logger> log,
                            std::string socket_path, std::size_t max_clients)
     : io_(io), device_(device), log_(std::move(log)), path_(std::move(socket_path)), max_clients_(max_clients),
@@ -219,28 +174,7 @@ BridgeServer::BridgeServer(asio::io_context& io, DevicePort& device, std::shared
 BridgeServer::~BridgeServer() { stop(); }
 
 void BridgeServer::start() {
-  if (path_.empty() || path_.size() >= sizeof(sockaddr_un::sun_path))
-    throw SocketSetupError("socket path '" + path_ + "' is empty or longer than 107 bytes");
-  const std::size_t slash = path_.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
-  prepare_socket_directory(dir);
-  if (dir != "/" && dir != ".") check_socket_directory(dir);
-
-  struct stat st {};
-  if (::lstat(path_.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) throw SocketSetupError("refusing " + path_ + ": it exists and is not a socket");
-    if (someone_listens(path_)) throw SocketSetupError(path_ + " is in use: another daemon listens there");
-    ::unlink(path_.c_str());  // stale, from a daemon that was killed
-  }
-  // The socket is created 0600: nobody else may drive the card.
-  const mode_t old_mask = ::umask(0177);
-  boost::system::error_code ec;
-  acceptor_.open(stream_protocol(), ec);
-  if (!ec) acceptor_.bind(stream_protocol::endpoint(path_), ec);
-  ::umask(old_mask);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw SocketSetupError("cannot listen on " + path_ + ": " + ec.message());
-  if (::chmod(path_.c_str(), 0600) != 0) throw SocketSetupError("cannot chmod " + path_ + ": " + std::strerror(errno));
+  listen_on_unix_socket(acceptor_, path_);
   std::lock_guard<std::mutex> lock(mutex_);
   accept_next();
 }
@@ -291,7 +225,7 @@ void BridgeServer::stop() {
     boost::system::error_code ignored;
     if (acceptor_.is_open()) {
       acceptor_.close(ignored);
-      ::unlink(path_.c_str());
+      remove_socket_file(path_);
     }
   }
   for (const auto& session : sessions) session->close();

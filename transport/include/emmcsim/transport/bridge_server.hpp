@@ -2,9 +2,8 @@
 // reads each one's requests (docs/bridge-protocol.md), hands them to a DevicePort and writes the
 // replies back. One request at a time per connection; any number of connections.
 //
-// The socket: the parent directory is created 0700 when missing (and refused when another user
-// owns it or others may write to it), the socket is created 0600, a stale socket left by a killed
-// daemon is replaced, and a path where a daemon still listens is refused.
+// The socket is set up as every daemon socket is (unix_socket.hpp): 0600 in a 0700 directory,
+// stale sockets replaced, a live one refused.
 //
 // Bad input: a request that does not decode is answered with an ErrorReply (the errno and what
 // was wrong) and the connection stays; a header that cannot be trusted (magic, version, type,
@@ -23,14 +22,9 @@
 #include <string>
 
 #include "emmcsim/transport/device_port.hpp"
+#include "emmcsim/transport/unix_socket.hpp"
 
 namespace emmcsim::transport {
-
-// The socket could not be set up: what() names the path and the reason.
-class SocketSetupError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 class BridgeSession;
 
@@ -67,9 +61,5 @@ class BridgeServer {
   std::uint64_t next_client_id_ = 1;
   bool stopped_ = false;
 };
-
-// Creates `dir` (and missing parents) with mode 0700; refuses one that another user owns or that
-// others may write to. Throws SocketSetupError.
-void prepare_socket_directory(const std::string& dir);
 
 }  // namespace emmcsim::transport
