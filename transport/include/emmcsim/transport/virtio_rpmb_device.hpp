@@ -1,0 +1,81 @@
+// VirtioRpmbDevice: virtio-rpmb (virtio 1.2 §5.12, device ID 28) on the card's one RPMB partition.
+//
+// Config space (3 bytes, read-only): capacity in 128 KiB units (EXT_CSD RPMB_SIZE_MULT),
+// max_wr_cnt (frames per authenticated write: 32 with EN_RPMB_REL_WR, else 2) and max_rd_cnt
+// (frames per authenticated read: 255 here). One virtqueue, the requestq.
+//
+// A request is one descriptor chain: device-readable frames, then device-writable room for the
+// response frames. Each chain becomes one MMC_IOC_MULTI_CMD on the rpmb node — the same ioctl
+// sequence mmc-utils and OP-TEE's supplicant send — and goes to the DevicePort, so it is
+// serialized with the bridge's clients, runs timed when the daemon does, and reads and writes the
+// same key, counter and data as `mmc rpmb` does:
+//   write type (key programming 0x0001, authenticated write 0x0003, config write 0x0006):
+//     N frames [+ a result read 0x0005]  →  CMD25 (reliable) N; [CMD25 1, CMD18 1]
+//     with the result read, one response frame; without it, none.
+//   read type (counter 0x0002, authenticated read 0x0004, config read 0x0007, result read):
+//     1 frame  →  CMD25 1, CMD18 M, where M = the writable room in frames for an authenticated
+//     read (1 ≤ M ≤ max_rd_cnt) and 1 otherwise.
+// What the checks of JEDEC's RPMB (MAC, counter, address, key) decide is in the response frame's
+// result, as on the card. A chain that is no RPMB request (not whole frames, an unknown type,
+// more frames than max_wr_cnt, no room for the response) is refused: nothing is written and the
+// chain is returned with 0 bytes used.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include "emmcsim/transport/bridge_protocol.hpp"
+#include "emmcsim/transport/device_port.hpp"
+#include "emmcsim/transport/split_virtqueue.hpp"
+
+namespace emmcsim::transport {
+
+inline constexpr std::uint32_t kVirtioRpmbDeviceId = 28;
+
+struct VirtioRpmbConfig {
+  std::uint8_t capacity = 0;    // 128 KiB units, 1..128
+  std::uint8_t max_wr_cnt = 2;  // frames per authenticated write
+  std::uint8_t max_rd_cnt = 255;
+
+  std::array<std::uint8_t, 3> bytes() const { return {capacity, max_wr_cnt, max_rd_cnt}; }
+  // From the card's description (RPMB_SIZE_MULT) and whether 32-frame writes are enabled.
+  static VirtioRpmbConfig for_card(const bridge::DescribeReply& card, bool thirty_two_frame_writes);
+};
+
+class VirtioRpmbRequestError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct VirtioRpmbPlan {
+  bridge::IoctlRequest request;     // MMC_IOC_MULTI_CMD on the rpmb node
+  std::size_t response_frames = 0;  // frames the last command reads (0: a write without result read)
+};
+
+// The ioctl sequence for a request of `request_bytes` readable bytes and `writable_bytes` of
+// room. Throws VirtioRpmbRequestError, saying why, for a chain that is no RPMB request.
+VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const std::uint8_t* request_frames,
+                                        std::size_t request_bytes, std::uint64_t writable_bytes);
+
+class VirtioRpmbDevice {
+ public:
+  // `written`: bytes put into the chain's writable buffers; `error`: why a chain was refused or
+  // failed (empty on success).
+  using Completion = std::function<void(std::uint32_t written, std::string error)>;
+
+  VirtioRpmbDevice(DevicePort& port, VirtioRpmbConfig config) : port_(port), config_(config) {}
+  const VirtioRpmbConfig& config() const { return config_; }
+
+  // Serves one chain. `done` runs on the device's owner (or at once for a refused chain); the
+  // chain's buffers are written before it runs and stay mapped as long as the chain lives.
+  void serve(DescriptorChain chain, Completion done);
+
+ private:
+  DevicePort& port_;
+  VirtioRpmbConfig config_;
+};
+
+}  // namespace emmcsim::transport

@@ -1,0 +1,134 @@
+// VirtioRpmbDevice (see virtio_rpmb_device.hpp).
+#include "emmcsim/transport/virtio_rpmb_device.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "emmcsim/rpmb/frame.hpp"
+#include "emmcsim/rpmb/protocol.hpp"
+#include "emmcsim/transport/bridge_rpmb_channel.hpp"
+
+namespace emmcsim::transport {
+
+namespace {
+
+using rpmb::kFrameSize;
+using rpmb::RequestType;
+
+std::uint16_t frame_type(const std::uint8_t* frame) {
+  return static_cast<std::uint16_t>((frame[510] << 8) | frame[511]);
+}
+
+bool is_write_type(std::uint16_t type) {
+  return type == static_cast<std::uint16_t>(RequestType::program_key) ||
+         type == static_cast<std::uint16_t>(RequestType::authenticated_write) ||
+         type == static_cast<std::uint16_t>(RequestType::device_config_write);
+}
+bool is_read_type(std::uint16_t type) {
+  return type == static_cast<std::uint16_t>(RequestType::read_counter) ||
+         type == static_cast<std::uint16_t>(RequestType::authenticated_read) ||
+         type == static_cast<std::uint16_t>(RequestType::result_read) ||
+         type == static_cast<std::uint16_t>(RequestType::device_config_read);
+}
+
+bridge::IoctlCommand rpmb_command(std::uint32_t opcode, const std::uint8_t* frames, std::size_t count, bool reliable) {
+  bridge::IoctlCommand c;
+  c.opcode = opcode;
+  c.flags = BridgeRpmbChannel::kFlags;
+  c.blksz = kFrameSize;
+  c.blocks = static_cast<std::uint32_t>(count);
+  if (frames != nullptr) {
+    c.write_flag = 1u | (reliable ? 1u << 31 : 0u);
+    c.data.assign(frames, frames + count * kFrameSize);
+  }
+  return c;
+}
+
+}  // namespace
+
+VirtioRpmbConfig VirtioRpmbConfig::for_card(const bridge::DescribeReply& card, bool thirty_two_frame_writes) {
+  VirtioRpmbConfig c;
+  c.capacity = static_cast<std::uint8_t>(std::min<std::uint32_t>(card.rpmb_size_mult, rpmb::kMaxSizeMult));
+  c.max_wr_cnt = thirty_two_frame_writes ? 32 : 2;
+  c.max_rd_cnt = 255;
+  return c;
+}
+
+VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const std::uint8_t* request_frames,
+                                        std::size_t request_bytes, std::uint64_t writable_bytes) {
+  if (request_bytes == 0 || request_bytes % kFrameSize != 0)
+    throw VirtioRpmbRequestError(fmt::format("the request is {} bytes, not whole 512-byte frames", request_bytes));
+  const std::size_t frames = request_bytes / kFrameSize;
+  const std::uint16_t type = frame_type(request_frames);
+  VirtioRpmbPlan plan;
+  plan.request.node = bridge::Node::rpmb;
+  plan.request.multi = true;
+  if (is_write_type(type)) {
+    std::size_t burst = 1;
+    while (burst < frames && frame_type(request_frames + burst * kFrameSize) == type) ++burst;
+    const std::size_t rest = frames - burst;
+    if (rest > 1 || (rest == 1 && frame_type(request_frames + burst * kFrameSize) !=
+                                      static_cast<std::uint16_t>(RequestType::result_read)))
+      throw VirtioRpmbRequestError(fmt::format(
+          "{} frames of type {:#06x} are followed by {} frames that are not one result read (0x0005)", burst, type, rest));
+    if (config.max_wr_cnt != 0 && burst > config.max_wr_cnt)
+      throw VirtioRpmbRequestError(fmt::format("{} frames to write, more than max_wr_cnt {}", burst, config.max_wr_cnt));
+    plan.request.commands.push_back(rpmb_command(25, request_frames, burst, true));
+    if (rest == 1) {
+      if (writable_bytes < kFrameSize)
+        throw VirtioRpmbRequestError(fmt::format("{} writable bytes: no room for the response frame", writable_bytes));
+      plan.request.commands.push_back(rpmb_command(25, request_frames + burst * kFrameSize, 1, false));
+      plan.request.commands.push_back(rpmb_command(18, nullptr, 1, false));
+      plan.response_frames = 1;
+    }
+    return plan;
+  }
+  if (!is_read_type(type)) throw VirtioRpmbRequestError(fmt::format("request type {:#06x} is no RPMB request", type));
+  if (frames != 1) throw VirtioRpmbRequestError(fmt::format("a read-type request ({:#06x}) of {} frames, not 1", type, frames));
+  std::uint64_t response = 1;
+  if (type == static_cast<std::uint16_t>(RequestType::authenticated_read)) {
+    response = writable_bytes / kFrameSize;
+    if (config.max_rd_cnt != 0 && response > config.max_rd_cnt)
+      throw VirtioRpmbRequestError(
+          fmt::format("room for {} response frames, more than max_rd_cnt {}", response, config.max_rd_cnt));
+  }
+  if (response == 0 || writable_bytes < kFrameSize)
+    throw VirtioRpmbRequestError(fmt::format("{} writable bytes: no room for a response frame", writable_bytes));
+  plan.request.commands.push_back(rpmb_command(25, request_frames, 1, false));
+  plan.request.commands.push_back(rpmb_command(18, nullptr, static_cast<std::size_t>(response), false));
+  plan.response_frames = static_cast<std::size_t>(response);
+  return plan;
+}
+
+void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
+  if (!chain.fault.empty()) return done(0, chain.fault);
+  // Never gather more than the largest request: max_wr_cnt frames and a result read.
+  const std::size_t largest = (std::max<std::size_t>(config_.max_wr_cnt == 0 ? 32 : config_.max_wr_cnt, 1) + 1) * kFrameSize;
+  if (chain.readable_bytes > largest)
+    return done(0, fmt::format("{} readable bytes, more than the largest request ({} bytes)", chain.readable_bytes, largest));
+  VirtioRpmbPlan plan;
+  try {
+    const std::vector<std::uint8_t> request = chain.gather(largest);
+    plan = plan_virtio_rpmb_request(config_, request.data(), request.size(), chain.writable_bytes);
+  } catch (const VirtioRpmbRequestError& e) {
+    return done(0, e.what());
+  }
+  const std::size_t response_frames = plan.response_frames;
+  auto shared_chain = std::make_shared<DescriptorChain>(std::move(chain));
+  port_.submit(std::move(plan.request), [shared_chain, response_frames, done = std::move(done)](bridge::Reply reply) {
+    const auto* ioctl = std::get_if<bridge::IoctlReply>(&reply);
+    if (ioctl == nullptr) return done(0, "the device answered with something other than an ioctl reply");
+    if (ioctl->status.error != 0)
+      return done(0, fmt::format("MMC_IOC_MULTI_CMD on the rpmb node failed: {}", std::strerror(ioctl->status.error)));
+    if (response_frames == 0) return done(0, {});
+    const std::vector<std::uint8_t>& data = ioctl->results.back().data;
+    if (data.size() != response_frames * kFrameSize) return done(0, "the device's reply does not match the request");
+    const std::size_t written = shared_chain->scatter(data.data(), data.size());
+    done(static_cast<std::uint32_t>(written), {});
+  });
+}
+
+}  // namespace emmcsim::transport
