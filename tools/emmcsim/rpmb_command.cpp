@@ -22,6 +22,7 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/file_store.hpp"
 #include "emmcsim/rpmb/host.hpp"
+#include "emmcsim/transport/vhost_user_frontend.hpp"
 
 namespace emmcsim::tools {
 namespace {
@@ -30,6 +31,7 @@ using namespace emmcsim::rpmb;
 
 struct Options {
   std::string image_dir;
+  std::string vhost_user_socket;  // act as a VM's virtio-rpmb driver against `emmcsim serve`
   std::string rpmb_size;  // empty: 4 MiB for a new image, the image's own size otherwise
   std::string durability = "sync";
   bool no_en_rpmb_rel_wr = false;  // refuse 32-frame writes whatever the image says
@@ -145,26 +147,55 @@ void require_success(const std::string& what, const HostResult& r) {
   if (!r.nonce_matches) throw RpmbFailure(fmt::format("{}: the response does not echo our nonce", what));
 }
 
-// An image, its card brought up to tran, and the host reaching the RPMB partition over the
-// card's bus exactly as Linux does for an ioctl on mmcblkNrpmb.
+void check_target(const Options& o) {
+  if (o.image_dir.empty() == o.vhost_user_socket.empty())
+    throw UsageError("give exactly one of --image DIR (the image itself) and --vhost-user SOCKET (a running "
+                     "'emmcsim serve --vhost-user-socket SOCKET', as a VM's virtio-rpmb driver)");
+  if (!o.vhost_user_socket.empty() && o.trace)
+    throw UsageError("--trace shows the eMMC bus of --image; over --vhost-user the daemon's bus is its own "
+                     "(serve --log-level debug shows the requests)");
+}
+
+// Either an image, its card brought up to tran, and the host reaching the RPMB partition over the
+// card's bus exactly as Linux does for an ioctl on mmcblkNrpmb; or (--vhost-user) a vhost-user
+// front-end and virtio-rpmb driver reaching the daemon's card as a virtual machine would.
 struct Session {
+  bool thirty_two_frame_writes = false;
   std::unique_ptr<mmc::Image> image;
-  mmc::DeviceConfig config;
   std::unique_ptr<mmc::Card> card;
-  std::unique_ptr<mmc::RpmbBusChannel> channel;
+  std::unique_ptr<mmc::RpmbBusChannel> bus_channel;
+  std::unique_ptr<transport::VhostUserFrontend> frontend;
+  std::unique_ptr<transport::VirtioRpmbChannel> virtio_channel;
   std::unique_ptr<Host> host;
 
-  Session(const Options& o, std::optional<Key> key) : image(open_image(o)), config(image->config()) {
+  Session(const Options& o, std::optional<Key> key) {
+    check_target(o);
+    if (!o.vhost_user_socket.empty()) {
+      frontend = std::make_unique<transport::VhostUserFrontend>(o.vhost_user_socket);
+      frontend->start();
+      // Config space: capacity, max_wr_cnt, max_rd_cnt.
+      thirty_two_frame_writes = frontend->config().size() == 3 && (frontend->config()[1] == 0 || frontend->config()[1] >= 32) &&
+                                !o.no_en_rpmb_rel_wr;
+      virtio_channel = std::make_unique<transport::VirtioRpmbChannel>(*frontend);
+      host = std::make_unique<Host>(*virtio_channel, std::move(key));
+      return;
+    }
+    image = open_image(o);
+    mmc::DeviceConfig config = image->config();
     if (o.no_en_rpmb_rel_wr) config.en_rpmb_rel_wr = false;
+    thirty_two_frame_writes = config.en_rpmb_rel_wr;
     card = std::make_unique<mmc::Card>(config, image->backend());
     mmc::identify_and_select(*card);
-    channel = std::make_unique<mmc::RpmbBusChannel>(*card);
-    if (o.trace) channel->set_trace([](const std::string& line) { std::cerr << "  " << line << "\n"; });
-    host = std::make_unique<Host>(*channel, std::move(key));
+    bus_channel = std::make_unique<mmc::RpmbBusChannel>(*card);
+    if (o.trace) bus_channel->set_trace([](const std::string& line) { std::cerr << "  " << line << "\n"; });
+    host = std::make_unique<Host>(*bus_channel, std::move(key));
   }
 };
 
 int run_info(Options& o) {
+  check_target(o);
+  if (!o.vhost_user_socket.empty())
+    throw UsageError("info reads the image directory itself: use --image DIR (read-counter works over --vhost-user)");
   auto image = open_image(o);
   const FileStore& store = image->rpmb_store();
   const PartitionState& s = store.state();
@@ -218,10 +249,11 @@ int run_write(Options& o) {
         "half-sectors)", data.size()));
   }
   Session s(o, read_key(o, o.key_file));
-  if (frames == 32 && !s.config.en_rpmb_rel_wr) {
+  if (frames == 32 && !s.thirty_two_frame_writes) {
     throw UsageError(o.no_en_rpmb_rel_wr ? "32-frame writes need EN_RPMB_REL_WR (drop --no-en-rpmb-rel-wr)"
-                                         : "32-frame writes need EN_RPMB_REL_WR, which this image's device.json "
-                                           "does not set (en_rpmb_rel_wr)");
+                     : s.frontend      ? "32-frame writes: the virtio-rpmb device's max_wr_cnt is below 32"
+                                       : "32-frame writes need EN_RPMB_REL_WR, which this image's device.json "
+                                         "does not set (en_rpmb_rel_wr)");
   }
   const HostResult r = o.write_counter
                            ? s.host->write_with_counter(address, data.data(), frames, *o.write_counter)
@@ -279,11 +311,14 @@ int run_config_write(Options& o) {
 
 void add_rpmb_command(CLI::App& app, Command& selected) {
   auto options = std::make_shared<Options>();
-  CLI::App* rpmb = app.add_subcommand("rpmb", "Use the RPMB partition of an image directory");
+  CLI::App* rpmb = app.add_subcommand(
+      "rpmb", "Use the RPMB partition of an image directory, or of a running daemon as a VM's virtio-rpmb driver");
   rpmb->require_subcommand(1);
   rpmb->add_option("--image", options->image_dir,
-                   "Image directory (see 'emmcsim image'); created with the default device when absent")
-      ->required();
+                   "Image directory (see 'emmcsim image'); created with the default device when absent");
+  rpmb->add_option("--vhost-user", options->vhost_user_socket,
+                   "Instead of --image: reach 'emmcsim serve --vhost-user-socket SOCKET' over vhost-user, as a "
+                   "virtual machine's virtio-rpmb driver does");
   rpmb->add_option("--rpmb-size", options->rpmb_size,
                    "Partition size of a new image: a multiple of 128K up to 16M (default 4M)");
   rpmb->add_option("--durability", options->durability,

@@ -24,10 +24,13 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/models/bus_trace.hpp"
 #include "emmcsim/models/timing_profile.hpp"
+#include "emmcsim/rpmb/protocol.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/mmc_bus.hpp"
+#include "emmcsim/transport/vhost_user_backend.hpp"
+#include "emmcsim/transport/virtio_rpmb_device.hpp"
 #include "image_command.hpp"
 #include "timed_device_port.hpp"
 #include "timing_command.hpp"
@@ -41,6 +44,7 @@ struct ServeOptions {
   std::string image_dir;
   std::string config_file;
   std::string socket_path;
+  std::string vhost_user_socket_path;  // empty: no virtio-rpmb
   std::string log_level = "warn";
   std::string timing = "off";
   std::string timing_profile_file;
@@ -112,6 +116,8 @@ int run_serve(const ServeOptions& o) {
   log->flush_on(spdlog::level::trace);
 
   const std::string socket_path = o.socket_path.empty() ? transport::bridge::default_socket_path() : o.socket_path;
+  if (!o.vhost_user_socket_path.empty() && o.vhost_user_socket_path == socket_path)
+    throw UsageError("--vhost-user-socket and the MMC-ioctl bridge socket must be different paths (both are " + socket_path + ")");
   std::unique_ptr<mmc::Image> image = open_or_create_image(o, *log, [&](const mmc::DeviceConfig& config) {
     if (!timed) return;
     try {
@@ -151,6 +157,14 @@ int run_serve(const ServeOptions& o) {
     device = std::make_unique<transport::StrandDevicePort>(io, *bus, on_failure);
   }
   transport::BridgeServer server(io, *device, log, socket_path);
+  // virtio-rpmb over vhost-user: the same device port, so the same RPMB state as the bridge's.
+  const mmc::DeviceConfig& config = image->config();
+  transport::VirtioRpmbDevice virtio_rpmb(
+      *device, transport::VirtioRpmbConfig::for_card(static_cast<std::uint32_t>(config.rpmb_size / rpmb::kSizeMultUnit),
+                                                     config.en_rpmb_rel_wr));
+  std::unique_ptr<transport::VhostUserBackend> vhost_user;
+  if (!o.vhost_user_socket_path.empty())
+    vhost_user = std::make_unique<transport::VhostUserBackend>(io, virtio_rpmb, log, o.vhost_user_socket_path);
   int exit_status = 0;
   auto work = asio::make_work_guard(io);
   // The handlers are in place before the line that says where it listens: a client that stops
@@ -160,6 +174,7 @@ int run_serve(const ServeOptions& o) {
     if (ec) return;
     log->info("{}: shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
+    if (vhost_user) vhost_user->stop();
     // The port completes on the device's owner (a strand, or the SystemC kernel thread): finish
     // on the io_context, where `work` and `exit_status` live.
     device->shutdown([&](int error) {
@@ -174,6 +189,12 @@ int run_serve(const ServeOptions& o) {
     });
   });
   server.start();
+  if (vhost_user) {
+    vhost_user->start();
+    const auto c = virtio_rpmb.config();
+    std::cerr << fmt::format("emmcsim: virtio-rpmb (vhost-user) on {} (capacity {} KiB, max_wr_cnt {}, max_rd_cnt {})\n",
+                             o.vhost_user_socket_path, c.capacity * 128, c.max_wr_cnt, c.max_rd_cnt);
+  }
   std::cerr << fmt::format("emmcsim: listening on {} (image {}{})\n", socket_path, image->directory(), timing_text)
             << std::flush;
 
@@ -199,6 +220,10 @@ void add_serve_command(CLI::App& app, Command& selected) {
   serve->add_option("--mmc-socket", options->socket_path,
                     "Unix socket of the MMC-ioctl bridge (default: $XDG_RUNTIME_DIR/emmcsim/mmc.sock, or "
                     "/tmp/emmcsim-$UID/mmc.sock)");
+  serve->add_option("--vhost-user-socket", options->vhost_user_socket_path,
+                    "Also serve the card's RPMB partition as a virtio-rpmb device (ID 28) to a VMM's vhost-user "
+                    "front-end on this Unix socket (docs/virtio-rpmb.md); the same key, counter and data as "
+                    "/dev/mmcblk0rpmb");
   serve->add_option("--log-level", options->log_level, "trace, debug, info, warn (default), error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   serve->add_option("--timing", options->timing,

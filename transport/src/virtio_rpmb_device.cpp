@@ -49,9 +49,9 @@ bridge::IoctlCommand rpmb_command(std::uint32_t opcode, const std::uint8_t* fram
 
 }  // namespace
 
-VirtioRpmbConfig VirtioRpmbConfig::for_card(const bridge::DescribeReply& card, bool thirty_two_frame_writes) {
+VirtioRpmbConfig VirtioRpmbConfig::for_card(std::uint32_t rpmb_size_mult, bool thirty_two_frame_writes) {
   VirtioRpmbConfig c;
-  c.capacity = static_cast<std::uint8_t>(std::min<std::uint32_t>(card.rpmb_size_mult, rpmb::kMaxSizeMult));
+  c.capacity = static_cast<std::uint8_t>(std::min<std::uint32_t>(rpmb_size_mult, rpmb::kMaxSizeMult));
   c.max_wr_cnt = thirty_two_frame_writes ? 32 : 2;
   c.max_rd_cnt = 255;
   return c;

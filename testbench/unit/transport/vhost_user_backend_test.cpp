@@ -27,15 +27,13 @@
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/mmc_bus.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
-#include "vhost_user_frontend.hpp"
+#include "emmcsim/transport/vhost_user_frontend.hpp"
 
 namespace emmcsim::transport {
 namespace {
 
 namespace asio = boost::asio;
 namespace vu = vhost_user;
-using testing::VhostUserFrontend;
-using testing::VirtioRpmbChannel;
 using Bytes = std::vector<std::uint8_t>;
 
 class TempDir {
@@ -79,7 +77,7 @@ class Daemon {
         sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(512)),
         log_(std::make_shared<spdlog::logger>("vhost-user-test", sink_)),
         port_(io_, bus_),
-        device_(port_, VirtioRpmbConfig::for_card(port_.description(), config_.en_rpmb_rel_wr)),
+        device_(port_, VirtioRpmbConfig::for_card(port_.description().rpmb_size_mult, config_.en_rpmb_rel_wr)),
         backend_(io_, device_, log_, socket_path),
         work_(asio::make_work_guard(io_)) {
     log_->set_level(spdlog::level::debug);

@@ -113,10 +113,8 @@ TEST(VirtioRpmbPlan, RefusesWhatIsNoRpmbRequest) {
 }
 
 TEST(VirtioRpmbConfig, ComesFromTheCard) {
-  bridge::DescribeReply card;
-  card.rpmb_size_mult = 32;
-  EXPECT_EQ(VirtioRpmbConfig::for_card(card, true).bytes(), (std::array<std::uint8_t, 3>{32, 32, 255}));
-  EXPECT_EQ(VirtioRpmbConfig::for_card(card, false).bytes(), (std::array<std::uint8_t, 3>{32, 2, 255}));
+  EXPECT_EQ(VirtioRpmbConfig::for_card(32, true).bytes(), (std::array<std::uint8_t, 3>{32, 32, 255}));
+  EXPECT_EQ(VirtioRpmbConfig::for_card(128, false).bytes(), (std::array<std::uint8_t, 3>{128, 2, 255}));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ struct VirtioRpmbConfig {
   std::uint8_t max_rd_cnt = 255;
 
   std::array<std::uint8_t, 3> bytes() const { return {capacity, max_wr_cnt, max_rd_cnt}; }
-  // From the card's description (RPMB_SIZE_MULT) and whether 32-frame writes are enabled.
-  static VirtioRpmbConfig for_card(const bridge::DescribeReply& card, bool thirty_two_frame_writes);
+  // From the card's RPMB_SIZE_MULT and whether 32-frame writes are enabled (EN_RPMB_REL_WR).
+  static VirtioRpmbConfig for_card(std::uint32_t rpmb_size_mult, bool thirty_two_frame_writes);
 };
 
 class VirtioRpmbRequestError : public std::runtime_error {

@@ -1,6 +1,7 @@
-// VhostUserFrontend: the VMM's side of vhost-user for tests and benchmarks, plus the guest
-// driver's side of one split virtqueue — what QEMU (vhost-user-device, virtio-id 28) and a guest's
-// virtio-rpmb driver do together, in one process:
+// VhostUserFrontend: the VMM's side of vhost-user plus the guest driver's side of one split
+// virtqueue — what QEMU (vhost-user-device, virtio-id 28) and a guest's virtio-rpmb driver do
+// together, in one process. `emmcsim rpmb --vhost-user` uses it to act as a VM; the tests and the
+// benchmark use it, and its raw pieces (set_descriptor, publish, send_raw) to play a hostile one.
 //
 //   guest RAM   a memfd of `memory_bytes`, mapped here; the back-end maps the same fd. Guest-
 //               physical addresses start at kGuestBase; ring addresses are sent as this
@@ -14,6 +15,7 @@
 //               0x2000, buffers from 0x10000; submit() places a chain, kick()s, and
 //               wait_used() polls the call eventfd (bounded: a missing interrupt fails the test
 //               after `timeout`, it never sleeps for a result).
+// Failures throw VhostUserFrontendError.
 //
 // VirtioRpmbChannel turns rpmb::Host's send/receive pairs into one chain each, as the Linux
 // virtio-rpmb driver proposals and NuttX do: the queued request frames readable, room for the
@@ -41,9 +43,12 @@
 #include "emmcsim/transport/split_virtqueue.hpp"
 #include "emmcsim/transport/vhost_user_message.hpp"
 
-namespace emmcsim::testing {
+namespace emmcsim::transport {
 
-namespace vhost_user = transport::vhost_user;
+class VhostUserFrontendError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class VhostUserFrontend {
  public:
@@ -62,27 +67,25 @@ class VhostUserFrontend {
                              std::uint16_t queue_size = 16)
       : memory_bytes_(memory_bytes), queue_size_(queue_size) {
     memfd_ = ::memfd_create("emmcsim-guest-ram", MFD_CLOEXEC);
-    if (memfd_ < 0 || ::ftruncate(memfd_, static_cast<off_t>(memory_bytes)) != 0) fail("memfd");
+    if (memfd_ < 0 || ::ftruncate(memfd_, static_cast<off_t>(memory_bytes)) != 0) release_and_fail("memfd");
     void* p = ::mmap(nullptr, memory_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
-    if (p == MAP_FAILED) fail("mmap");
+    if (p == MAP_FAILED) release_and_fail("mmap");
     ram_ = static_cast<std::uint8_t*>(p);
     kick_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     call_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (kick_ < 0 || call_ < 0) fail("eventfd");
+    if (kick_ < 0 || call_ < 0) release_and_fail("eventfd");
     socket_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     std::strncpy(address.sun_path, socket_path.c_str(), sizeof(address.sun_path) - 1);
-    if (socket_ < 0 || ::connect(socket_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0)
-      fail("connect to " + socket_path);
+    if (socket_ < 0 || ::connect(socket_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+      const int error = errno;
+      release();
+      throw VhostUserFrontendError("cannot connect to " + socket_path + ": " + std::strerror(error) +
+                                   " (is 'emmcsim serve --vhost-user-socket " + socket_path + "' running?)");
+    }
   }
-  ~VhostUserFrontend() {
-    if (socket_ >= 0) ::close(socket_);
-    if (kick_ >= 0) ::close(kick_);
-    if (call_ >= 0) ::close(call_);
-    if (ram_ != nullptr) ::munmap(ram_, memory_bytes_);
-    if (memfd_ >= 0) ::close(memfd_);
-  }
+  ~VhostUserFrontend() { release(); }
   VhostUserFrontend(const VhostUserFrontend&) = delete;
   VhostUserFrontend& operator=(const VhostUserFrontend&) = delete;
 
@@ -201,7 +204,7 @@ class VhostUserFrontend {
 
   void set_descriptor(std::uint16_t index, std::uint64_t address, std::uint32_t length, std::uint16_t flags,
                       std::uint16_t next) {
-    std::uint8_t* p = ram_ + kDescriptorOffset + transport::vring::kDescriptorSize * index;
+    std::uint8_t* p = ram_ + kDescriptorOffset + vring::kDescriptorSize * index;
     std::memcpy(p, &address, 8);
     std::memcpy(p + 8, &length, 4);
     std::memcpy(p + 12, &flags, 2);
@@ -244,8 +247,8 @@ class VhostUserFrontend {
       }
       const bool last = i + 1 == count;
       set_descriptor(static_cast<std::uint16_t>(i), guest_address(offset), length,
-                     static_cast<std::uint16_t>((is_write ? transport::vring::kDescWrite : 0) |
-                                                (last ? 0 : transport::vring::kDescNext)),
+                     static_cast<std::uint16_t>((is_write ? vring::kDescWrite : 0) |
+                                                (last ? 0 : vring::kDescNext)),
                      static_cast<std::uint16_t>(last ? 0 : i + 1));
       offset += (length + 15) & ~std::uint64_t{15};
     }
@@ -303,8 +306,23 @@ class VhostUserFrontend {
   std::uint16_t queue_size() const { return queue_size_; }
 
  private:
+  void release() {
+    if (socket_ >= 0) ::close(socket_);
+    if (kick_ >= 0) ::close(kick_);
+    if (call_ >= 0) ::close(call_);
+    if (ram_ != nullptr) ::munmap(ram_, memory_bytes_);
+    if (memfd_ >= 0) ::close(memfd_);
+    socket_ = kick_ = call_ = memfd_ = -1;
+    ram_ = nullptr;
+  }
+  [[noreturn]] void release_and_fail(const std::string& what) {
+    const int error = errno;
+    release();
+    errno = error;
+    fail(what);
+  }
   [[noreturn]] static void fail(const std::string& what) {
-    throw std::runtime_error("vhost-user front-end: " + what + (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
+    throw VhostUserFrontendError("vhost-user front-end: " + what + (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
   }
   bool read_exactly(std::uint8_t* out, std::size_t size, std::chrono::milliseconds timeout) {
     std::size_t done = 0;
@@ -351,7 +369,7 @@ class VirtioRpmbChannel final : public rpmb::RequestChannel {
     const VhostUserFrontend::Used used = frontend_.wait_used();
     last_used_length_ = used.length;
     if (used.length != count * rpmb::kFrameSize)
-      throw std::runtime_error("virtio-rpmb: the device wrote " + std::to_string(used.length) + " bytes, expected " +
+      throw VhostUserFrontendError("virtio-rpmb: the device wrote " + std::to_string(used.length) + " bytes, expected " +
                                std::to_string(count * rpmb::kFrameSize));
     const std::vector<std::uint8_t> bytes = frontend_.written();
     for (std::size_t i = 0; i < count; ++i) frames[i] = rpmb::Frame::from_bytes(bytes.data() + i * rpmb::kFrameSize);
@@ -364,4 +382,4 @@ class VirtioRpmbChannel final : public rpmb::RequestChannel {
   std::uint32_t last_used_length_ = 0;
 };
 
-}  // namespace emmcsim::testing
+}  // namespace emmcsim::transport
