@@ -589,8 +589,12 @@ void VhostUserBackend::accept_next() {
         if (acceptor_.is_open()) accept_next();
         return;
       }
-      if (session_) {
-        log_->warn("refusing a vhost-user front-end: one is connected already (a device has one owner)");
+      if (session_ && waiting_.size() >= kMaxWaiting) {
+        log_->warn("refusing a vhost-user front-end: one is connected and {} wait already (a device has one owner)",
+                   waiting_.size());
+      } else if (session_) {
+        log_->info("vhost-user front-end {} waits until the connected one is done (a device has one owner)", next_id_);
+        waiting_.emplace_back(next_id_++, std::move(socket));
       } else {
         session = std::make_shared<VhostUserSession>(*this, std::move(socket), next_id_++);
         session_ = session;
@@ -603,8 +607,19 @@ void VhostUserBackend::accept_next() {
 }
 
 void VhostUserBackend::forget(const VhostUserSession* session) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (session_.get() == session) session_.reset();
+  std::shared_ptr<VhostUserSession> next;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (session_.get() != session) return;
+    session_.reset();
+    if (stopped_ || waiting_.empty()) return;
+    auto [id, socket] = std::move(waiting_.front());
+    waiting_.pop_front();
+    next = std::make_shared<VhostUserSession>(*this, std::move(socket), id);
+    session_ = next;
+    log_->info("vhost-user front-end {} connected", id);
+  }
+  next->start();
 }
 
 bool VhostUserBackend::front_end_connected() const {
@@ -624,6 +639,7 @@ void VhostUserBackend::stop() {
     if (stopped_) return;
     stopped_ = true;
     session = session_;
+    waiting_.clear();  // closes their sockets
     boost::system::error_code ignored;
     if (acceptor_.is_open()) {
       acceptor_.close(ignored);

@@ -288,7 +288,7 @@ TEST_F(VhostUserBackendTest, BrokenFramingClosesTheConnectionAndTheNextFrontEndI
   EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "protocol version 2, expected 1; closing"), 1u);
   EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "(the front-end expects a reply); closing"), 1u);
   EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "payload of 1048576 bytes (at most 4096); closing"), 1u);
-  EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "one is connected already"), 0u);
+  EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "wait already"), 0u);
   VhostUserFrontend frontend(socket_path_);
   frontend.start();
   expect_device_works(frontend, 0);
@@ -335,13 +335,22 @@ TEST_F(VhostUserBackendTest, ABrokenRingStopsUntilTheFrontEndResetsIt) {
   expect_device_works(frontend, 0);
 }
 
-TEST_F(VhostUserBackendTest, ASecondFrontEndIsTurnedAway) {
-  VhostUserFrontend first(socket_path_);
-  first.start();
+TEST_F(VhostUserBackendTest, ASecondFrontEndWaitsItsTurn) {
+  auto first = std::make_unique<VhostUserFrontend>(socket_path_);
+  first->start();
   VhostUserFrontend second(socket_path_);
-  EXPECT_TRUE(second.closed_by_back_end());
-  EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "one is connected already"), 1u);
-  expect_device_works(first, 0);
+  ASSERT_TRUE(eventually([&] { return daemon_->lines_containing(spdlog::level::info, "front-end 2 waits") == 1; }));
+  expect_device_works(*first, 0);  // the first is served meanwhile
+  first.reset();
+  second.start();  // its handshake is answered once the first is gone
+  expect_device_works(second, 0);
+  // Beyond kMaxWaiting, front-ends are turned away.
+  std::vector<std::unique_ptr<VhostUserFrontend>> queue;
+  for (std::size_t i = 0; i < VhostUserBackend::kMaxWaiting; ++i)
+    queue.push_back(std::make_unique<VhostUserFrontend>(socket_path_));
+  VhostUserFrontend turned_away(socket_path_);
+  EXPECT_TRUE(turned_away.closed_by_back_end());
+  EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "wait already"), 1u);
 }
 
 TEST_F(VhostUserBackendTest, StateOutlivesTheFrontEnd) {
@@ -355,7 +364,6 @@ TEST_F(VhostUserBackendTest, StateOutlivesTheFrontEnd) {
     ASSERT_TRUE(host.write(5, data.data(), 1).ok());
   }
   // The VM is gone; the next one finds the key and the counter where they were.
-  ASSERT_TRUE(eventually([&] { return !daemon_->backend().front_end_connected(); }));
   VhostUserFrontend frontend(socket_path_);
   frontend.start();
   expect_device_works(frontend, 1);

@@ -3,7 +3,9 @@
 // machine the same partition the MMC-ioctl bridge serves (docs/virtio-rpmb.md).
 //
 // The socket is set up as every daemon socket is (unix_socket.hpp). One front-end is served at a
-// time — vhost-user has one owner per device —, a second connection is closed with a log line.
+// time — vhost-user has one owner per device —: a front-end that connects meanwhile (a VMM
+// restarting before the back-end noticed the old connection end, say) waits its turn, up to
+// kMaxWaiting of them; more are closed with a log line.
 // Per connection (Boost.Asio, one strand):
 //   messages  read with their SCM_RIGHTS descriptors, decoded (vhost_user_message.hpp), handled,
 //             replied to (GET_* always; the rest when REPLY_ACK was negotiated and need_reply set);
@@ -28,6 +30,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +44,8 @@ class VhostUserSession;
 
 class VhostUserBackend {
  public:
+  static constexpr std::size_t kMaxWaiting = 4;
+
   VhostUserBackend(boost::asio::io_context& io, VirtioRpmbDevice& device, std::shared_ptr<spdlog::logger> log,
                    std::string socket_path);
   ~VhostUserBackend();
@@ -64,8 +70,9 @@ class VhostUserBackend {
   std::shared_ptr<spdlog::logger> log_;
   std::string path_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
-  mutable std::mutex mutex_;  // guards acceptor_, session_, stopped_, next_id_, chains_served_
+  mutable std::mutex mutex_;  // guards acceptor_, session_, waiting_, stopped_, next_id_, chains_served_
   std::shared_ptr<VhostUserSession> session_;
+  std::deque<std::pair<std::uint64_t, boost::asio::local::stream_protocol::socket>> waiting_;
   std::uint64_t next_id_ = 1;
   std::uint64_t chains_served_ = 0;
   bool stopped_ = false;
