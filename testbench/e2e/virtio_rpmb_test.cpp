@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <string>
@@ -52,6 +54,12 @@ class VirtioRpmbDaemon : public ::testing::Test {
   }
   void TearDown() override {
     daemon_.reset();
+    // A sanitizer build of the daemon reports into its log (and, halting, dies): none may appear.
+    for (const char* log : {"/daemon.log", "/plain.log"}) {
+      std::ifstream in(dir_ + log);
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      EXPECT_EQ(text.find("Sanitizer"), std::string::npos) << dir_ + log << ":\n" << text;
+    }
     if (!dir_.empty()) {
       const std::string command = "rm -rf '" + dir_ + "'";
       if (std::system(command.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", dir_.c_str());
