@@ -6,11 +6,14 @@
 //   - durability: authenticated writes acknowledged through the used ring survive kill -9 at
 //     random instants, with the counter equal to the acknowledged writes (one more at most, for
 //     the write in flight);
-//   - the socket is 0600 and a daemon without --vhost-user-socket has none.
+//   - the socket is 0600 and a daemon without --vhost-user-socket has none;
+//   - garbage, plausible headers over random payloads, stray descriptors and hostile chains from
+//     60 connections leave the daemon serving and the card untouched.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -130,6 +133,52 @@ TEST_F(VirtioRpmbDaemon, OneRpmbStateForTheVmAndTheIoctlBridge) {
 TEST_F(VirtioRpmbDaemon, OneRpmbStateWithTheTimedModel) {
   start({"--timing", "approximate"});
   expect_one_rpmb_state();
+}
+
+TEST_F(VirtioRpmbDaemon, GarbageOnTheSocketLeavesTheDaemonServing) {
+  start();
+  std::mt19937 random(7);
+  namespace vu = transport::vhost_user;
+  for (int connection = 0; connection < 60; ++connection) {
+    try {
+      VhostUserFrontend hostile(vhost_socket_);
+      // Some after a proper handshake, with a running ring. (While earlier connections are still
+      // being wound up this one may wait its turn, or be turned away: fine either way.)
+      const bool handshake = connection % 3 == 0;
+      if (handshake) hostile.start();
+      std::vector<std::uint8_t> bytes(std::uniform_int_distribution<std::size_t>(1, 600)(random));
+      for (auto& b : bytes) b = static_cast<std::uint8_t>(random());
+      if (connection % 2 == 0 && bytes.size() >= vu::kHeaderSize) {
+        // A plausible header (version 1, a known request, a small size) over random payload.
+        const std::uint32_t request = 1 + random() % 40, flags = vu::kVersion | (random() % 2 ? vu::kFlagNeedReply : 0);
+        const std::uint32_t size = static_cast<std::uint32_t>(bytes.size() - vu::kHeaderSize);
+        std::memcpy(bytes.data(), &request, 4);
+        std::memcpy(bytes.data() + 4, &flags, 4);
+        std::memcpy(bytes.data() + 8, &size, 4);
+      }
+      std::vector<int> fds;
+      if (connection % 5 == 0) fds = {hostile.memfd()};
+      if (handshake) {  // hostile chains on the running ring first
+        hostile.set_descriptor(0, random(), static_cast<std::uint32_t>(random()), static_cast<std::uint16_t>(random()),
+                               static_cast<std::uint16_t>(random()));
+        hostile.publish(0);
+      }
+      hostile.send_raw(bytes, fds);
+    } catch (const transport::VhostUserFrontendError&) {
+      // refused, or closed on us: fine
+    }
+  }
+  ASSERT_TRUE(daemon_->running());
+  int status = 0;
+  ASSERT_FALSE(daemon_->exited(&status)) << describe_wait_status(status);
+  VhostUserFrontend vm(vhost_socket_);
+  vm.start();
+  VirtioRpmbChannel virtio(vm);
+  rpmb::Host guest(virtio, test_key());
+  EXPECT_EQ(guest.read_counter().result, static_cast<std::uint16_t>(rpmb::ResultCode::key_not_programmed))
+      << "nothing the garbage did reached the card";
+  ASSERT_TRUE(guest.program_key(test_key()).ok());
+  EXPECT_EQ(guest.read_counter().write_counter, 0u);
 }
 
 TEST_F(VirtioRpmbDaemon, AcknowledgedWritesSurviveKillDashNine) {
