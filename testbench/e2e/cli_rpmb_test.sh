@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check of `emmcsim rpmb`: exit statuses, messages naming the JEDEC result, file
-# permissions, persistence across invocations, and that the key never appears in any output.
+# permissions, persistence across invocations, and that the key never appears in any output;
+# then `rpmb --vhost-user` against `emmcsim serve --vhost-user-socket` (a VM's virtio-rpmb driver),
+# its results checked on the image once the daemon has stopped.
 set -uo pipefail
 emmcsim=$1
 work=$(mktemp -d)
@@ -52,6 +54,31 @@ check "size disagreeing with the image" 2 "disagrees" -- "$emmcsim" rpmb --image
 truncate -s -1 card/rpmb.img
 check "truncated image" 2 "truncated" -- "$emmcsim" rpmb --image card info
 check "help explains the commands" 0 "program-key" -- "$emmcsim" rpmb --help
+
+# Over virtio-rpmb: the daemon serves a fresh image; the CLI plays the VM.
+vhost=$work/run/vhost.sock
+"$emmcsim" serve --image vm --mmc-socket "$work/run/mmc.sock" --vhost-user-socket "$vhost" 2>serve.log &
+daemon=$!
+for _ in $(seq 1 400); do grep -q 'listening on' serve.log && break; sleep 0.05; done
+check "the daemon offers virtio-rpmb" 0 "virtio-rpmb \(vhost-user\) on .*max_wr_cnt 32, max_rd_cnt 255" -- cat serve.log
+check "vhost-user: counter before the key" 1 "key not yet programmed \(0x0007\)" -- "$emmcsim" rpmb --vhost-user "$vhost" read-counter
+check "vhost-user: program the key" 0 "key programmed" -- "$emmcsim" rpmb --vhost-user "$vhost" program-key key.bin
+check "vhost-user: second key programming" 1 "general failure \(0x0001\)" -- "$emmcsim" rpmb --vhost-user "$vhost" program-key wrong.bin
+check "vhost-user: write 32 half-sectors" 0 "counter now 1" -- "$emmcsim" rpmb --vhost-user "$vhost" write 0x40 many.bin key.bin
+check "vhost-user: verified read" 0 "MAC verified" -- "$emmcsim" rpmb --vhost-user "$vhost" read 0x40 32 vback.bin key.bin
+cmp -s many.bin vback.bin && echo "ok: vhost-user read back what was written" || { echo "FAIL: vhost-user data differs"; failures=$((failures + 1)); }
+check "vhost-user: wrong key on write" 1 "authentication failure \(0x0002\)" -- "$emmcsim" rpmb --vhost-user "$vhost" write 5 one.bin wrong.bin
+check "vhost-user: replayed write" 1 "counter failure \(0x0003\)" -- "$emmcsim" rpmb --vhost-user "$vhost" write --counter 0 5 one.bin key.bin
+check "vhost-user: config write" 0 "SECURE_WP_MODE_CONFIG set to 1" -- "$emmcsim" rpmb --vhost-user "$vhost" config-write config 1 key.bin
+check "both --image and --vhost-user" 2 "exactly one of --image DIR" -- "$emmcsim" rpmb --image card --vhost-user "$vhost" read-counter
+check "neither --image nor --vhost-user" 2 "exactly one of --image DIR" -- "$emmcsim" rpmb read-counter
+check "info needs the image" 2 "info reads the image directory itself" -- "$emmcsim" rpmb --vhost-user "$vhost" info
+check "no daemon there" 2 "cannot connect to .*nowhere.sock.*is 'emmcsim serve --vhost-user-socket" -- "$emmcsim" rpmb --vhost-user "$work/nowhere.sock" read-counter
+mode=$(stat -c %a "$vhost")
+[ "$mode" = 600 ] && echo "ok: vhost-user socket is mode 0600" || { echo "FAIL: vhost-user socket mode $mode"; failures=$((failures + 1)); }
+kill -TERM "$daemon"; wait "$daemon"
+check "the VM's writes are on the image" 0 "write counter    2" -- "$emmcsim" rpmb --image vm info
+check "and readable without the daemon" 0 "SECURE_WP_MODE_CONFIG 0x01" -- "$emmcsim" rpmb --image vm config-read key.bin
 
 mode=$(stat -c %a small/rpmb.img)
 [ "$mode" = 600 ] && echo "ok: image is mode 0600" || { echo "FAIL: image mode $mode"; failures=$((failures + 1)); }
