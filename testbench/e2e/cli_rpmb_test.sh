@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end check of `emmcsim rpmb`: exit statuses, messages naming the JEDEC result, file
 # permissions, persistence across invocations, and that the key never appears in any output;
-# then `rpmb --vhost-user` against `emmcsim serve --vhost-user-socket` (a VM's virtio-rpmb driver),
-# its results checked on the image once the daemon has stopped.
+# then `rpmb --vhost-user` against `emmcsim serve --vhost-user-socket` (a VM's virtio-rpmb driver)
+# and `rpmb --mmc-socket` (the bridge, as mmc-utils) on the same daemon, each reading what the
+# other wrote, and the results checked on the image once the daemon has stopped.
 set -uo pipefail
 emmcsim=$1
 work=$(mktemp -d)
@@ -70,6 +71,12 @@ cmp -s many.bin vback.bin && echo "ok: vhost-user read back what was written" ||
 check "vhost-user: wrong key on write" 1 "authentication failure \(0x0002\)" -- "$emmcsim" rpmb --vhost-user "$vhost" write 5 one.bin wrong.bin
 check "vhost-user: replayed write" 1 "counter failure \(0x0003\)" -- "$emmcsim" rpmb --vhost-user "$vhost" write --counter 0 5 one.bin key.bin
 check "vhost-user: config write" 0 "SECURE_WP_MODE_CONFIG set to 1" -- "$emmcsim" rpmb --vhost-user "$vhost" config-write config 1 key.bin
+check "bridge: the VM's counter" 0 "counter value: 0x00000002 \(2\) \(MAC verified\)" -- "$emmcsim" rpmb --mmc-socket "$work/run/mmc.sock" read-counter key.bin
+check "bridge: the VM's data" 0 "MAC verified" -- "$emmcsim" rpmb --mmc-socket "$work/run/mmc.sock" read 0x40 32 bback.bin key.bin
+cmp -s many.bin bback.bin && echo "ok: the bridge reads what the VM wrote" || { echo "FAIL: bridge data differs"; failures=$((failures + 1)); }
+check "bridge: a write the VM then reads" 0 "counter now 3" -- "$emmcsim" rpmb --mmc-socket "$work/run/mmc.sock" write 7 one.bin key.bin
+check "vhost-user: reads the bridge's write" 0 "MAC verified" -- "$emmcsim" rpmb --vhost-user "$vhost" read 7 1 vone.bin key.bin
+cmp -s one.bin vone.bin && echo "ok: the VM reads what the bridge wrote" || { echo "FAIL: virtio data differs"; failures=$((failures + 1)); }
 check "both --image and --vhost-user" 2 "exactly one of --image DIR" -- "$emmcsim" rpmb --image card --vhost-user "$vhost" read-counter
 check "neither --image nor --vhost-user" 2 "exactly one of --image DIR" -- "$emmcsim" rpmb read-counter
 check "info needs the image" 2 "info reads the image directory itself" -- "$emmcsim" rpmb --vhost-user "$vhost" info
@@ -77,7 +84,7 @@ check "no daemon there" 2 "cannot connect to .*nowhere.sock.*is 'emmcsim serve -
 mode=$(stat -c %a "$vhost")
 [ "$mode" = 600 ] && echo "ok: vhost-user socket is mode 0600" || { echo "FAIL: vhost-user socket mode $mode"; failures=$((failures + 1)); }
 kill -TERM "$daemon"; wait "$daemon"
-check "the VM's writes are on the image" 0 "write counter    2" -- "$emmcsim" rpmb --image vm info
+check "the VM's writes are on the image" 0 "write counter    3" -- "$emmcsim" rpmb --image vm info
 check "and readable without the daemon" 0 "SECURE_WP_MODE_CONFIG 0x01" -- "$emmcsim" rpmb --image vm config-read key.bin
 
 mode=$(stat -c %a small/rpmb.img)

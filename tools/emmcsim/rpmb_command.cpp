@@ -22,6 +22,8 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/file_store.hpp"
 #include "emmcsim/rpmb/host.hpp"
+#include "emmcsim/transport/bridge_client.hpp"
+#include "emmcsim/transport/bridge_rpmb_channel.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
 
 namespace emmcsim::tools {
@@ -32,6 +34,7 @@ using namespace emmcsim::rpmb;
 struct Options {
   std::string image_dir;
   std::string vhost_user_socket;  // act as a VM's virtio-rpmb driver against `emmcsim serve`
+  std::string mmc_socket;         // act as mmc-utils on /dev/mmcblkNrpmb against `emmcsim serve`
   std::string rpmb_size;  // empty: 4 MiB for a new image, the image's own size otherwise
   std::string durability = "sync";
   bool no_en_rpmb_rel_wr = false;  // refuse 32-frame writes whatever the image says
@@ -148,17 +151,20 @@ void require_success(const std::string& what, const HostResult& r) {
 }
 
 void check_target(const Options& o) {
-  if (o.image_dir.empty() == o.vhost_user_socket.empty())
-    throw UsageError("give exactly one of --image DIR (the image itself) and --vhost-user SOCKET (a running "
-                     "'emmcsim serve --vhost-user-socket SOCKET', as a VM's virtio-rpmb driver)");
-  if (!o.vhost_user_socket.empty() && o.trace)
-    throw UsageError("--trace shows the eMMC bus of --image; over --vhost-user the daemon's bus is its own "
+  const int targets = !o.image_dir.empty() + !o.vhost_user_socket.empty() + !o.mmc_socket.empty();
+  if (targets != 1)
+    throw UsageError("give exactly one of --image DIR (the image itself), --mmc-socket SOCKET (a running "
+                     "'emmcsim serve', through the MMC-ioctl bridge as mmc-utils) and --vhost-user SOCKET (a "
+                     "running 'emmcsim serve --vhost-user-socket SOCKET', as a VM's virtio-rpmb driver)");
+  if (o.image_dir.empty() && o.trace)
+    throw UsageError("--trace shows the eMMC bus of --image; a daemon's bus is its own "
                      "(serve --log-level debug shows the requests)");
 }
 
 // Either an image, its card brought up to tran, and the host reaching the RPMB partition over the
-// card's bus exactly as Linux does for an ioctl on mmcblkNrpmb; or (--vhost-user) a vhost-user
-// front-end and virtio-rpmb driver reaching the daemon's card as a virtual machine would.
+// card's bus exactly as Linux does for an ioctl on mmcblkNrpmb; or (--mmc-socket) the daemon's
+// card through the MMC-ioctl bridge, batched as mmc-utils batches it; or (--vhost-user) a
+// vhost-user front-end and virtio-rpmb driver reaching the daemon's card as a virtual machine would.
 struct Session {
   bool thirty_two_frame_writes = false;
   std::unique_ptr<mmc::Image> image;
@@ -166,10 +172,20 @@ struct Session {
   std::unique_ptr<mmc::RpmbBusChannel> bus_channel;
   std::unique_ptr<transport::VhostUserFrontend> frontend;
   std::unique_ptr<transport::VirtioRpmbChannel> virtio_channel;
+  std::unique_ptr<transport::bridge::BridgeClient> bridge_client;
+  std::unique_ptr<transport::BridgeRpmbChannel> bridge_channel;
   std::unique_ptr<Host> host;
 
   Session(const Options& o, std::optional<Key> key) {
     check_target(o);
+    if (!o.mmc_socket.empty()) {
+      bridge_client = std::make_unique<transport::bridge::BridgeClient>(o.mmc_socket);
+      // The card's own REL_WR rules decide 32-frame writes; its refusal is reported as such.
+      thirty_two_frame_writes = !o.no_en_rpmb_rel_wr;
+      bridge_channel = std::make_unique<transport::BridgeRpmbChannel>(*bridge_client);
+      host = std::make_unique<Host>(*bridge_channel, std::move(key));
+      return;
+    }
     if (!o.vhost_user_socket.empty()) {
       frontend = std::make_unique<transport::VhostUserFrontend>(o.vhost_user_socket);
       frontend->start();
@@ -194,8 +210,8 @@ struct Session {
 
 int run_info(Options& o) {
   check_target(o);
-  if (!o.vhost_user_socket.empty())
-    throw UsageError("info reads the image directory itself: use --image DIR (read-counter works over --vhost-user)");
+  if (o.image_dir.empty())
+    throw UsageError("info reads the image directory itself: use --image DIR (read-counter works over a socket)");
   auto image = open_image(o);
   const FileStore& store = image->rpmb_store();
   const PartitionState& s = store.state();
@@ -316,6 +332,9 @@ void add_rpmb_command(CLI::App& app, Command& selected) {
   rpmb->require_subcommand(1);
   rpmb->add_option("--image", options->image_dir,
                    "Image directory (see 'emmcsim image'); created with the default device when absent");
+  rpmb->add_option("--mmc-socket", options->mmc_socket,
+                   "Instead of --image: reach 'emmcsim serve' through its MMC-ioctl bridge socket, with the "
+                   "MMC_IOC_MULTI_CMD sequences mmc-utils sends to /dev/mmcblkNrpmb");
   rpmb->add_option("--vhost-user", options->vhost_user_socket,
                    "Instead of --image: reach 'emmcsim serve --vhost-user-socket SOCKET' over vhost-user, as a "
                    "virtual machine's virtio-rpmb driver does");
