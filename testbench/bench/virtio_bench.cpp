@@ -176,6 +176,17 @@ void report(benchmark::State& state, Latencies& latencies, std::chrono::steady_c
   if (against_bridge && g_bridge_rate > 0) state.counters["ratio_to_bridge"] = rate / g_bridge_rate;
 }
 
+// The benchmark loop of counter reads through `host`; returns its wall-clock time.
+std::chrono::steady_clock::duration read_counters(benchmark::State& state, rpmb::Host& host, Latencies& latencies) {
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!host.read_counter().ok()) state.SkipWithError("counter read failed");
+    latencies.add(std::chrono::steady_clock::now() - t0);
+  }
+  return std::chrono::steady_clock::now() - start;
+}
+
 void BM_EventfdPingPong(benchmark::State& state) {
   const int kick = ::eventfd(0, EFD_CLOEXEC);
   const int call = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -216,13 +227,7 @@ void BM_BridgeReadCounter(benchmark::State& state) {
   transport::BridgeRpmbChannel channel(client);
   rpmb::Host host(channel, bench_key());
   Latencies latencies;
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (!host.read_counter().ok()) state.SkipWithError("counter read failed");
-    latencies.add(std::chrono::steady_clock::now() - t0);
-  }
-  const auto total = std::chrono::steady_clock::now() - start;
+  const auto total = read_counters(state, host, latencies);
   report(state, latencies, total, false);
   g_bridge_rate = rate_of(state, total);
 }
@@ -233,13 +238,7 @@ void BM_VirtioReadCounter(benchmark::State& state) {
   transport::VirtioRpmbChannel channel(vm);
   rpmb::Host host(channel, bench_key());
   Latencies latencies;
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (!host.read_counter().ok()) state.SkipWithError("counter read failed");
-    latencies.add(std::chrono::steady_clock::now() - t0);
-  }
-  report(state, latencies, std::chrono::steady_clock::now() - start);
+  report(state, latencies, read_counters(state, host, latencies));
 }
 
 void virtio_write(benchmark::State& state, std::size_t half_sectors) {

@@ -38,6 +38,7 @@
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/mmc_bus.hpp"
+#include "temp_dir.hpp"
 
 namespace emmcsim::transport {
 namespace {
@@ -62,23 +63,7 @@ mmc::DeviceConfig test_config() {
   return c;
 }
 
-// A fresh directory under /tmp (short: socket paths are limited to 107 bytes), removed after.
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/emmcsim-tt-XXXXXX";
-    if (::mkdtemp(name) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = name;
-  }
-  ~TempDir() {
-    const std::string command = "rm -rf '" + path_ + "'";
-    if (std::system(command.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 mode_t mode_of(const std::string& path) {
   struct stat st {};

@@ -26,6 +26,7 @@
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/mmc_bus.hpp"
+#include "temp_dir.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
 
@@ -36,22 +37,7 @@ namespace asio = boost::asio;
 namespace vu = vhost_user;
 using Bytes = std::vector<std::uint8_t>;
 
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/emmcsim-vu-XXXXXX";
-    if (::mkdtemp(name) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = name;
-  }
-  ~TempDir() {
-    const std::string command = "rm -rf '" + path_ + "'";
-    if (std::system(command.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 mmc::DeviceConfig test_config() {
   mmc::DeviceConfig c = mmc::default_device_config();
