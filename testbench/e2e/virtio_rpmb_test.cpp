@@ -18,6 +18,8 @@
 #include <iterator>
 #include <memory>
 #include <random>
+#include <regex>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -70,7 +72,8 @@ class VirtioRpmbDaemon : public ::testing::Test {
   }
   void start(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"serve", "--image", dir_ + "/card", "--mmc-socket", mmc_socket_,
-                                     "--vhost-user-socket", vhost_socket_, "--log-level", "info"};
+                                     "--vhost-user-socket", vhost_socket_};
+    if (std::find(extra.begin(), extra.end(), "--log-level") == extra.end()) args.insert(args.end(), {"--log-level", "info"});
     args.insert(args.end(), extra.begin(), extra.end());
     daemon_ = std::make_unique<DaemonProcess>(emmcsim_binary(), args, dir_ + "/daemon.log");
     daemon_->start();
@@ -131,8 +134,18 @@ TEST_F(VirtioRpmbDaemon, OneRpmbStateForTheVmAndTheIoctlBridge) {
 }
 
 TEST_F(VirtioRpmbDaemon, OneRpmbStateWithTheTimedModel) {
-  start({"--timing", "approximate"});
+  start({"--timing", "approximate", "--log-level", "debug"});
   expect_one_rpmb_state();
+  // Each chain's simulated duration is in the debug log; a 32-frame write costs more than a
+  // counter read (its MACs and the RPMB commit).
+  const std::string log = daemon_->log_tail(200000);
+  const std::regex line(R"(vhost-user front-end \d+: chain \d+ done: 512 bytes, ([0-9.]+) us simulated)");
+  std::vector<double> durations;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it)
+    durations.push_back(std::stod((*it)[1]));
+  ASSERT_GE(durations.size(), 6u) << log;
+  for (double d : durations) EXPECT_GT(d, 0.0);
+  EXPECT_GT(*std::max_element(durations.begin(), durations.end()), *std::min_element(durations.begin(), durations.end()));
 }
 
 TEST_F(VirtioRpmbDaemon, GarbageOnTheSocketLeavesTheDaemonServing) {

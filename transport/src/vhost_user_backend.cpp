@@ -482,22 +482,29 @@ class VhostUserSession : public std::enable_shared_from_this<VhostUserSession> {
       if (!chain) return;
       busy_ = true;
       const std::uint16_t head = chain->head;
-      backend_.device_.serve(std::move(*chain), [self = shared_from_this(), head](std::uint32_t written, std::string error) {
-        asio::post(self->strand_, [self, head, written, error = std::move(error)] { self->on_served(head, written, error); });
+      backend_.device_.serve(std::move(*chain), [self = shared_from_this(), head](VirtioRpmbOutcome outcome) {
+        asio::post(self->strand_, [self, head, outcome = std::move(outcome)] { self->on_served(head, outcome); });
       });
     }
   }
 
-  void on_served(std::uint16_t head, std::uint32_t written, const std::string& error) {
+  void on_served(std::uint16_t head, const VirtioRpmbOutcome& outcome) {
     busy_ = false;
     {
       std::lock_guard<std::mutex> lock(backend_.mutex_);
       ++backend_.chains_served_;
     }
-    if (!error.empty()) log_->warn("vhost-user front-end {}: request (chain {}): {}", id_, head, error);
+    if (!outcome.error.empty()) {
+      log_->warn("vhost-user front-end {}: request (chain {}): {}", id_, head, outcome.error);
+    } else if (outcome.simulated_ps) {
+      log_->debug("vhost-user front-end {}: chain {} done: {} bytes, {:.3f} us simulated", id_, head, outcome.written,
+                  static_cast<double>(*outcome.simulated_ps) / 1e6);
+    } else {
+      log_->debug("vhost-user front-end {}: chain {} done: {} bytes", id_, head, outcome.written);
+    }
     if (closed_) return;
     if (queue_) {
-      queue_->push(head, written);
+      queue_->push(head, outcome.written);
       if (queue_->wants_interrupt()) signal(call_);
     }
     if (pending_) {

@@ -104,30 +104,37 @@ VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const st
 }
 
 void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
-  if (!chain.fault.empty()) return done(0, chain.fault);
+  auto refuse = [&done](std::string why) { done(VirtioRpmbOutcome{0, std::move(why), std::nullopt}); };
+  if (!chain.fault.empty()) return refuse(chain.fault);
   // Never gather more than the largest request: max_wr_cnt frames and a result read.
   const std::size_t largest = (std::max<std::size_t>(config_.max_wr_cnt == 0 ? 32 : config_.max_wr_cnt, 1) + 1) * kFrameSize;
   if (chain.readable_bytes > largest)
-    return done(0, fmt::format("{} readable bytes, more than the largest request ({} bytes)", chain.readable_bytes, largest));
+    return refuse(fmt::format("{} readable bytes, more than the largest request ({} bytes)", chain.readable_bytes, largest));
   VirtioRpmbPlan plan;
   try {
     const std::vector<std::uint8_t> request = chain.gather(largest);
     plan = plan_virtio_rpmb_request(config_, request.data(), request.size(), chain.writable_bytes);
   } catch (const VirtioRpmbRequestError& e) {
-    return done(0, e.what());
+    return refuse(e.what());
   }
   const std::size_t response_frames = plan.response_frames;
   auto shared_chain = std::make_shared<DescriptorChain>(std::move(chain));
   port_.submit(std::move(plan.request), [shared_chain, response_frames, done = std::move(done)](bridge::Reply reply) {
+    VirtioRpmbOutcome outcome;
     const auto* ioctl = std::get_if<bridge::IoctlReply>(&reply);
-    if (ioctl == nullptr) return done(0, "the device answered with something other than an ioctl reply");
-    if (ioctl->status.error != 0)
-      return done(0, fmt::format("MMC_IOC_MULTI_CMD on the rpmb node failed: {}", std::strerror(ioctl->status.error)));
-    if (response_frames == 0) return done(0, {});
-    const std::vector<std::uint8_t>& data = ioctl->results.back().data;
-    if (data.size() != response_frames * kFrameSize) return done(0, "the device's reply does not match the request");
-    const std::size_t written = shared_chain->scatter(data.data(), data.size());
-    done(static_cast<std::uint32_t>(written), {});
+    if (ioctl == nullptr) {
+      outcome.error = "the device answered with something other than an ioctl reply";
+      return done(std::move(outcome));
+    }
+    if ((ioctl->status.flags & bridge::ReplyStatus::kTimed) != 0) outcome.simulated_ps = ioctl->status.simulated_ps;
+    if (ioctl->status.error != 0) {
+      outcome.error = fmt::format("MMC_IOC_MULTI_CMD on the rpmb node failed: {}", std::strerror(ioctl->status.error));
+    } else if (response_frames > 0) {
+      const std::vector<std::uint8_t>& data = ioctl->results.back().data;
+      if (data.size() != response_frames * kFrameSize) outcome.error = "the device's reply does not match the request";
+      else outcome.written = static_cast<std::uint32_t>(shared_chain->scatter(data.data(), data.size()));
+    }
+    done(std::move(outcome));
   });
 }
 

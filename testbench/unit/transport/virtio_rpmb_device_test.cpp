@@ -173,7 +173,7 @@ class ChainChannel final : public rpmb::RequestChannel {
       chain.writable_bytes += rpmb::kFrameSize;
     }
     std::promise<std::pair<std::uint32_t, std::string>> done;
-    device_.serve(std::move(chain), [&](std::uint32_t written, std::string error) { done.set_value({written, error}); });
+    device_.serve(std::move(chain), [&](VirtioRpmbOutcome o) { done.set_value({o.written, o.error}); });
     const auto [written, error] = done.get_future().get();
     last_error_ = error;
     if (written != count * rpmb::kFrameSize) throw std::runtime_error("device wrote " + std::to_string(written) + ": " + error);
@@ -237,7 +237,10 @@ TEST(VirtioRpmbDevice, RefusedChainsNeverReachTheCard) {
 
   auto serve = [&](DescriptorChain chain) {
     std::promise<std::pair<std::uint32_t, std::string>> done;
-    device.serve(std::move(chain), [&](std::uint32_t written, std::string error) { done.set_value({written, error}); });
+    device.serve(std::move(chain), [&](VirtioRpmbOutcome o) {
+      EXPECT_FALSE(o.simulated_ps.has_value()) << "the untimed port reports no simulated time";
+      done.set_value({o.written, o.error});
+    });
     return done.get_future().get();
   };
   DescriptorChain faulted;

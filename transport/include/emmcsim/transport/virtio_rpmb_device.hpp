@@ -24,6 +24,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -60,11 +61,18 @@ struct VirtioRpmbPlan {
 VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const std::uint8_t* request_frames,
                                         std::size_t request_bytes, std::uint64_t writable_bytes);
 
+// What became of one chain.
+struct VirtioRpmbOutcome {
+  std::uint32_t written = 0;  // bytes put into the chain's writable buffers (the used length)
+  std::string error;          // why the chain was refused or failed; empty on success
+  // With the timed model behind the port: the request's simulated duration on the eMMC bus and
+  // in the device, in picoseconds.
+  std::optional<std::uint64_t> simulated_ps;
+};
+
 class VirtioRpmbDevice {
  public:
-  // `written`: bytes put into the chain's writable buffers; `error`: why a chain was refused or
-  // failed (empty on success).
-  using Completion = std::function<void(std::uint32_t written, std::string error)>;
+  using Completion = std::function<void(VirtioRpmbOutcome)>;
 
   VirtioRpmbDevice(DevicePort& port, VirtioRpmbConfig config) : port_(port), config_(config) {}
   const VirtioRpmbConfig& config() const { return config_; }
