@@ -204,17 +204,30 @@ VhostUserFrontend::Used VhostUserFrontend::wait_used(std::chrono::milliseconds t
       std::memcpy(&u.id, element, 4);
       std::memcpy(&u.length, element + 4, 4);
       ++used_seen_;
+      ++used_elements_;
       return u;
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) fail("no used buffer within the timeout");
     pollfd p{call_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
-      std::uint64_t count;
-      [[maybe_unused]] const ssize_t n = ::read(call_, &count, sizeof(count));
-      ++interrupts_;
-    }
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) read_call();
   }
+}
+
+void VhostUserFrontend::read_call() {
+  std::uint64_t count = 0;
+  if (::read(call_, &count, sizeof(count)) == sizeof(count)) interrupts_ += count;
+}
+
+std::uint64_t VhostUserFrontend::wait_interrupts(std::uint64_t expected, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (interrupts_ < expected) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{call_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) read_call();
+  }
+  return interrupts_;
 }
 
 std::vector<std::uint8_t> VhostUserFrontend::written() const {

@@ -114,10 +114,17 @@ class VhostUserFrontend {
   std::uint64_t queue_count() const { return queue_count_; }
   std::uint64_t max_mem_slots() const { return max_mem_slots_; }
   const std::vector<std::uint8_t>& config() const { return config_; }
+  // Call-eventfd signals read so far (the eventfd adds up the back-end's writes), and used
+  // elements consumed by wait_used().
   std::uint64_t interrupts() const { return interrupts_; }
+  std::uint64_t used_elements() const { return used_elements_; }
+  // Reads the call eventfd until `expected` signals have come or `timeout` passed; returns the
+  // signals read. (wait_used() may see a used element before the signal that follows it.)
+  std::uint64_t wait_interrupts(std::uint64_t expected, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   std::uint16_t queue_size() const { return queue_size_; }
 
  private:
+  void read_call();
   void release();
   [[noreturn]] void release_and_fail(const std::string& what);
   [[noreturn]] static void fail(const std::string& what);
@@ -138,6 +145,7 @@ class VhostUserFrontend {
   std::uint16_t avail_index_ = 0;
   std::uint16_t used_seen_ = 0;
   std::uint64_t interrupts_ = 0;
+  std::uint64_t used_elements_ = 0;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> writable_;
 };
 
