@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -66,27 +67,25 @@ rpmb::Key fuzz_key() {
   return key;
 }
 
+// The request frames as one byte string.
+std::vector<std::uint8_t> bytes_of(std::initializer_list<rpmb::Frame> frames) {
+  std::vector<std::uint8_t> out;
+  for (const auto& f : frames) out.insert(out.end(), f.bytes(), f.bytes() + rpmb::kFrameSize);
+  return out;
+}
+
+// The rpmb node's ioctl for these request frames, planned as the device plans a chain.
+transport::bridge::IoctlRequest rpmb_ioctl(std::initializer_list<rpmb::Frame> frames) {
+  const std::vector<std::uint8_t> bytes = bytes_of(frames);
+  return transport::plan_virtio_rpmb_request(transport::VirtioRpmbConfig::for_card(1, true), bytes.data(), bytes.size(),
+                                             rpmb::kFrameSize)
+      .request;
+}
+
 struct Device {
   Device() : image(fuzzing::small_device_config()), card(fuzzing::small_device_config(), image.backend()), bus(card), driver(bus) {
-    transport::bridge::IoctlRequest q;  // program the key as mmc-utils would, so writes can pass
-    rpmb::Frame key = rpmb::requests::program_key(fuzz_key());
-    rpmb::Frame result = rpmb::requests::result_read();
-    q.node = transport::bridge::Node::rpmb;
-    q.multi = true;
-    auto command = [](std::uint32_t opcode, const rpmb::Frame* frame, bool reliable) {
-      transport::bridge::IoctlCommand c;
-      c.opcode = opcode;
-      c.flags = 0xB5;
-      c.blksz = 512;
-      c.blocks = 1;
-      if (frame != nullptr) {
-        c.write_flag = 1u | (reliable ? 1u << 31 : 0u);
-        c.data.assign(frame->bytes(), frame->bytes() + 512);
-      }
-      return c;
-    };
-    q.commands = {command(25, &key, true), command(25, &result, false), command(18, nullptr, false)};
-    driver.ioctl(q);
+    // The key is programmed as mmc-utils would, so that signed writes can pass.
+    driver.ioctl(rpmb_ioctl({rpmb::requests::program_key(fuzz_key()), rpmb::requests::result_read()}));
   }
   mmc::MemoryImage image;
   mmc::Card card;
@@ -95,23 +94,7 @@ struct Device {
 };
 
 std::uint32_t write_counter(Device& d) {
-  transport::bridge::IoctlRequest q;
-  q.node = transport::bridge::Node::rpmb;
-  q.multi = true;
-  rpmb::Frame request = rpmb::requests::read_counter({});
-  transport::bridge::IoctlCommand send;
-  send.opcode = 25;
-  send.write_flag = 1;
-  send.flags = 0xB5;
-  send.blksz = 512;
-  send.blocks = 1;
-  send.data.assign(request.bytes(), request.bytes() + 512);
-  transport::bridge::IoctlCommand receive = send;
-  receive.opcode = 18;
-  receive.write_flag = 0;
-  receive.data.clear();
-  q.commands = {send, receive};
-  const auto reply = d.driver.ioctl(q);
+  const auto reply = d.driver.ioctl(rpmb_ioctl({rpmb::requests::read_counter({})}));
   if (reply.status.error != 0) return 0;
   return rpmb::Frame::from_bytes(reply.results.back().data.data()).write_counter();
 }

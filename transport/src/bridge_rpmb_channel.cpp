@@ -6,25 +6,34 @@
 
 namespace emmcsim::transport {
 
-void BridgeRpmbChannel::send(const rpmb::Frame* frames, std::size_t count, bool reliable_write) {
+bridge::IoctlCommand rpmb_write_command(std::vector<std::uint8_t> data, bool reliable_write) {
   bridge::IoctlCommand c;
   c.opcode = 25;
   c.write_flag = 1u | (reliable_write ? 1u << 31 : 0u);
-  c.flags = kFlags;
+  c.flags = BridgeRpmbChannel::kFlags;
+  c.blksz = rpmb::kFrameSize;
+  c.blocks = static_cast<std::uint32_t>(data.size() / rpmb::kFrameSize);
+  c.data = std::move(data);
+  return c;
+}
+
+bridge::IoctlCommand rpmb_read_command(std::size_t count) {
+  bridge::IoctlCommand c;
+  c.opcode = 18;
+  c.flags = BridgeRpmbChannel::kFlags;
   c.blksz = rpmb::kFrameSize;
   c.blocks = static_cast<std::uint32_t>(count);
-  c.data.resize(count * rpmb::kFrameSize);
-  for (std::size_t i = 0; i < count; ++i) std::memcpy(c.data.data() + i * rpmb::kFrameSize, frames[i].bytes(), rpmb::kFrameSize);
-  pending_.push_back(std::move(c));
+  return c;
+}
+
+void BridgeRpmbChannel::send(const rpmb::Frame* frames, std::size_t count, bool reliable_write) {
+  std::vector<std::uint8_t> data(count * rpmb::kFrameSize);
+  for (std::size_t i = 0; i < count; ++i) std::memcpy(data.data() + i * rpmb::kFrameSize, frames[i].bytes(), rpmb::kFrameSize);
+  pending_.push_back(rpmb_write_command(std::move(data), reliable_write));
 }
 
 void BridgeRpmbChannel::receive(rpmb::Frame* frames, std::size_t count) {
-  bridge::IoctlCommand c;
-  c.opcode = 18;
-  c.flags = kFlags;
-  c.blksz = rpmb::kFrameSize;
-  c.blocks = static_cast<std::uint32_t>(count);
-  pending_.push_back(std::move(c));
+  pending_.push_back(rpmb_read_command(count));
 
   last_request_ = bridge::IoctlRequest{};
   last_request_.node = bridge::Node::rpmb;

@@ -2,10 +2,6 @@
 #include "emmcsim/transport/bridge_server.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <array>
 #include <boost/asio/bind_executor.hpp>
@@ -13,7 +9,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
-#include <cerrno>
 #include <cstring>
 #include <vector>
 

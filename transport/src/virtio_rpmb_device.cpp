@@ -34,17 +34,8 @@ bool is_read_type(std::uint16_t type) {
          type == static_cast<std::uint16_t>(RequestType::device_config_read);
 }
 
-bridge::IoctlCommand rpmb_command(std::uint32_t opcode, const std::uint8_t* frames, std::size_t count, bool reliable) {
-  bridge::IoctlCommand c;
-  c.opcode = opcode;
-  c.flags = BridgeRpmbChannel::kFlags;
-  c.blksz = kFrameSize;
-  c.blocks = static_cast<std::uint32_t>(count);
-  if (frames != nullptr) {
-    c.write_flag = 1u | (reliable ? 1u << 31 : 0u);
-    c.data.assign(frames, frames + count * kFrameSize);
-  }
-  return c;
+std::vector<std::uint8_t> frames_at(const std::uint8_t* frames, std::size_t count) {
+  return std::vector<std::uint8_t>(frames, frames + count * kFrameSize);
 }
 
 }  // namespace
@@ -76,12 +67,12 @@ VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const st
           "{} frames of type {:#06x} are followed by {} frames that are not one result read (0x0005)", burst, type, rest));
     if (config.max_wr_cnt != 0 && burst > config.max_wr_cnt)
       throw VirtioRpmbRequestError(fmt::format("{} frames to write, more than max_wr_cnt {}", burst, config.max_wr_cnt));
-    plan.request.commands.push_back(rpmb_command(25, request_frames, burst, true));
+    plan.request.commands.push_back(rpmb_write_command(frames_at(request_frames, burst), true));
     if (rest == 1) {
       if (writable_bytes < kFrameSize)
         throw VirtioRpmbRequestError(fmt::format("{} writable bytes: no room for the response frame", writable_bytes));
-      plan.request.commands.push_back(rpmb_command(25, request_frames + burst * kFrameSize, 1, false));
-      plan.request.commands.push_back(rpmb_command(18, nullptr, 1, false));
+      plan.request.commands.push_back(rpmb_write_command(frames_at(request_frames + burst * kFrameSize, 1), false));
+      plan.request.commands.push_back(rpmb_read_command(1));
       plan.response_frames = 1;
     }
     return plan;
@@ -97,8 +88,8 @@ VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const st
   }
   if (response == 0 || writable_bytes < kFrameSize)
     throw VirtioRpmbRequestError(fmt::format("{} writable bytes: no room for a response frame", writable_bytes));
-  plan.request.commands.push_back(rpmb_command(25, request_frames, 1, false));
-  plan.request.commands.push_back(rpmb_command(18, nullptr, static_cast<std::size_t>(response), false));
+  plan.request.commands.push_back(rpmb_write_command(frames_at(request_frames, 1), false));
+  plan.request.commands.push_back(rpmb_read_command(static_cast<std::size_t>(response)));
   plan.response_frames = static_cast<std::size_t>(response);
   return plan;
 }
@@ -107,7 +98,7 @@ void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
   auto refuse = [&done](std::string why) { done(VirtioRpmbOutcome{0, std::move(why), std::nullopt}); };
   if (!chain.fault.empty()) return refuse(chain.fault);
   // Never gather more than the largest request: max_wr_cnt frames and a result read.
-  const std::size_t largest = (std::max<std::size_t>(config_.max_wr_cnt == 0 ? 32 : config_.max_wr_cnt, 1) + 1) * kFrameSize;
+  const std::size_t largest = (std::size_t{config_.max_wr_cnt == 0 ? std::uint8_t{32} : config_.max_wr_cnt} + 1) * kFrameSize;
   if (chain.readable_bytes > largest)
     return refuse(fmt::format("{} readable bytes, more than the largest request ({} bytes)", chain.readable_bytes, largest));
   VirtioRpmbPlan plan;

@@ -23,6 +23,12 @@ class RpmbIoctlError : public std::runtime_error {
   int error_;
 };
 
+// The two commands every rpmb-node MMC_IOC_MULTI_CMD is made of, as mmc-utils builds them (blksz
+// 512, flags 0xB5): CMD25 writing the frames in `data` (write_flag 1, bit 31 for a reliable
+// write), and CMD18 reading `count` response frames.
+bridge::IoctlCommand rpmb_write_command(std::vector<std::uint8_t> data, bool reliable_write);
+bridge::IoctlCommand rpmb_read_command(std::size_t count);
+
 class BridgeRpmbChannel final : public rpmb::RequestChannel {
  public:
   static constexpr std::uint32_t kFlags = 0xB5;
