@@ -306,7 +306,7 @@ void Sdhci::engine() {
     while (!command_pending_ && !power_cycle_pending_) wait(command_issued_);
     if (power_cycle_pending_) {
       power_cycle_pending_ = false;
-      bus_->power_cycle();
+      card_power_cycle();
       continue;
     }
     command_pending_ = false;
@@ -320,10 +320,68 @@ void Sdhci::engine() {
   }
 }
 
-bool Sdhci::issue_on_bus(const mmc::Command& command, std::uint16_t response_select, mmc::CommandOutcome& outcome) {
+// ---------------------------------------------------------------------------------------------
+// The card side: every bus transaction goes through these four, and this is where a phase the
+// card cannot take becomes the status the specification names. A phase needs bus power and a
+// running SD clock (the driver may stop either at any moment, mid-transfer included); without
+// them nothing is sent and the phase fails as the line would: no response (command timeout), no
+// data or no CRC status (data timeout). A transaction the device refuses all the same
+// (TransactionRefused, a check of the eMMC bus protocol) ends the same way and is reported: no
+// exception leaves the controller's thread.
+
+bool Sdhci::card_reachable(const char* phase) const {
+  if (card_power_ && sd_clock_hz() != 0) return true;
+  warn(fmt::format("{} with {}: the card cannot see it", phase, card_power_ ? "the SD clock off" : "bus power off"));
+  return false;
+}
+
+template <class Transaction>
+bool Sdhci::on_card(const char* phase, Transaction&& transaction) {
+  try {
+    transaction();
+    return true;
+  } catch (const TransactionRefused& refused) {
+    warn(fmt::format("{}: {}", phase, refused.what()));
+    return false;
+  }
+}
+
+bool Sdhci::card_command(const mmc::Command& command, std::uint16_t response_select, mmc::CommandOutcome& outcome) {
+  outcome = {};
+  if (!card_reachable("a command")) return false;
   bus_->set_clock(sd_clock_hz());
-  outcome = bus_->execute(command);
+  if (!on_card("a command", [&] { outcome = bus_->execute(command); })) return false;
   return response_select == kCmdResponseNone || outcome.response.type != mmc::ResponseType::none;
+}
+
+Sdhci::BlockResult Sdhci::card_block(bool read, std::uint32_t block_size) {
+  const char* phase = read ? "a read block" : "a write block";
+  if (!card_reachable(phase)) return BlockResult::no_answer;
+  bus_->set_clock(sd_clock_hz());
+  mmc::BlockOutcome o;
+  const bool sent = on_card(phase, [&] {
+    o = read ? bus_->read_blocks(block_.data(), block_size, 1) : bus_->write_blocks(block_.data(), block_size, 1);
+  });
+  if (!sent) return BlockResult::no_answer;
+  if (o.ok) return BlockResult::moved;
+  // A read block that never came is a data timeout; one with a bad CRC (or a write block the
+  // card's CRC status rejected) is a data CRC error.
+  return !read || bus_->data_crc_error() ? BlockResult::crc_error : BlockResult::no_answer;
+}
+
+bool Sdhci::card_wait_busy() {
+  card_busy_ = true;
+  // Busy is DAT0 held low: seeing it end needs no SD clock, but an unpowered card holds nothing.
+  const bool released = !card_power_ || on_card("a busy wait", [&] {
+    bus_->set_clock(std::max<std::uint64_t>(sd_clock_hz(), 1));
+    bus_->wait_while_busy();
+  });
+  card_busy_ = false;
+  return released;
+}
+
+void Sdhci::card_power_cycle() {
+  on_card("a power cycle", [&] { bus_->power_cycle(); });
 }
 
 void Sdhci::end_command(bool release_data_line) {
@@ -354,7 +412,7 @@ void Sdhci::run_command() {
     }
   }
   mmc::CommandOutcome outcome;
-  const bool answered = issue_on_bus({index, argument}, response_select, outcome);
+  const bool answered = card_command({index, argument}, response_select, outcome);
   if (!still_running()) return;
   if (!answered) {
     raise_error(kErrCommandTimeout);
@@ -373,16 +431,19 @@ void Sdhci::run_command() {
   if (data) {
     transfer_data(mode, outcome, tuning);
   } else if (response_select == kCmdResponseShortBusy) {
-    wait_card_busy();
+    const bool released = card_wait_busy();
+    if (!still_running()) return;
+    if (!released) data_timeout();
     if (!still_running()) return;
     data_inhibit_ = false;
-    raise(kIntTransferComplete);
+    if (released) raise(kIntTransferComplete);
+    update_irq();
   }
 }
 
 bool Sdhci::run_auto_cmd(std::uint8_t index, std::uint32_t argument, bool busy) {
   mmc::CommandOutcome outcome;
-  const bool answered = issue_on_bus({index, argument}, kCmdResponseShort, outcome);
+  const bool answered = card_command({index, argument}, kCmdResponseShort, outcome);
   if (!still_running()) return false;
   if (!answered) {
     set16(kAutoCmdErrorStatus, index == 23 ? static_cast<std::uint16_t>(kAutoCmdTimeout | kAutoCmdNotIssued) : kAutoCmdTimeout);
@@ -390,16 +451,13 @@ bool Sdhci::run_auto_cmd(std::uint8_t index, std::uint32_t argument, bool busy) 
     return false;
   }
   set32(kResponse + 12, outcome.response.value);
-  if (busy) wait_card_busy();
+  if (busy && !card_wait_busy()) {
+    if (still_running()) data_timeout();
+    return false;
+  }
   return still_running();
 }
 
-void Sdhci::wait_card_busy() {
-  card_busy_ = true;
-  bus_->set_clock(std::max<std::uint64_t>(sd_clock_hz(), 1));
-  bus_->wait_while_busy();
-  card_busy_ = false;
-}
 
 bool Sdhci::wait_for(const sc_core::sc_event& event, const bool& condition_clear) {
   while (condition_clear && still_running()) wait(event | reset_);
@@ -483,8 +541,10 @@ void Sdhci::transfer_data(std::uint16_t mode, const mmc::CommandOutcome& outcome
       if (still_running()) finish(false);
       return;
     }
-  } else if (!read) {
-    wait_card_busy();
+  } else if (!read && !card_wait_busy()) {
+    if (still_running()) data_timeout();
+    if (still_running()) finish(false);
+    return;
   }
   if (still_running()) finish(true);
 }
@@ -492,14 +552,10 @@ void Sdhci::transfer_data(std::uint16_t mode, const mmc::CommandOutcome& outcome
 bool Sdhci::move_block(bool read, std::uint32_t block_size, bool last, bool tuning) {
   block_.assign(block_size, 0);
   if (read) {
-    bus_->set_clock(sd_clock_hz());
-    const mmc::BlockOutcome o = bus_->read_blocks(block_.data(), block_size, 1);
+    const BlockResult result = card_block(true, block_size);
     if (!still_running()) return false;
-    if (!o.ok) {
-      if (bus_->data_crc_error())
-        raise_error(kErrDataCrc);
-      else
-        data_timeout();
+    if (result != BlockResult::moved) {
+      block_failed(result);
       return false;
     }
     if (tuning) return true;
@@ -520,14 +576,20 @@ bool Sdhci::move_block(bool read, std::uint32_t block_size, bool last, bool tuni
     if (!wait_for(buffer_serviced_, buffer_write_enable_)) return false;
     block_ = buffer_;
   }
-  bus_->set_clock(sd_clock_hz());
-  const mmc::BlockOutcome o = bus_->write_blocks(block_.data(), block_size, 1);
+  const BlockResult result = card_block(false, block_size);
   if (!still_running()) return false;
-  if (!o.ok) {
-    raise_error(kErrDataCrc);
+  if (result != BlockResult::moved) {
+    block_failed(result);
     return false;
   }
   return true;
+}
+
+void Sdhci::block_failed(BlockResult result) {
+  if (result == BlockResult::crc_error)
+    raise_error(kErrDataCrc);
+  else
+    data_timeout();
 }
 
 bool Sdhci::dma_block(bool read, std::uint32_t block_size, bool last) {

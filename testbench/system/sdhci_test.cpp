@@ -398,6 +398,140 @@ TEST_F(SdhciScenario, AnSdmaAccessTheMemoryRefusesStopsTheTransfer) {
   p.run();
 }
 
+// What a driver may do to the lines mid-transfer (issue 16; the fuzz seed
+// testbench/fuzz/corpus/sdhci/clock-stopped-mid-read is the input that found it: a multi-block
+// read whose SD clock the driver switched off by a 32-bit write at 0x2C). The card sees nothing
+// without a clock or power, so the block never comes: a data timeout after the timeout control's
+// count, the lines free, no exception out of the controller's thread, and the usual recovery.
+TEST_F(SdhciScenario, StoppingTheSdClockMidReadEndsInADataTimeout) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    d.wr8(reg::kTimeoutControl, 0);  // 8.192 ms
+    d.wr16(reg::kBlockSize, 512);
+    d.wr16(reg::kBlockCount, 4);
+    d.wr32(reg::kArgument, 0);
+    d.wr32(reg::kTransferMode, (reg::kTrnRead | reg::kTrnMultiBlock | reg::kTrnBlockCountEnable) |
+                                   (std::uint32_t{reg::command_word(18, kRespR1 | reg::kCmdDataPresent)} << 16));
+    EXPECT_TRUE(d.wait_irq(reg::kIntCommandComplete) & reg::kIntCommandComplete);
+    d.wr16(reg::kNormalIntStatus, reg::kIntCommandComplete);
+    EXPECT_TRUE(d.wait_irq(reg::kIntBufferReadReady) & reg::kIntBufferReadReady);
+    d.wr16(reg::kNormalIntStatus, reg::kIntBufferReadReady);
+    // Clock control, timeout control and software reset in one write: the SD clock stops.
+    d.wr32(reg::kClockControl, reg::kClockInternalEnable | (std::uint32_t{0} << 16));
+    EXPECT_EQ(d.rd16(reg::kClockControl) & reg::kClockCardEnable, 0);
+    for (int i = 0; i < 128; ++i) d.rd32(reg::kBufferDataPort);  // the block in the buffer, emptied
+    const std::uint64_t emptied = d.now_ps();
+    const std::uint16_t s = d.wait_irq(reg::kIntBufferReadReady | reg::kIntTransferComplete);
+    EXPECT_TRUE(s & reg::kIntErrorSummary);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), reg::kErrDataTimeout);
+    EXPECT_EQ(d.now_ps() - emptied, 8'192ULL * 1'000'000ULL) << "the timeout control's count, from the next block";
+    EXPECT_FALSE(d.rd32(reg::kPresentState) & (reg::kDataInhibit | reg::kCmdInhibit | reg::kReadTransferActive));
+    d.clear_status();
+    d.set_clock(50'000'000);
+    recover(d);  // the card was still sending: CMD12 stops it
+    std::vector<std::uint8_t> block(512);
+    Transfer t;
+    t.mode = DataMode::pio;
+    t.pio = &block;
+    EXPECT_EQ(d.transfer(17, 0, t).error, 0);
+  });
+  p.run();
+}
+
+// The same with DMA: an SDMA write paused at its buffer boundary resumes with the clock off, and
+// a command issued with the clock off never reaches the card.
+TEST_F(SdhciScenario, AClockStoppedDuringAnSdmaPauseFailsTheNextBlockAndReachesNoCard) {
+  std::size_t phases_before_resume = 0, phases_after_resume = 0;
+  Platform* platform = nullptr;
+  Platform p([&](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    d.wr8(reg::kTimeoutControl, 0);
+    d.wr32(reg::kSdmaAddress, 0x10000 + 4096 - 512);  // one block before a 4 KiB boundary
+    d.wr16(reg::kBlockSize, 512);
+    d.wr16(reg::kBlockCount, 4);
+    d.wr32(reg::kArgument, 64);
+    d.wr32(reg::kTransferMode, (reg::kTrnDmaEnable | reg::kTrnMultiBlock | reg::kTrnBlockCountEnable |
+                                reg::kTrnAutoCmd12) |
+                                   (std::uint32_t{reg::command_word(25, kRespR1 | reg::kCmdDataPresent)} << 16));
+    EXPECT_TRUE(d.wait_irq(reg::kIntDma) & reg::kIntDma);
+    d.wr16(reg::kNormalIntStatus, reg::kIntCommandComplete | reg::kIntDma);
+    d.wr16(reg::kClockControl, reg::kClockInternalEnable);
+    phases_before_resume = platform->phases.size();
+    d.wr32(reg::kSdmaAddress, 0x10000 + 4096);
+    const std::uint16_t s = d.wait_irq(reg::kIntTransferComplete);
+    phases_after_resume = platform->phases.size();
+    EXPECT_TRUE(s & reg::kIntErrorSummary);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), reg::kErrDataTimeout);
+    d.clear_status();
+    // A command with the clock still off: a command timeout, and the card sees nothing.
+    EXPECT_EQ(d.command(13, kRcaArg, kRespR1).error, reg::kErrCommandTimeout);
+    EXPECT_EQ(platform->phases.size(), phases_after_resume);
+    d.wr8(reg::kSoftwareReset, reg::kResetCmd);
+    d.set_clock(50'000'000);
+    recover(d);
+  });
+  platform = &p;
+  p.run();
+  EXPECT_EQ(phases_after_resume, phases_before_resume) << "no block went to the card without a clock";
+}
+
+// Bus power off in the middle of a PIO write: the block never reaches the card (a data timeout),
+// and turning power back on power-cycles it.
+TEST_F(SdhciScenario, BusPowerOffMidWriteEndsInADataTimeoutAndPowerOnCyclesTheCard) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    d.wr8(reg::kTimeoutControl, 0);
+    d.wr16(reg::kBlockSize, 512);
+    d.wr16(reg::kBlockCount, 2);
+    d.wr32(reg::kArgument, 0);
+    d.wr32(reg::kTransferMode, (reg::kTrnMultiBlock | reg::kTrnBlockCountEnable | reg::kTrnAutoCmd12) |
+                                   (std::uint32_t{reg::command_word(25, kRespR1 | reg::kCmdDataPresent)} << 16));
+    EXPECT_TRUE(d.wait_irq(reg::kIntBufferWriteReady) & reg::kIntBufferWriteReady);
+    d.wr16(reg::kNormalIntStatus, reg::kIntCommandComplete | reg::kIntBufferWriteReady);
+    d.wr8(reg::kPowerControl, 0);
+    for (int i = 0; i < 128; ++i) d.wr32(reg::kBufferDataPort, 0x5A5A5A5A);
+    const std::uint16_t s = d.wait_irq(reg::kIntTransferComplete | reg::kIntBufferWriteReady);
+    EXPECT_TRUE(s & reg::kIntErrorSummary);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), reg::kErrDataTimeout);
+    d.clear_status();
+    d.wr8(reg::kSoftwareReset, reg::kResetCmd | reg::kResetData);
+    d.wr8(reg::kPowerControl, reg::kPower330 | reg::kPowerOn);
+    d.set_clock(400'000);
+    EXPECT_EQ(d.command(13, kRcaArg, kRespR1).error, reg::kErrCommandTimeout) << "the card is in idle";
+    d.wr8(reg::kSoftwareReset, reg::kResetCmd);
+    d.identify();
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+  });
+  p.run();
+  std::vector<std::uint8_t> sector(512);
+  p.image.backend().user->read(0, 1, sector.data());
+  EXPECT_EQ(sector, std::vector<std::uint8_t>(512, 0)) << "nothing was written";
+}
+
+// Busy is DAT0 held low: watching it needs no SD clock. A driver that stops the clock during a
+// CMD6's busy still gets transfer complete when the card releases DAT0.
+TEST_F(SdhciScenario, BusyEndsWithTheSdClockStopped) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    d.bring_up_high_speed();
+    d.wr32(reg::kArgument, (3u << 24) | (33u << 16) | (1u << 8));  // CACHE_CTRL on
+    d.wr32(reg::kTransferMode, std::uint32_t{reg::command_word(6, kRespR1b)} << 16);
+    EXPECT_TRUE(d.wait_irq(reg::kIntCommandComplete) & reg::kIntCommandComplete);
+    d.wr16(reg::kNormalIntStatus, reg::kIntCommandComplete);
+    d.wr16(reg::kClockControl, reg::kClockInternalEnable);
+    const std::uint16_t s = d.wait_irq(reg::kIntTransferComplete);
+    EXPECT_EQ(s, reg::kIntTransferComplete);
+    EXPECT_EQ(d.rd16(reg::kErrorIntStatus), 0);
+    d.set_clock(50'000'000);
+    EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+  });
+  p.run();
+  EXPECT_EQ(p.device.card().ext_csd()[33], 1);
+}
+
 TEST_F(SdhciScenario, TuningSetsTheSampledClockAndRaisesOnlyBufferReadReady) {
   Platform p([](SdhciDriver& d) {
     d.init();

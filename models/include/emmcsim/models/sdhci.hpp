@@ -25,13 +25,18 @@
 //                       the busy of an R1b command
 //     buffer read/write ready, DMA interrupt, and the errors below.
 //   Errors as the specification names them: command timeout (no response, or no SD clock or
-//   bus power), data timeout (the card sent no data or stopped early; raised after the data
-//   timeout the timeout control register sets, TMCLK × 2^(13+n)), data CRC (a read block's CRC
+//   bus power), data timeout (the card sent no data or stopped early, or a block was due with no
+//   SD clock or bus power; raised after the data timeout the timeout control register sets,
+//   TMCLK × 2^(13+n)), data CRC (a read block's CRC
 //   was bad, or the card's CRC status rejected a written block — FaultPlan's data_crc), Auto CMD (with the Auto CMD error status), ADMA (with the
 //   ADMA error status and the failing descriptor's address in the ADMA system address register),
 //   and a vendor bit (12) for an SDMA access the memory refused. Tuning: with execute tuning set
 //   in host control 2, CMD21's block raises buffer read ready, clears execute tuning and sets the
 //   sampling clock select.
+//   Whatever the driver writes, no exception leaves the controller's thread: the card is reached
+//   only through card_command/card_block/card_wait_busy/card_power_cycle, which turn a phase the
+//   card cannot see (clock or power off) or a transaction the device refuses into the status
+//   above (docs/models.md, "Where a refused transaction becomes status").
 //   Turning bus power on (power control bit 0, from off) power-cycles the card. Software reset
 //   (all, CMD line, DAT line) takes effect at once and cancels what it covers.
 //
@@ -121,14 +126,23 @@ class Sdhci : public sc_core::sc_module {
   void engine();
   void run_command();
   void end_command(bool release_data_line);
-  bool issue_on_bus(const mmc::Command& command, std::uint16_t response_select, mmc::CommandOutcome& outcome);
+  // The card side (the only callers of bus_): each returns how the phase ended on the lines and
+  // never throws (see the .cpp).
+  enum class BlockResult : std::uint8_t { moved, no_answer, crc_error };
+  bool card_reachable(const char* phase) const;
+  template <class Transaction>
+  bool on_card(const char* phase, Transaction&& transaction);
+  bool card_command(const mmc::Command& command, std::uint16_t response_select, mmc::CommandOutcome& outcome);
+  BlockResult card_block(bool read, std::uint32_t block_size);  // block_ to or from the card
+  bool card_wait_busy();  // false: the busy could not be watched (a data timeout follows)
+  void card_power_cycle();
+  void block_failed(BlockResult result);
   bool run_auto_cmd(std::uint8_t index, std::uint32_t argument, bool busy);
   void transfer_data(std::uint16_t transfer_mode, const mmc::CommandOutcome& outcome, bool tuning);
   // One block between the card and system memory or the buffer; false ends the transfer.
   bool move_block(bool read, std::uint32_t block_size, bool last, bool tuning);
   bool dma_block(bool read, std::uint32_t block_size, bool last);
   bool memory_access(tlm::tlm_command command, std::uint64_t address, std::uint8_t* data, std::uint32_t length);
-  void wait_card_busy();
   void data_timeout();
   // Waits for `event` while `condition` holds; false when a software reset cancelled the command.
   bool wait_for(const sc_core::sc_event& event, const bool& condition);
