@@ -11,37 +11,15 @@
 #include <systemc>
 #include <thread>
 
+#include "emmcsim/mmc/linux_block_driver.hpp"
 #include "emmcsim/models/emmc_bus_host.hpp"
 #include "emmcsim/models/emmc_device.hpp"
-#include "emmcsim/models/simulated_time.hpp"
-#include "emmcsim/transport/linux_block_driver.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 
 namespace emmcsim::tools {
 namespace {
 
 namespace bridge = transport::bridge;
-using transport::LinuxBlockDriver;
-
-// transport::MmcBus over the timed eMMC bus; called only from the driver's SC_THREAD.
-class TimedCardBus final : public transport::MmcBus {
- public:
-  explicit TimedCardBus(models::EmmcBusHost& host) : host_(host) {}
-  mmc::CommandOutcome execute(const mmc::Command& command) override { return host_.execute(command); }
-  mmc::BlockOutcome read_blocks(std::uint8_t* out, std::size_t block_size, std::uint32_t count) override {
-    return host_.read_blocks(out, static_cast<std::uint32_t>(block_size), count);
-  }
-  mmc::BlockOutcome write_blocks(const std::uint8_t* in, std::size_t block_size, std::uint32_t count) override {
-    return host_.write_blocks(in, static_cast<std::uint32_t>(block_size), count);
-  }
-  void wait_while_busy() override { host_.wait_while_busy(); }
-  void power_cycle() override { host_.power_cycle(); }
-  void set_clock(std::uint64_t hz) override { host_.set_clock(hz); }
-  std::optional<std::uint64_t> simulated_time_ps() const override { return models::to_ps(host_.now()); }
-
- private:
-  models::EmmcBusHost& host_;
-};
+using mmc::LinuxBlockDriver;
 
 // Work for the driver thread, handed over from other threads. Attached suspending: while it
 // exists, sc_start() waits for work instead of ending when nothing else is scheduled.
@@ -77,7 +55,7 @@ class JobQueue : public sc_core::sc_prim_channel {
   sc_core::sc_event arrived_;
 };
 
-// The host: LinuxBlockDriver over the timed bus, running the queued jobs in order.
+// The host: mmc::LinuxBlockDriver over the timed bus (EmmcBusHost is an mmc::HostBus), running the queued jobs in order.
 class DriverHost : public sc_core::sc_module {
  public:
   models::EmmcBusInitiatorSocket<DriverHost> bus;
@@ -96,10 +74,9 @@ class DriverHost : public sc_core::sc_module {
  private:
   void run() {
     models::EmmcBusHost host(bus, LinuxBlockDriver::kIdentificationClockHz);
-    TimedCardBus card_bus(host);
     std::optional<LinuxBlockDriver> driver;
     try {
-      driver.emplace(card_bus);
+      driver.emplace(host);
       probed_.set_value(fmt::format("{} at {} MHz", device_.bus_mode().describe(), host.clock_hz() / 1'000'000));
     } catch (...) {
       probed_.set_exception(std::current_exception());

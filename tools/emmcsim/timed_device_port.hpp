@@ -1,8 +1,9 @@
 // TimedDevicePort — the daemon's device with time (`emmcsim serve --timing approximate`).
 //
 // A SystemC world of its own: models::EmmcDevice (the card with bus and NAND timing) and a host
-// module whose SC_THREAD runs transport::LinuxBlockDriver over the eMMC bus — the same driver the
-// untimed port runs, over a timed MmcBus. sc_start() runs on a kernel thread the port starts.
+// module whose SC_THREAD runs mmc::LinuxBlockDriver over the eMMC bus — the same driver the
+// untimed port runs, over the timed mmc::HostBus (models::EmmcBusHost). sc_start() runs on a
+// kernel thread the port starts.
 //
 // submit() queues the request and wakes the kernel with async_request_update() (the queue's
 // primitive channel is attached suspending, so the kernel waits for work instead of ending);

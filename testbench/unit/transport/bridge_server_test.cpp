@@ -30,6 +30,7 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
@@ -37,7 +38,6 @@
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "temp_dir.hpp"
 
 namespace emmcsim::transport {
@@ -203,7 +203,7 @@ class Daemon {
   mmc::DeviceConfig config_;
   mmc::MemoryImage image_;
   mmc::Card card_;
-  CardBus bus_;
+  mmc::CardHostBus bus_;
   asio::io_context io_;
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
   std::shared_ptr<spdlog::logger> log_;
