@@ -5,9 +5,9 @@
 // StrandDevicePort is the untimed owner: an mmc::LinuxBlockDriver over an mmc::HostBus
 // (mmc::CardHostBus around mmc::Card), serialized by an Asio strand, so requests from many clients
 // reach the card one at a time, in arrival order, as the kernel's block queue would issue them.
-// The timed port (tools/, `--timing approximate`) implements the same interface over
-// models::TimedBlockDevice, which runs the same driver in the SystemC kernel thread; its replies
-// carry the simulated duration (ReplyStatus::kTimed).
+// The timed port (tools/, `--timing approximate`) implements the same interface by running the
+// same driver over the timed model in the SystemC kernel thread; its replies carry the simulated
+// duration (ReplyStatus::kTimed).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
