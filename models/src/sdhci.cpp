@@ -319,10 +319,16 @@ void Sdhci::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& /*delay*/
   const bool buffer_port = first < kBufferDataPort + 4 && last >= kBufferDataPort;
   if (p.is_read()) {
     if (buffer_port && !buffer_read_enable_) warn("buffer data port read with no block ready (buffer read enable clear)");
-    peek_bytes(first, length, data);
-    if (buffer_port)  // a read takes its bytes from the PIO buffer
-      for (std::uint32_t o = std::max(first, kBufferDataPort); o <= std::min(last, kBufferDataPort + 3); ++o)
-        data[o - first] = take_buffer_byte();
+    for (std::uint32_t o = first; o <= last;) {
+      const Register& reg = register_at(o);
+      const std::uint32_t n = std::min(last + 1, reg.offset + reg.width) - o;
+      if (reg.access == Access::port) {  // a read takes its bytes from the PIO buffer
+        for (std::uint32_t i = 0; i < n; ++i) data[o - first + i] = take_buffer_byte();
+      } else {
+        peek_bytes(o, n, data + (o - first));
+      }
+      o += n;
+    }
   } else if (p.is_write()) {
     if (buffer_port && !buffer_write_enable_) warn("buffer data port written with no room (buffer write enable clear)");
     for (unsigned i = 0; i < length; ++i) write_byte(first + i, data[i]);
