@@ -66,6 +66,17 @@ TEST(SdmaWalker, TheAddressWrapsAt32Bits) {
   EXPECT_EQ(w.next(100).address, 0u);
 }
 
+TEST(SdmaWalker, With64BitAddressingTheAddressGoesPast4GiB) {
+  SdmaWalker w(0xFFFFFE00, 0, true);
+  w.next(4096);
+  EXPECT_EQ(w.address(), 0x1'0000'0000u);
+  EXPECT_TRUE(w.at_boundary());
+  w.resume(0x12'3456'7000);
+  EXPECT_EQ(w.next(8192).address, 0x12'3456'7000u);
+  EXPECT_EQ(w.address(), 0x12'3456'8000u);
+  EXPECT_EQ(SdmaWalker(0x1'0000'1000, 0).address(), 0x1000u) << "32-bit addressing keeps the low half";
+}
+
 TEST(SdmaWalker, APieceIsNeverEmpty) {
   SdmaWalker w(0x1000, 0);
   EXPECT_EQ(w.next(0).length, 1u);
