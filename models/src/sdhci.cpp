@@ -32,12 +32,12 @@ bool covers(std::uint32_t first, std::uint32_t last, std::uint32_t offset) { ret
 //   mask      the bits a write reaches (rw, w1c, wo)
 //   reset     the value after reset all, for stored registers
 //   computed  the value comes from the controller's state on every read
-//   on write  the action after a write covering the trigger byte (+n from the offset)
+//   on write  the action after a write covering the trigger byte (+n from the offset; kAny: any)
 
 using Access = Sdhci::RegisterAccess;
 constexpr Access rw = Access::rw, ro = Access::ro, w1c = Access::w1c, wo = Access::wo, rsvd = Access::rsvd,
                  port = Access::port;
-constexpr std::uint64_t kVersion = kSpecVersion300;
+constexpr std::uint32_t kAny = Sdhci::kAnyByte;
 
 // clang-format off
 const Sdhci::Register Sdhci::kRegisters[] = {
@@ -65,18 +65,20 @@ const Sdhci::Register Sdhci::kRegisters[] = {
   {0x38, 2,   "normal int signal enable",  rw,   kAll,   0,        nullptr,                    nullptr,                   0},
   {0x3A, 2,   "error int signal enable",   rw,   kAll,   0,        nullptr,                    nullptr,                   0},
   {0x3C, 2,   "Auto CMD error status",     ro,   0,      0,        nullptr,                    nullptr,                   0},
-  {0x3E, 2,   "host control 2",            rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x3E, 2,   "host control 2",            rw,   kAll,   0,        nullptr,                    &Sdhci::on_host_control2,  kAny},
   {0x40, 8,   "capabilities",              ro,   0,      0,        &Sdhci::capabilities_value, nullptr,                   0},
   {0x48, 8,   "maximum current",           ro,   0,      0,        nullptr,                    nullptr,                   0},
   {0x50, 2,   "force Auto CMD error",      wo,   kAll,   0,        nullptr,                    nullptr,                   0},
   {0x52, 2,   "force error interrupt",     wo,   kAll,   0,        nullptr,                    &Sdhci::on_force_error,    1},
   {0x54, 1,   "ADMA error status",         ro,   0,      0,        nullptr,                    nullptr,                   0},
   {0x55, 3,   "reserved",                  rsvd, 0,      0,        nullptr,                    nullptr,                   0},
-  {0x58, 8,   "ADMA system address",       rw,   kAll,   0,        nullptr,                    nullptr,                   0},
-  {0x60, 16,  "preset values",             ro,   0,      0,        nullptr,                    nullptr,                   0},
+  {0x58, 4,   "ADMA/SDMA address",         rw,   kAll,   0,        nullptr,                    &Sdhci::on_system_address_low,  3},
+  {0x5C, 4,   "ADMA/SDMA address (high)",  rw,   kAll,   0,        nullptr,                    &Sdhci::on_system_address_high, 3},
+  {0x60, 8,   "preset values 0x60-0x67",   ro,   0,      0,        &Sdhci::presets_low,        nullptr,                   0},
+  {0x68, 8,   "preset values 0x68-0x6F",   ro,   0,      0,        &Sdhci::presets_high,       nullptr,                   0},
   {0x70, 140, "reserved",                  rsvd, 0,      0,        nullptr,                    nullptr,                   0},
   {0xFC, 2,   "slot int status",           ro,   0,      0,        nullptr,                    nullptr,                   0},
-  {0xFE, 2,   "host version",              ro,   0,      kVersion, nullptr,                    nullptr,                   0},
+  {0xFE, 2,   "host version",              ro,   0,      0,        &Sdhci::host_version,       nullptr,                   0},
 };
 // clang-format on
 
@@ -106,6 +108,8 @@ Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities
     throw std::invalid_argument("Sdhci: base_clock_mhz must be 1..255");
   if (capabilities_.timeout_clock_khz == 0 || capabilities_.timeout_clock_khz > 63'000)
     throw std::invalid_argument("Sdhci: timeout_clock_khz must be 1..63000");
+  if (version_number() < kSpecVersion300 || version_number() > kSpecVersion420)
+    throw std::invalid_argument("Sdhci: version must be 3.00, 4.00, 4.10 or 4.20");
   std::uint32_t caps = (std::uint32_t{capabilities_.base_clock_mhz} << kCapBaseClockShift) | kCapVoltage330 |
                        kCapVoltage180 | kCapSlotEmbedded;
   if (capabilities_.timeout_clock_khz % 1000 == 0)
@@ -116,8 +120,19 @@ Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities
   if (capabilities_.adma2) caps |= kCapAdma2;
   if (capabilities_.sdma) caps |= kCapSdma;
   if (capabilities_.high_speed) caps |= kCapHighSpeed;
+  if (capabilities_.addressing_64) caps |= kCapAddressing64 | (version_number() >= kSpecVersion410 ? kCapAddressing64V4 : 0);
   const std::uint32_t caps1 = (capabilities_.sdr104 ? kCap1Sdr104 : 0) | (capabilities_.ddr50 ? kCap1Ddr50 : 0);
   capabilities_register_ = caps | (std::uint64_t{caps1} << 32);
+  // Preset values: the divider N (SD clock = base / 2N, or the base clock for N = 0) of the
+  // fastest clock not above each speed's, driver strength B.
+  const std::uint64_t base = std::uint64_t{capabilities_.base_clock_mhz} * 1'000'000;
+  const auto preset = [base](std::uint64_t hz) -> std::uint64_t {
+    return base <= hz ? 0 : std::min<std::uint64_t>((base + 2 * hz - 1) / (2 * hz), kPresetDividerMask);
+  };
+  // initialization, default speed, high speed, SDR12; SDR25, SDR50, SDR104, DDR50
+  const std::uint64_t speeds[8] = {400'000, 25'000'000, 50'000'000, 25'000'000,
+                                   50'000'000, 100'000'000, 200'000'000, 50'000'000};
+  for (unsigned i = 0; i < 8; ++i) presets_[i / 4] |= preset(speeds[i]) << (16 * (i % 4));
   regs.register_b_transport(this, &Sdhci::b_transport);
   reset_all();
   SC_HAS_PROCESS(Sdhci);
@@ -132,6 +147,7 @@ Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities
 
 std::uint16_t Sdhci::reg16(std::uint32_t o) const { return static_cast<std::uint16_t>(r_[o] | (r_[o + 1] << 8)); }
 std::uint32_t Sdhci::reg32(std::uint32_t o) const { return reg16(o) | (std::uint32_t{reg16(o + 2)} << 16); }
+std::uint64_t Sdhci::reg64(std::uint32_t o) const { return reg32(o) | (std::uint64_t{reg32(o + 4)} << 32); }
 void Sdhci::set16(std::uint32_t o, std::uint16_t v) {
   r_[o] = static_cast<std::uint8_t>(v);
   r_[o + 1] = static_cast<std::uint8_t>(v >> 8);
@@ -139,6 +155,10 @@ void Sdhci::set16(std::uint32_t o, std::uint16_t v) {
 void Sdhci::set32(std::uint32_t o, std::uint32_t v) {
   set16(o, static_cast<std::uint16_t>(v));
   set16(o + 2, static_cast<std::uint16_t>(v >> 16));
+}
+void Sdhci::set64(std::uint32_t o, std::uint64_t v) {
+  set32(o, static_cast<std::uint32_t>(v));
+  set32(o + 4, static_cast<std::uint32_t>(v >> 32));
 }
 
 std::uint64_t Sdhci::sd_clock_hz() const {
@@ -160,6 +180,20 @@ std::uint64_t Sdhci::present_state() const {
   if (buffer_read_enable_) s |= kBufferReadEnable;
   s |= (card_busy_ ? 0xEu : 0xFu) << kDataLineLevelShift;
   return s;
+}
+
+std::uint64_t Sdhci::host_version() const {
+  return version_number() | (std::uint32_t{capabilities_.vendor_version} << 8);
+}
+
+bool Sdhci::version4_mode() const { return (reg16(kHostControl2) & kCtrl2Version4Enable) != 0; }
+bool Sdhci::addressing_64() const { return version4_mode() && (reg16(kHostControl2) & kCtrl2Addressing64) != 0; }
+
+std::uint16_t Sdhci::auto_command(std::uint16_t mode) const {
+  const std::uint16_t select = mode & kTrnAutoCmdMask;
+  if (select != kTrnAutoCmdAutoSelect) return select;
+  if (version_number() < kSpecVersion410) return 0;  // reserved before 4.10
+  return (reg16(kHostControl2) & kCtrl2Cmd23Enable) ? kTrnAutoCmd23 : kTrnAutoCmd12;
 }
 
 std::uint64_t Sdhci::normal_int_status() const {
@@ -217,7 +251,8 @@ void Sdhci::write_byte(std::uint32_t o, std::uint8_t v) {
 void Sdhci::after_write(std::uint32_t first, std::uint32_t last) {
   for (std::uint32_t o = first; o <= last;) {
     const Register& reg = register_at(o);
-    if (reg.on_write != nullptr && covers(first, last, reg.offset + reg.trigger)) (this->*reg.on_write)();
+    if (reg.on_write != nullptr && (reg.trigger == kAnyByte || covers(first, last, reg.offset + reg.trigger)))
+      (this->*reg.on_write)();
     o = reg.offset + reg.width;
   }
   update_irq();
@@ -250,17 +285,29 @@ void Sdhci::put_buffer_byte(std::uint8_t v) {
   }
 }
 
+// SDMA resumes from a buffer-boundary pause when the driver writes the address register's top
+// byte: 0x03 outside version 4 mode, 0x5B in it with 32-bit addressing, 0x5F with 64-bit.
 void Sdhci::on_sdma_address() {
+  if (!version4_mode()) resume_sdma(reg32(kSdmaAddress));
+}
+void Sdhci::on_system_address_low() {
+  if (version4_mode() && !addressing_64()) resume_sdma(reg32(kAdmaAddress));
+}
+void Sdhci::on_system_address_high() {
+  if (addressing_64()) resume_sdma(reg64(kAdmaAddress));
+}
+
+void Sdhci::resume_sdma(std::uint64_t address) {
   if (!sdma_paused_) return;
   sdma_paused_ = false;
-  sdma_->resume(reg32(kSdmaAddress));
+  sdma_->resume(address);
   sdma_resumed_.notify(sc_core::SC_ZERO_TIME);
 }
 
 void Sdhci::on_power_control() {
   const std::uint8_t power = r_[kPowerControl];
   const std::uint8_t voltage = power & 0x0E;
-  const bool on = (power & kPowerOn) && (voltage == kPower180 || voltage == kPower330 || voltage == 0x0C);
+  const bool on = (power & kPowerOn) && (voltage == kPower180 || voltage == kPower330 || voltage == kPower300);
   if ((power & kPowerOn) && !on) {
     warn("bus power on without a supported voltage (power control " + fmt::format("{:#04x}", power) + "): power stays off");
     r_[kPowerControl] &= static_cast<std::uint8_t>(~kPowerOn);
@@ -290,6 +337,24 @@ void Sdhci::on_software_reset() {
     if (reset & kResetCmd) reset_cmd_line();
     if (reset & kResetData) reset_data_line();
   }
+}
+
+// Host control 2 holds only what this controller's version and capabilities have: version 4
+// mode and 64-bit addressing from 4.00 (64-bit addressing only with addressing_64), CMD23 enable
+// from 4.10; never 26-bit ADMA2 lengths or asynchronous interrupts. 1.8 V signalling stays set,
+// as a regulator that became stable, when the controller has a UHS mode (SDR104 or DDR50).
+void Sdhci::on_host_control2() {
+  std::uint16_t value = reg16(kHostControl2);
+  const std::uint16_t requested = value;
+  if (version_number() < kSpecVersion400) value &= static_cast<std::uint16_t>(~(kCtrl2Version4Enable | kCtrl2Addressing64));
+  if (version_number() < kSpecVersion410) value &= static_cast<std::uint16_t>(~kCtrl2Cmd23Enable);
+  if (!capabilities_.addressing_64) value &= static_cast<std::uint16_t>(~kCtrl2Addressing64);
+  value &= static_cast<std::uint16_t>(~(kCtrl2Adma2LengthMode | kCtrl2AsyncInterrupt));
+  if ((value & kCtrl2Signal180) && !capabilities_.sdr104 && !capabilities_.ddr50) {
+    warn("1.8 V signalling asked of a controller without a UHS mode: the regulator does not become stable");
+    value &= static_cast<std::uint16_t>(~kCtrl2Signal180);
+  }
+  if (value != requested) set16(kHostControl2, value);
 }
 
 void Sdhci::on_force_error() {

@@ -145,7 +145,8 @@ void Sdhci::run_command() {
     end_command(true);
     return;
   }
-  if (data && (mode & kTrnAutoCmdMask) == kTrnAutoCmd23 && (mode & kTrnMultiBlock)) {
+  // Auto CMD23's argument is Argument 2 (0x00), in version 4 mode too.
+  if (data && auto_command(mode) == kTrnAutoCmd23 && (mode & kTrnMultiBlock)) {
     if (!run_auto_cmd(23, reg32(kSdmaAddress), false)) {
       if (still_running()) end_command(true);
       return;
@@ -242,19 +243,34 @@ void Sdhci::transfer_data(std::uint16_t mode, const mmc::CommandOutcome& outcome
     return;
   }
 
+  // DMA: SDMA from the SDMA address (0x00), or in version 4 mode from the ADMA/SDMA address
+  // (0x58); ADMA2 with 8-byte descriptors, 12-byte ones for version 3's 64-bit select, 16-byte
+  // ones in version 4 mode with 64-bit addressing.
   dma_mode_ = DmaMode::none;
   if (mode & kTrnDmaEnable) {
     const std::uint8_t select = r_[kHostControl1] & kCtrlDmaMask;
+    const bool v4 = version4_mode();
+    dma_addressing_64_ = addressing_64();
+    const auto read_descriptor = [this](std::uint64_t address, std::uint8_t* out, std::size_t length) {
+      return memory_access(tlm::TLM_READ_COMMAND, address, out, static_cast<std::uint32_t>(length));
+    };
     if (select == kCtrlSdma) {
       dma_mode_ = DmaMode::sdma;
-      sdma_.emplace(reg32(kSdmaAddress), reg16(kBlockSize) >> kSdmaBoundaryShift);
-    } else if (select == kCtrlAdma32) {
+      const std::uint64_t address =
+          !v4 ? reg32(kSdmaAddress) : dma_addressing_64_ ? reg64(kAdmaAddress) : reg32(kAdmaAddress);
+      sdma_.emplace(address, reg16(kBlockSize) >> kSdmaBoundaryShift, dma_addressing_64_);
+    } else if (select == kCtrlAdma32 || (select == kCtrlAdma64 && !v4 && capabilities_.addressing_64)) {
       dma_mode_ = DmaMode::adma2;
-      adma_.emplace(reg32(kAdmaAddress), [this](std::uint64_t address, std::uint8_t* out, std::size_t length) {
-        return memory_access(tlm::TLM_READ_COMMAND, address, out, static_cast<std::uint32_t>(length));
-      });
+      Adma2Format format = Adma2Format::bits32;
+      if (select == kCtrlAdma64) {
+        format = Adma2Format::bits64;
+        dma_addressing_64_ = true;
+      } else if (dma_addressing_64_) {
+        format = Adma2Format::bits64_v4;
+      }
+      adma_.emplace(dma_addressing_64_ ? reg64(kAdmaAddress) : reg32(kAdmaAddress), format, read_descriptor);
     } else {
-      warn("DMA select names a mode this controller lacks (64-bit ADMA2 or reserved): ADMA error");
+      warn(fmt::format("DMA select {} names a mode this controller lacks: ADMA error", select >> 3));
       r_[kAdmaErrorStatus] = kAdmaStateStop;
       raise_error(kErrAdma);
       finish(false);
@@ -276,7 +292,7 @@ void Sdhci::transfer_data(std::uint16_t mode, const mmc::CommandOutcome& outcome
     finish(false);
     return;
   }
-  if (multi && (mode & kTrnAutoCmdMask) == kTrnAutoCmd12) {
+  if (multi && auto_command(mode) == kTrnAutoCmd12) {
     if (!run_auto_cmd(12, 0, true)) {
       if (still_running()) finish(false);
       return;
@@ -345,7 +361,12 @@ bool Sdhci::dma_block(bool read, std::uint32_t block_size, bool last) {
     if (!still_running()) return false;
     done += piece.length;
     if (dma_mode_ == DmaMode::sdma) {
-      set32(kSdmaAddress, sdma_->address());
+      if (!version4_mode())
+        set32(kSdmaAddress, static_cast<std::uint32_t>(sdma_->address()));
+      else if (dma_addressing_64_)
+        set64(kAdmaAddress, sdma_->address());
+      else
+        set32(kAdmaAddress, static_cast<std::uint32_t>(sdma_->address()));
       // At a buffer boundary with data still to move: a DMA interrupt, and a pause until the
       // driver writes the address to go on from.
       if (sdma_->at_boundary() && (done < block_size || !last)) {
@@ -378,7 +399,7 @@ bool Sdhci::next_dma_piece(std::uint32_t max_bytes, DmaPiece& piece) {
   r_[kAdmaErrorStatus] = step.error == Adma2Error::length_mismatch
                              ? static_cast<std::uint8_t>(kAdmaStateTransfer | kAdmaLengthMismatch)
                              : kAdmaStateFetch;
-  set32(kAdmaAddress, adma_->descriptor_address());
+  set_adma_address(adma_->descriptor_address());
   raise_error(kErrAdma);
   return false;
 }
@@ -393,8 +414,15 @@ void Sdhci::dma_access_refused(std::uint64_t address) {
   }
   SC_REPORT_INFO(kMessageType, fmt::format("{}: ADMA data access at {:#x} refused by the memory", name(), address).c_str());
   r_[kAdmaErrorStatus] = kAdmaStateTransfer;
-  set32(kAdmaAddress, adma_->descriptor_address());
+  set_adma_address(adma_->descriptor_address());
   raise_error(kErrAdma);
+}
+
+void Sdhci::set_adma_address(std::uint64_t address) {
+  if (dma_addressing_64_)
+    set64(kAdmaAddress, address);
+  else
+    set32(kAdmaAddress, static_cast<std::uint32_t>(address));
 }
 
 bool Sdhci::memory_access(tlm::tlm_command command, std::uint64_t address, std::uint8_t* data, std::uint32_t length) {

@@ -3,6 +3,11 @@
 // the model: reset, power, clock, commands, and data by PIO, SDMA or ADMA2 with Auto CMD12/CMD23.
 // The one driver of the testbench: the Sdhci scenarios, sdhci_fuzz's recipes and models_bench.
 //
+// Like sdhci.c it reads the controller's version and capabilities at init() and, after
+// enable_v4_mode(), uses version 4 mode as Linux does: 64-bit system addresses when the
+// capabilities offer them (ADMA2 descriptors of 16 bytes, or 12 in version 3 with 64-bit DMA),
+// SDMA's address in 0x58, Auto CMD auto select from version 4.10.
+//
 // It needs an initiator socket bound to the controller's registers, the controller's interrupt
 // line and the system memory on the controller's DMA socket. The steps that only write registers
 // (issue_command, the register accessors) may run anywhere; those that wait for an interrupt
@@ -56,7 +61,7 @@ struct Transfer {
   std::uint32_t block_size = 512;
   std::uint32_t blocks = 1;
   DataMode mode = DataMode::adma2;
-  std::uint32_t memory = 0x10000;  // where the data is (SDMA, ADMA2), contiguous
+  std::uint64_t memory = 0x10000;  // where the data is (SDMA, ADMA2), contiguous
   std::optional<std::uint32_t> auto_cmd23;  // Argument 2
   bool auto_cmd12 = false;
   std::uint8_t sdma_boundary = 7;  // 4 KiB << n
@@ -65,7 +70,7 @@ struct Transfer {
 
 class SdhciDriver {
  public:
-  static constexpr std::uint32_t kDescriptors = 0x1000;  // where transfer() puts its ADMA2 table
+  static constexpr std::uint32_t kDescriptors = 0x1000;  // where transfer() puts its ADMA2 table (from the memory's base)
   static constexpr std::uint64_t kBaseClockHz = 200'000'000;  // the controller's default base clock
 
   SdhciDriver(tlm::tlm_initiator_socket<>& regs, sc_core::sc_in<bool>& irq, SystemMemory& memory)
@@ -108,9 +113,15 @@ class SdhciDriver {
   bool irq() const { return irq_.read(); }
   std::uint64_t now_ps() const { return sc_core::sc_time_stamp().value(); }
 
-  // sdhci_reset(ALL), then power at 3.3 V, 400 kHz, every status enabled, the longest timeout.
+  // sdhci_reset(ALL) and __sdhci_read_caps, then power at 3.3 V, 400 kHz, every status enabled,
+  // the longest timeout. Version 4 mode, once enabled, is enabled again after the reset.
   void init() {
     wr8(reg::kSoftwareReset, reg::kResetAll);
+    if (v4_mode_) wr16(reg::kHostControl2, rd16(reg::kHostControl2) | reg::kCtrl2Version4Enable);
+    version_ = rd16(reg::kHostVersion) & 0xFF;
+    const std::uint32_t caps = rd32(reg::kCapabilities);
+    dma64_ = version_ >= reg::kSpecVersion410 && v4_mode_ ? (caps & reg::kCapAddressing64V4) != 0
+                                                          : (caps & reg::kCapAddressing64) != 0;
     wr16(reg::kNormalIntStatusEnable, 0x7FFF);
     wr16(reg::kErrorIntStatusEnable, 0xFFFF);
     wr8(reg::kPowerControl, reg::kPower330 | reg::kPowerOn);
@@ -129,6 +140,32 @@ class SdhciDriver {
   void clear_status() {
     wr16(reg::kNormalIntStatus, 0xFFFF);
     wr16(reg::kErrorIntStatus, 0xFFFF);
+  }
+
+  // sdhci_enable_v4_mode: version 4 mode from the next init() on (and at once).
+  void enable_v4_mode() {
+    v4_mode_ = true;
+    wr16(reg::kHostControl2, rd16(reg::kHostControl2) | reg::kCtrl2Version4Enable);
+  }
+  bool v4_mode() const { return v4_mode_; }
+  bool dma64() const { return dma64_; }  // SDHCI_USE_64_BIT_DMA
+  std::uint16_t version() const { return version_; }
+  // The ADMA2 descriptor size sdhci_setup_host picks.
+  models::Adma2Format descriptor_format() const {
+    if (!dma64_) return models::Adma2Format::bits32;
+    return v4_mode_ ? models::Adma2Format::bits64_v4 : models::Adma2Format::bits64;
+  }
+  std::uint64_t descriptors() const { return memory_.base + kDescriptors; }
+
+  // sdhci_start_signal_voltage_switch to 1.8 V: true when the controller keeps 1.8 V signal
+  // enable set (the regulator became stable).
+  bool switch_to_1v8() {
+    wr16(reg::kHostControl2, rd16(reg::kHostControl2) | reg::kCtrl2Signal180);
+    return (rd16(reg::kHostControl2) & reg::kCtrl2Signal180) != 0;
+  }
+  // The UHS mode select field, as set_uhs_signaling writes it.
+  void set_uhs_mode(std::uint16_t mode) {
+    wr16(reg::kHostControl2, (rd16(reg::kHostControl2) & ~reg::kCtrl2UhsMask) | mode);
   }
 
   // Writes the argument, then transfer mode and command in one 32-bit write, which issues it.
@@ -164,21 +201,36 @@ class SdhciDriver {
     CommandResult r;
     std::uint16_t mode = t.read ? reg::kTrnRead : 0;
     if (t.blocks > 1 || t.auto_cmd23) mode |= reg::kTrnMultiBlock | reg::kTrnBlockCountEnable;
-    if (t.auto_cmd23) mode |= reg::kTrnAutoCmd23;
-    if (t.auto_cmd12) mode |= reg::kTrnAutoCmd12;
+    // sdhci_auto_cmd_select: Auto CMD auto select in version 4 mode from 4.10.
+    if ((t.auto_cmd23 || t.auto_cmd12) && v4_mode_ && version_ >= reg::kSpecVersion410) {
+      mode |= reg::kTrnAutoCmdAutoSelect;
+      std::uint16_t ctrl2 = rd16(reg::kHostControl2);
+      ctrl2 = t.auto_cmd23 ? (ctrl2 | reg::kCtrl2Cmd23Enable) : (ctrl2 & ~reg::kCtrl2Cmd23Enable);
+      wr16(reg::kHostControl2, ctrl2);
+    } else if (t.auto_cmd23) {
+      mode |= reg::kTrnAutoCmd23;
+    } else if (t.auto_cmd12) {
+      mode |= reg::kTrnAutoCmd12;
+    }
+    // sdhci_config_dma, then the table and the address.
     std::uint8_t control = static_cast<std::uint8_t>(rd8(reg::kHostControl1) & ~reg::kCtrlDmaMask);
+    if (t.mode != DataMode::pio) {
+      mode |= reg::kTrnDmaEnable;
+      if (t.mode == DataMode::adma2) control |= reg::kCtrlAdma32;
+      if (dma64_ && v4_mode_)
+        wr16(reg::kHostControl2, rd16(reg::kHostControl2) | reg::kCtrl2Addressing64);
+      else if (dma64_ && t.mode == DataMode::adma2)
+        control |= reg::kCtrlAdma64;
+    }
     if (t.mode == DataMode::sdma) {
-      mode |= reg::kTrnDmaEnable;
-      wr32(reg::kSdmaAddress, t.memory);
+      set_sdma_address(t.memory);
     } else if (t.mode == DataMode::adma2) {
-      mode |= reg::kTrnDmaEnable;
-      control |= reg::kCtrlAdma32;
       if (!custom_descriptors_) write_descriptors({{t.memory, t.block_size * t.blocks}});
       custom_descriptors_ = false;
-      wr32(reg::kAdmaAddress, kDescriptors);
+      set_adma_address(descriptors());
     }
     wr8(reg::kHostControl1, control);
-    if (t.auto_cmd23) wr32(reg::kSdmaAddress, *t.auto_cmd23);
+    if (t.auto_cmd23) wr32(reg::kSdmaAddress, *t.auto_cmd23);  // Argument 2, in version 4 mode too
     wr16(reg::kBlockSize, static_cast<std::uint16_t>(t.block_size | (std::uint32_t{t.sdma_boundary} << reg::kSdmaBoundaryShift)));
     wr16(reg::kBlockCount, static_cast<std::uint16_t>(t.blocks));
     r.issued_ps = now_ps();
@@ -188,7 +240,7 @@ class SdhciDriver {
     r.response = rd32(reg::kResponse);
     wr16(reg::kNormalIntStatus, reg::kIntCommandComplete);
     std::size_t at = 0;
-    std::uint32_t next_sdma = t.memory;
+    std::uint64_t next_sdma = t.memory;
     while (rd16(reg::kErrorIntStatus) == 0) {
       const std::uint16_t want = reg::kIntTransferComplete | reg::kIntDma |
                                  (t.read ? reg::kIntBufferReadReady : reg::kIntBufferWriteReady);
@@ -212,9 +264,9 @@ class SdhciDriver {
         wr16(reg::kNormalIntStatus, reg::kIntDma);
         ++dma_interrupts;
         if (t.mode == DataMode::sdma) {  // sdhci_data_irq: on to the next boundary
-          const std::uint32_t boundary = 4096u << t.sdma_boundary;
+          const std::uint64_t boundary = 4096u << t.sdma_boundary;
           next_sdma = (next_sdma & ~(boundary - 1)) + boundary;
-          wr32(reg::kSdmaAddress, next_sdma);
+          set_sdma_address(next_sdma);
         }
       }
       if (s & reg::kIntTransferComplete) break;
@@ -227,7 +279,7 @@ class SdhciDriver {
 
   // The ADMA2 table for the next transfer: one transfer descriptor per segment, the last with
   // the end attribute.
-  void write_descriptors(const std::vector<std::pair<std::uint32_t, std::uint32_t>>& segments, bool interrupt_last = false) {
+  void write_descriptors(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& segments, bool interrupt_last = false) {
     for (std::size_t i = 0; i < segments.size(); ++i) {
       models::Adma2Descriptor d;
       d.valid = true;
@@ -240,9 +292,21 @@ class SdhciDriver {
     }
   }
   void put_descriptor(std::size_t i, const models::Adma2Descriptor& d) {
-    const auto bytes = d.encode();
-    std::memcpy(memory_.bytes.data() + kDescriptors + 8 * i, bytes.data(), bytes.size());
+    const models::Adma2Format format = descriptor_format();
+    d.encode(memory_.at(descriptors() + models::Adma2Descriptor::size(format) * i), format);
     custom_descriptors_ = true;
+  }
+  // sdhci_set_adma_addr: the low half at 0x58, the high half at 0x5C with 64-bit DMA.
+  void set_adma_address(std::uint64_t address) {
+    wr32(reg::kAdmaAddress, static_cast<std::uint32_t>(address));
+    if (dma64_) wr32(reg::kAdmaAddressHigh, static_cast<std::uint32_t>(address >> 32));
+  }
+  // sdhci_set_sdma_addr: 0x00, or the ADMA address register in version 4 mode.
+  void set_sdma_address(std::uint64_t address) {
+    if (v4_mode_)
+      set_adma_address(address);
+    else
+      wr32(reg::kSdmaAddress, static_cast<std::uint32_t>(address));
   }
 
   // Card bring-up as Linux's mmc_attach_mmc does it, over the controller.
@@ -289,6 +353,9 @@ class SdhciDriver {
   sc_core::sc_in<bool>& irq_;
   SystemMemory& memory_;
   bool custom_descriptors_ = false;
+  bool v4_mode_ = false;
+  bool dma64_ = false;
+  std::uint16_t version_ = reg::kSpecVersion300;
 };
 
 }  // namespace emmcsim::testing

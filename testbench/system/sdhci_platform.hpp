@@ -63,7 +63,7 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
     t.blocks = static_cast<std::uint32_t>(count);
     t.auto_cmd23 = static_cast<std::uint32_t>(count) | (reliable_write ? 1u << 31 : 0);
     for (std::size_t i = 0; i < count; ++i)
-      std::memcpy(driver_.memory().bytes.data() + t.memory + 512 * i, frames[i].bytes(), 512);
+      std::memcpy(driver_.memory().at(t.memory + 512 * i), frames[i].bytes(), 512);
     last = driver_.transfer(25, 0, t);
     if (last.error != 0 && recover_after_error) recover_after_error();
   }
@@ -75,7 +75,7 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
     last = driver_.transfer(18, 0, t);
     if (last.error != 0 && recover_after_error) recover_after_error();
     for (std::size_t i = 0; i < count; ++i)
-      frames[i] = rpmb::Frame::from_bytes(driver_.memory().bytes.data() + t.memory + 512 * i);
+      frames[i] = rpmb::Frame::from_bytes(driver_.memory().at(t.memory + 512 * i));
   }
   CommandResult last;
   // What the driver does after a transfer error (reset the lines, CMD12): mmc_blk's recovery.

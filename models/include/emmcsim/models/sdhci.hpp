@@ -1,14 +1,16 @@
-// Sdhci — an SD Host Controller (SD Host Controller Simplified Specification v3.00, register
-// offsets and bits in sdhci_registers.hpp and spec/sdhci.md) in front of an eMMC device: the
-// controller Linux's drivers/mmc/host/sdhci.c, U-Boot and SoC firmware program.
+// Sdhci — an SD Host Controller (SD Host Controller Simplified Specification v3.00, and the parts
+// of v4.00–4.20 Linux uses; register offsets and bits in sdhci_registers.hpp and spec/sdhci.md)
+// in front of an eMMC device: the controller Linux's drivers/mmc/host/sdhci.c, U-Boot and SoC
+// firmware program. SdhciCapabilities sets the version it reports (3.00 by default).
 //
 // Ports
 //   regs   tlm_utils::simple_target_socket — the 256-byte register map. Blocking transport;
 //          accesses of 1, 2, 4 or 8 bytes inside it, aligned to their width; byte enables
 //          refused. Register accesses take no simulated time.
-//   dma    tlm_utils::simple_initiator_socket — system memory for SDMA and ADMA2 (32-bit
-//          descriptors), generic-payload reads and writes; the delay the memory annotates is
-//          waited out before the next bus phase (no FIFO overlaps memory and card).
+//   dma    tlm_utils::simple_initiator_socket — system memory for SDMA and ADMA2 (8-byte
+//          descriptors; with addressing_64, 12-byte ones and, in version 4 mode, 16-byte ones),
+//          generic-payload reads and writes; the delay the memory annotates is waited out before
+//          the next bus phase (no FIFO overlaps memory and card).
 //   card   EmmcBusInitiatorSocket — the eMMC bus to an EmmcDevice (emmc_bus.hpp).
 //   irq    sc_out<bool> — level: high while a status bit is set whose signal enable is set
 //          (driven by one method process, a delta cycle after the change).
@@ -46,6 +48,12 @@
 //   above (docs/models.md, "Where a refused transaction becomes status").
 //   Turning bus power on (power control bit 0, from off) power-cycles the card. Software reset
 //   (all, CMD line, DAT line) takes effect at once and cancels what it covers.
+//   Version 4 (from 4.00, when host control 2 enables it): SDMA's address is the ADMA/SDMA
+//   address register (0x58, 64 bits with 64-bit addressing) and 0x00 only Argument 2; 64-bit
+//   addressing; from 4.10, Auto CMD auto select by host control 2's CMD23 enable. 1.8 V
+//   signalling enable stays set when the controller has a UHS mode; the UHS mode select is
+//   stored (Linux's HS200, HS400 and GL9763E values alike). The preset values describe the base
+//   clock's dividers for each speed.
 //
 // Reports (sc_report_handler, message type "emmcsim/Sdhci"): SC_WARNING for what a driver should
 // not do — a command while the CMD (or, with data, DAT) line is inhibited, the buffer data port
@@ -72,7 +80,10 @@
 
 namespace emmcsim::models {
 
-// What the controller says it can do (the capabilities registers).
+// The specification version the host controller version register reports (bits 7:0).
+enum class SdhciVersion : std::uint8_t { v3_00 = 2, v4_00 = 3, v4_10 = 4, v4_20 = 5 };
+
+// What the controller says it can do (the capabilities and version registers).
 struct SdhciCapabilities {
   std::uint32_t base_clock_mhz = 200;   // 1..255
   std::uint32_t timeout_clock_khz = 1000;  // TMCLK; written in MHz when a whole number of MHz
@@ -80,8 +91,14 @@ struct SdhciCapabilities {
   bool adma2 = true;
   bool sdma = true;
   bool high_speed = true;
-  bool sdr104 = true;  // HS200
+  bool sdr104 = true;  // HS200; a UHS mode (this or DDR50) is what makes 1.8 V signalling possible
   bool ddr50 = true;   // DDR52
+  // 64-bit system addresses: ADMA2 with 12-byte descriptors (DMA select 11b) outside version 4
+  // mode; in version 4 mode with 64-bit addressing (host control 2), SDMA and ADMA2 with 16-byte
+  // descriptors. Capabilities bit 28, and bit 27 from version 4.10.
+  bool addressing_64 = false;
+  SdhciVersion version = SdhciVersion::v3_00;
+  std::uint8_t vendor_version = 0;  // host controller version bits 15:8
 };
 
 class Sdhci : public sc_core::sc_module {
@@ -124,8 +141,9 @@ class Sdhci : public sc_core::sc_module {
     std::uint64_t reset;       // the value after construction and reset all (stored registers)
     std::uint64_t (Sdhci::*computed)() const;  // set: the value is computed on every read
     void (Sdhci::*on_write)();                 // set: runs after a write covering byte `trigger`
-    std::uint32_t trigger;                     // the byte of the register that runs on_write
+    std::uint32_t trigger;                     // the byte that runs on_write (kAnyByte: any)
   };
+  static constexpr std::uint32_t kAnyByte = ~std::uint32_t{0};
   struct RegisterMap {
     const Register* first;
     std::size_t size;
@@ -151,20 +169,37 @@ class Sdhci : public sc_core::sc_module {
 
   std::uint16_t reg16(std::uint32_t offset) const;
   std::uint32_t reg32(std::uint32_t offset) const;
+  std::uint64_t reg64(std::uint32_t offset) const;
   void set16(std::uint32_t offset, std::uint16_t value);
   void set32(std::uint32_t offset, std::uint32_t value);
+  void set64(std::uint32_t offset, std::uint64_t value);
 
   // Values computed on read (the table's `computed`).
   std::uint64_t present_state() const;
   std::uint64_t normal_int_status() const;  // bit 15: any error status bit set
   std::uint64_t capabilities_value() const { return capabilities_register_; }
+  std::uint64_t presets_low() const { return presets_[0]; }   // 0x60..0x67
+  std::uint64_t presets_high() const { return presets_[1]; }  // 0x68..0x6F
+  std::uint64_t host_version() const;
   // Actions after a write (the table's `on_write`).
-  void on_sdma_address();  // resumes an SDMA transfer paused at a buffer boundary
+  void on_sdma_address();  // 0x00: resumes an SDMA transfer paused at a buffer boundary (not v4 mode)
+  void on_system_address_low();   // 0x58: the same in version 4 mode with 32-bit addressing
+  void on_system_address_high();  // 0x5C: the same in version 4 mode with 64-bit addressing
   void issue_command();
   void on_power_control();
   void on_clock_control();
   void on_software_reset();
+  void on_host_control2();
   void on_force_error();
+  void resume_sdma(std::uint64_t address);
+
+  // Version 4 mode and the addressing it selects.
+  bool version4_mode() const;
+  bool addressing_64() const;  // version 4 mode with 64-bit addressing
+  unsigned version_number() const { return static_cast<unsigned>(capabilities_.version); }
+  // The Auto CMD a transfer mode asks for: kTrnAutoCmd12, kTrnAutoCmd23 or 0 (auto select
+  // resolved by host control 2's CMD23 enable from version 4.10).
+  std::uint16_t auto_command(std::uint16_t transfer_mode) const;
   // The buffer data port (PIO).
   std::uint8_t take_buffer_byte();
   void put_buffer_byte(std::uint8_t value);
@@ -211,6 +246,7 @@ class Sdhci : public sc_core::sc_module {
   bool dma_block(bool read, std::uint32_t block_size, bool last);
   bool next_dma_piece(std::uint32_t max_bytes, DmaPiece& piece);  // false: an ADMA error (raised)
   void dma_access_refused(std::uint64_t address);
+  void set_adma_address(std::uint64_t address);  // the ADMA system address register, as wide as the transfer's
   bool memory_access(tlm::tlm_command command, std::uint64_t address, std::uint8_t* data, std::uint32_t length);
   void data_timeout();
   // Waits for `event` while `condition` holds; false when a software reset cancelled the command.
@@ -220,6 +256,7 @@ class Sdhci : public sc_core::sc_module {
 
   SdhciCapabilities capabilities_;
   std::uint64_t capabilities_register_ = 0;
+  std::array<std::uint64_t, 2> presets_{};
   std::array<std::uint8_t, sdhci::kRegisterSpace> r_{};
   bool card_power_ = false;
 
@@ -246,6 +283,7 @@ class Sdhci : public sc_core::sc_module {
   bool buffer_write_enable_ = false;
   // DMA of the running transfer.
   DmaMode dma_mode_ = DmaMode::none;
+  bool dma_addressing_64_ = false;  // the transfer's system address register is 64 bits wide
   std::optional<SdmaWalker> sdma_;
   bool sdma_paused_ = false;
   std::optional<Adma2Walker> adma_;
