@@ -1,7 +1,9 @@
-// A small virtual platform for the Sdhci scenarios: a CPU thread with an initiator socket on
-// the controller's registers and its interrupt line, running a scenario's body with an
-// SdhciDriver (testbench/common/sdhci_driver.hpp; what it does not expect is a test failure), and
-// SdhciRpmbChannel, rpmb::Host's requests carried over that driver.
+// A small virtual platform for the Sdhci scenarios (sdhci_test.cpp, sdhci_version4_test.cpp,
+// gl9763e_test.cpp): a CPU thread with an initiator socket on the controller's registers and its
+// interrupt line, running a scenario's body with an SdhciDriver (testbench/common/sdhci_driver.hpp;
+// what it does not expect is a test failure); SdhciPlatform, the CPU with an Sdhci, memory and an
+// EmmcDevice; the recovery a driver does after an error; and SdhciRpmbChannel, rpmb::Host's
+// requests carried over the driver.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -15,6 +17,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <vector>
 
+#include "emmcsim/mmc/card_status.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/models/emmc_device.hpp"
 #include "emmcsim/models/sdhci.hpp"
@@ -22,6 +25,7 @@
 #include "emmcsim/rpmb/host.hpp"
 #include "sdhci_driver.hpp"
 #include "system_memory.hpp"
+#include "system_scenario.hpp"
 
 namespace emmcsim::testing {
 
@@ -84,5 +88,65 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
  private:
   SdhciDriver& driver_;
 };
+
+inline constexpr auto kTran = static_cast<std::uint32_t>(mmc::CardState::tran);
+
+// Each scenario elaborates in its own process (system_scenario.hpp).
+class SdhciScenario : public SystemScenario {};
+
+// Test data: n bytes that differ block to block.
+inline std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(seed + i * 13 + i / 512);
+  return v;
+}
+
+// The platform of the Sdhci scenarios: CPU, controller, memory (at memory_base) and card, bound
+// and simulated to the end; `phases` records every bus phase the card saw.
+struct SdhciPlatform {
+  explicit SdhciPlatform(std::function<void(SdhciDriver&)> body,
+                         const mmc::DeviceConfig& config = mmc::default_device_config(),
+                         const models::SdhciCapabilities& capabilities = {}, std::uint64_t memory_base = 0)
+      : image(config),
+        device("card", config, image.backend()),
+        sdhci("sdhci", capabilities),
+        memory("memory", 1u << 20),
+        cpu("cpu", memory, std::move(body)),
+        irq("irq") {
+    memory.base = memory_base;
+    cpu.bus.bind(sdhci.regs);
+    sdhci.dma.bind(memory.socket);
+    sdhci.card.bind(device.bus);
+    sdhci.irq(irq);
+    cpu.irq(irq);
+    device.on_phase([this](const models::BusPhase& p) { phases.push_back(p); });
+  }
+  void run() {
+    sc_core::sc_start();
+    EXPECT_TRUE(cpu.finished()) << "the scenario did not run to its end";
+  }
+  // The last phase the device saw for command `index`.
+  const models::BusPhase* last_command(std::uint8_t index) const {
+    for (auto it = phases.rbegin(); it != phases.rend(); ++it)
+      if (it->operation == models::EmmcBusOperation::command && it->command.index == index) return &*it;
+    return nullptr;
+  }
+  mmc::MemoryImage image;
+  models::EmmcDevice device;
+  models::Sdhci sdhci;
+  SystemMemory memory;
+  Cpu cpu;
+  sc_core::sc_signal<bool> irq;
+  std::vector<models::BusPhase> phases;
+};
+
+// A transfer that stops on an error, then the recovery a driver does (sdhci_finish_data): reset
+// CMD and DAT, CMD12 if the card is still in a data state.
+inline void recover(SdhciDriver& d) {
+  d.wr8(reg::kSoftwareReset, reg::kResetCmd | reg::kResetData);
+  const CommandResult status = d.command(13, kRcaArg, kRespR1);
+  if (mmc::status::current_state(status.response) != kTran) d.command(12, 0, kRespR1b);
+  EXPECT_EQ(mmc::status::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+}
 
 }  // namespace emmcsim::testing
