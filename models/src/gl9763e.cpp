@@ -40,7 +40,7 @@ const Gl9763e::ConfigRegister Gl9763e::kConfigRegisters[] = {
   {0x03D, 1, "interrupt pin",            ro,     0},
   {0x040, 1, "slot info",                ro,     0},       // one slot, first BAR 0
   {0x080, 2, "MSI capability header",    ro,     0},
-  {0x082, 2, "MSI message control",      rw,     0x0071},  // enable, multiple message enable
+  {0x082, 2, "MSI message control",      rw,     0x0001},  // enable (one vector: MME stays 0)
   {0x084, 4, "MSI message address",      rw,     0xFFFFFFFC},
   {0x088, 4, "MSI message upper address", rw,    0xFFFFFFFF},
   {0x08C, 2, "MSI message data",         rw,     0xFFFF},
