@@ -109,11 +109,13 @@ std::unique_ptr<FileBlockStorage> FileBlockStorage::open(const std::string& path
 
 void FileBlockStorage::read(std::uint64_t sector, std::uint32_t count, std::uint8_t* out) {
   // The size was checked when the file was opened: ending early means it shrank under us.
-  support::read_exactly(fd_.get(), path_, sector * kSectorSize, out, static_cast<std::size_t>(count) * kSectorSize);
+  support::read_exactly(fd_.get(), path_, sector * kSectorSize, out,
+                        static_cast<std::size_t>(count) * kSectorSize);
 }
 
 void FileBlockStorage::write(std::uint64_t sector, std::uint32_t count, const std::uint8_t* in) {
-  support::write_fully(fd_.get(), path_, sector * kSectorSize, in, static_cast<std::size_t>(count) * kSectorSize);
+  support::write_fully(fd_.get(), path_, sector * kSectorSize, in,
+                       static_cast<std::size_t>(count) * kSectorSize);
 }
 
 void FileBlockStorage::erase(std::uint64_t sector, std::uint64_t count) {
@@ -127,7 +129,9 @@ void FileBlockStorage::erase(std::uint64_t sector, std::uint64_t count) {
   const int err = errno;
   // File systems without hole punching (and kernels without fallocate) say so with one of
   // these; anything else is a real failure of the medium.
-  if (err != EOPNOTSUPP && err != ENOSYS && err != EINVAL) throw StorageError("punch a hole (erase) in", path_, err);
+  if (err != EOPNOTSUPP && err != ENOSYS && err != EINVAL) {
+    throw StorageError("punch a hole (erase) in", path_, err);
+  }
   static constexpr std::size_t kZeroBlock = 256 * 1024;
   static const std::vector<std::uint8_t> zeros(kZeroBlock, 0);
   for (std::uint64_t done = 0; done < length;) {

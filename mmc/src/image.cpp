@@ -46,7 +46,9 @@ constexpr std::uint64_t kRpmbSizeUnit = 128 * 1024;                // RPMB_SIZE_
 constexpr std::uint64_t kUserCapacityUnit = 512 * 1024;            // user area granularity
 constexpr std::size_t kMaxGeneralPurpose = 4;
 
-std::string boot_file(std::size_t index) { return Image::file_name(index == 0 ? Partition::boot1 : Partition::boot2); }
+std::string boot_file(std::size_t index) {
+  return Image::file_name(index == 0 ? Partition::boot1 : Partition::boot2);
+}
 std::string general_purpose_file(std::size_t index) {
   return Image::file_name(static_cast<Partition>(static_cast<std::size_t>(Partition::gp1) + index));
 }
@@ -97,6 +99,68 @@ void refuse_extra_file(const std::string& dir, const std::string& name, const st
 
 std::uint32_t rpmb_size_mult(const DeviceConfig& config) {
   return static_cast<std::uint32_t>(config.rpmb_size / kRpmbSizeUnit);
+}
+
+// DIR's device.json, after checking that DIR is a directory.
+DeviceConfig read_device_config(const std::string& dir) {
+  struct stat dir_stat {};
+  if (::stat(dir.c_str(), &dir_stat) != 0) image_error(dir, std::strerror(errno));
+  if (!S_ISDIR(dir_stat.st_mode)) image_error(dir, "not a directory");
+
+  const std::optional<std::string> config_text = support::read_whole_file(join(dir, Image::kConfigFile));
+  if (!config_text) {
+    image_error(dir, fmt::format("{} is missing: not an emmcsim image, or its creation was interrupted "
+                                 "(remove the directory and create the image again)",
+                                 Image::kConfigFile));
+  }
+  try {
+    return parse_device_config(*config_text);
+  } catch (const std::exception& e) {
+    image_error(dir, fmt::format("{}: {}", Image::kConfigFile, e.what()));
+  }
+}
+
+// Checks every partition file of DIR against `config` before any is opened, so the first message
+// names the first problem. Returns the path of rpmb.img.
+std::string check_partition_files(const std::string& dir, const DeviceConfig& config) {
+  check_data_file(dir, Image::kUserFile, config.user_capacity,
+                  describe_size(config.user_capacity) + " of user area");
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (config.boot_partition_size > 0) {
+      check_data_file(dir, boot_file(i), config.boot_partition_size,
+                      describe_size(config.boot_partition_size) + " boot partitions");
+    } else {
+      refuse_extra_file(dir, boot_file(i), "configures no boot partitions (boot_partition_size 0)");
+    }
+  }
+  const std::size_t gp_count = config.general_purpose_partitions.size();
+  for (std::size_t i = 0; i < kMaxGeneralPurpose; ++i) {
+    if (i < gp_count) {
+      check_data_file(dir, general_purpose_file(i), config.general_purpose_partitions[i],
+                      fmt::format("general-purpose partition {} of {}", i + 1,
+                                  describe_size(config.general_purpose_partitions[i])));
+    } else {
+      refuse_extra_file(
+          dir, general_purpose_file(i),
+          fmt::format("configures {} general-purpose partition{}",
+                      gp_count == 0 ? "no" : fmt::format("only {}", gp_count), gp_count == 1 ? "" : "s"));
+    }
+  }
+  const std::string rpmb_path = join(dir, rpmb::FileStore::kFileName);
+  struct stat rpmb_stat {};
+  if (::lstat(rpmb_path.c_str(), &rpmb_stat) != 0) {
+    image_error(dir, fmt::format("{} is missing (device.json configures a {} RPMB partition)",
+                                 rpmb::FileStore::kFileName, describe_size(config.rpmb_size)));
+  }
+  return rpmb_path;
+}
+
+void check_rpmb_size(const std::string& dir, const rpmb::FileStore& store, const DeviceConfig& config) {
+  if (store.size_mult() != rpmb_size_mult(config)) {
+    image_error(dir, fmt::format("{} holds a {} RPMB partition but device.json says {}",
+                                 rpmb::FileStore::kFileName, describe_size(store.size_mult() * kRpmbSizeUnit),
+                                 describe_size(config.rpmb_size)));
+  }
 }
 
 }  // namespace
@@ -212,70 +276,6 @@ std::unique_ptr<Image> Image::create(const std::string& dir, const DeviceConfig&
   image->nonvolatile_ = std::make_unique<FileNonvolatileStore>(join(dir, kStateFile));
   return image;
 }
-
-namespace {
-
-// DIR's device.json, after checking that DIR is a directory.
-DeviceConfig read_device_config(const std::string& dir) {
-  struct stat dir_stat {};
-  if (::stat(dir.c_str(), &dir_stat) != 0) image_error(dir, std::strerror(errno));
-  if (!S_ISDIR(dir_stat.st_mode)) image_error(dir, "not a directory");
-
-  const std::optional<std::string> config_text = support::read_whole_file(join(dir, Image::kConfigFile));
-  if (!config_text) {
-    image_error(dir, fmt::format("{} is missing: not an emmcsim image, or its creation was interrupted "
-                                 "(remove the directory and create the image again)",
-                                 Image::kConfigFile));
-  }
-  try {
-    return parse_device_config(*config_text);
-  } catch (const std::exception& e) {
-    image_error(dir, fmt::format("{}: {}", Image::kConfigFile, e.what()));
-  }
-}
-
-// Checks every partition file of DIR against `config` before any is opened, so the first message
-// names the first problem. Returns the path of rpmb.img.
-std::string check_partition_files(const std::string& dir, const DeviceConfig& config) {
-  check_data_file(dir, Image::kUserFile, config.user_capacity, describe_size(config.user_capacity) + " of user area");
-  for (std::size_t i = 0; i < 2; ++i) {
-    if (config.boot_partition_size > 0) {
-      check_data_file(dir, boot_file(i), config.boot_partition_size,
-                      describe_size(config.boot_partition_size) + " boot partitions");
-    } else {
-      refuse_extra_file(dir, boot_file(i), "configures no boot partitions (boot_partition_size 0)");
-    }
-  }
-  const std::size_t gp_count = config.general_purpose_partitions.size();
-  for (std::size_t i = 0; i < kMaxGeneralPurpose; ++i) {
-    if (i < gp_count) {
-      check_data_file(dir, general_purpose_file(i), config.general_purpose_partitions[i],
-                      fmt::format("general-purpose partition {} of {}", i + 1,
-                                  describe_size(config.general_purpose_partitions[i])));
-    } else {
-      refuse_extra_file(
-          dir, general_purpose_file(i),
-          fmt::format("configures {} general-purpose partition{}",
-                      gp_count == 0 ? "no" : fmt::format("only {}", gp_count), gp_count == 1 ? "" : "s"));
-    }
-  }
-  const std::string rpmb_path = join(dir, rpmb::FileStore::kFileName);
-  struct stat rpmb_stat {};
-  if (::lstat(rpmb_path.c_str(), &rpmb_stat) != 0) {
-    image_error(dir, fmt::format("{} is missing (device.json configures a {} RPMB partition)",
-                                 rpmb::FileStore::kFileName, describe_size(config.rpmb_size)));
-  }
-  return rpmb_path;
-}
-
-void check_rpmb_size(const std::string& dir, const rpmb::FileStore& store, const DeviceConfig& config) {
-  if (store.size_mult() != rpmb_size_mult(config)) {
-    image_error(dir, fmt::format("{} holds a {} RPMB partition but device.json says {}", rpmb::FileStore::kFileName,
-                                 describe_size(store.size_mult() * kRpmbSizeUnit), describe_size(config.rpmb_size)));
-  }
-}
-
-}  // namespace
 
 std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability durability) {
   DeviceConfig config = read_device_config(dir);

@@ -125,7 +125,8 @@ int run_create(const Options& o) {
   const DeviceConfig& made = image->config();
   fmt::print("created image {}\n", image->directory());
   for (const auto& [partition, size] : partitions_of(made)) {
-    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), describe_size(size), Image::file_name(partition));
+    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), describe_size(size),
+               Image::file_name(partition));
   }
   if (!o.user_image.empty()) fmt::print("  user.img links to {}\n", user_link_target(image->directory()));
   return 0;
@@ -137,7 +138,8 @@ void field(const char* label, fmt::format_string<Args...> format, Args&&... args
   fmt::print("{:<20}{}\n", label, fmt::format(format, std::forward<Args>(args)...));
 }
 
-constexpr const char* kInUseNote = "yes: another process (a running emmcsim) holds the image; these values may change";
+constexpr const char* kInUseNote =
+    "yes: another process (a running emmcsim) holds the image; these values may change";
 
 void print_info_text(const ImageInfo& info) {
   const DeviceConfig& c = info.config;
@@ -154,8 +156,9 @@ void print_info_text(const ImageInfo& info) {
   fmt::print("partitions\n");
   const std::string link = user_link_target(info.directory);
   for (const auto& [partition, size] : partitions_of(c)) {
-    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), describe_size(size), Image::file_name(partition),
-               partition == Partition::user && !link.empty() ? " -> " + link : "");
+    const std::string target = partition == Partition::user && !link.empty() ? " -> " + link : "";
+    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), describe_size(size),
+               Image::file_name(partition), target);
   }
   field("CID", "MID 0x{:02X}, OID 0x{:02X}, PNM \"{}\", PRV {}.{}, PSN 0x{:08X}, MDT {:02}/{}, CBX {} ({})",
         cid.manufacturer_id, cid.oem_id, cid.product_name, cid.product_revision >> 4,

@@ -18,7 +18,8 @@ void write_status(LittleEndianWriter& w, const ReplyStatus& s) {
 }
 
 // The header, then the payload.
-std::vector<std::uint8_t> message(MessageType type, std::uint32_t request_id, const std::vector<std::uint8_t>& payload) {
+std::vector<std::uint8_t> message(MessageType type, std::uint32_t request_id,
+                                  const std::vector<std::uint8_t>& payload) {
   if (payload.size() > kMaxPayload) {
     throw ProtocolError(ENOMEM, false, "message payload exceeds the protocol's limit");
   }

@@ -73,7 +73,8 @@ void commit_number(FileStore& store, std::uint32_t counter) {
     const std::vector<std::uint8_t> expected =
         last == 0 || last > n ? std::vector<std::uint8_t>(kHalfSectorSize, 0) : data_of(last);
     if (std::memcmp(all.data() + std::size_t{h} * kHalfSectorSize, expected.data(), kHalfSectorSize) != 0) {
-      return ::testing::AssertionFailure() << "half-sector " << h << " does not hold what commits 1.." << n << " left";
+      return ::testing::AssertionFailure()
+             << "half-sector " << h << " does not hold what commits 1.." << n << " left";
     }
   }
   return ::testing::AssertionSuccess();

@@ -25,7 +25,7 @@ class IoError : public std::runtime_error {
   // Anything else: what() is `message`.
   explicit IoError(const std::string& message);
 
-  const std::string& path() const noexcept { return path_; }  // empty when not known
+  const std::string& path() const noexcept { return path_; }   // empty when not known
   int error_number() const noexcept { return error_number_; }  // 0 when no system call failed
 
  private:
