@@ -4,23 +4,16 @@
 #include <algorithm>
 #include <cstring>
 
+#include "emmcsim/support/little_endian.hpp"
+
+// The header is in the host's byte order (virt-pci runs on the same host): on a little-endian
+// host its fields read as little-endian, which is how they are read here.
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "virtio-pcidev headers are in the host's byte order: a big-endian host needs its own decoding"
 #endif
 
 namespace emmcsim::transport::virtio_pcidev {
 namespace {
-
-template <class T>
-T load(const std::uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <class T>
-void store(std::uint8_t* p, T v) {
-  std::memcpy(p, &v, sizeof v);
-}
 
 [[noreturn]] void refuse(const std::string& what) { throw PcidevMessageError("virtio-pcidev: " + what); }
 
@@ -49,8 +42,8 @@ Access decode_access(const std::uint8_t* readable, std::size_t readable_size, st
   Access a;
   const std::uint8_t op = readable[0];
   a.bar = readable[1];
-  a.size = load<std::uint32_t>(readable + 4);
-  a.addr = load<std::uint64_t>(readable + 8);
+  a.size = support::load_le32(readable + 4);
+  a.addr = support::load_le64(readable + 8);
   const std::uint8_t* data = readable + kHeaderSize;
   const std::size_t data_size = readable_size - kHeaderSize;
   const std::string what = op_name(op);
@@ -93,18 +86,18 @@ Access decode_access(const std::uint8_t* readable, std::size_t readable_size, st
 std::array<std::uint8_t, kInterruptMessageSize> encode_msi(std::uint32_t data, bool thirty_two_bit) {
   std::array<std::uint8_t, kInterruptMessageSize> m{};
   m[0] = static_cast<std::uint8_t>(Op::msi);
-  store<std::uint32_t>(m.data() + 4, thirty_two_bit ? 4 : 2);
+  support::store_le32(m.data() + 4, thirty_two_bit ? 4 : 2);
   if (thirty_two_bit)
-    store<std::uint32_t>(m.data() + kHeaderSize, data);
+    support::store_le32(m.data() + kHeaderSize, data);
   else
-    store<std::uint16_t>(m.data() + kHeaderSize, static_cast<std::uint16_t>(data));
+    support::store_le16(m.data() + kHeaderSize, static_cast<std::uint16_t>(data));
   return m;
 }
 
 std::array<std::uint8_t, kInterruptMessageSize> encode_intx(unsigned pin) {
   std::array<std::uint8_t, kInterruptMessageSize> m{};
   m[0] = static_cast<std::uint8_t>(Op::intx);
-  store<std::uint64_t>(m.data() + 8, pin);
+  support::store_le64(m.data() + 8, pin);
   return m;
 }
 
@@ -112,8 +105,8 @@ std::vector<std::uint8_t> encode_access(const Access& a) {
   std::vector<std::uint8_t> m(kHeaderSize + a.data.size());
   m[0] = static_cast<std::uint8_t>(a.op);
   m[1] = a.bar;
-  store<std::uint32_t>(m.data() + 4, a.size);
-  store<std::uint64_t>(m.data() + 8, a.addr);
+  support::store_le32(m.data() + 4, a.size);
+  support::store_le64(m.data() + 8, a.addr);
   std::copy(a.data.begin(), a.data.end(), m.begin() + kHeaderSize);
   return m;
 }
