@@ -3,7 +3,8 @@
 # and a C++ client of the daemon links emmcsim::bridge_protocol (or emmcsim::transport).
 #
 # Two export sets, so that a platform needs found only what its targets link:
-#   emmcsimTargets           rpmb, mmc, models, bridge_protocol: OpenSSL, SystemC and threads.
+#   emmcsimTargets           support, rpmb, mmc, models, bridge_protocol: OpenSSL, SystemC and
+#                            threads.
 #                            Boost, nlohmann-json and fmt are used header-only and at build time
 #                            only (BUILD_INTERFACE in the targets' link lists), so they do not
 #                            appear in it.
@@ -14,7 +15,7 @@ include(CMakePackageConfigHelpers)
 
 set(EMMCSIM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/emmcsim)
 
-install(TARGETS emmcsim_rpmb emmcsim_mmc emmcsim_models emmcsim_bridge_protocol EXPORT emmcsimTargets
+install(TARGETS emmcsim_support emmcsim_rpmb emmcsim_mmc emmcsim_models emmcsim_bridge_protocol EXPORT emmcsimTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -22,7 +23,7 @@ install(TARGETS emmcsim_transport EXPORT emmcsimTransportTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY rpmb/include/ mmc/include/ models/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY support/include/ rpmb/include/ mmc/include/ models/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS emmcsim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(TARGET emmcsim_mmcioctl)  # the LD_PRELOAD shim
   install(TARGETS emmcsim_mmcioctl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
