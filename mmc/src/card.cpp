@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "emmcsim/mmc/protocol.hpp"
+
 namespace emmcsim::mmc {
 namespace {
 
@@ -174,8 +176,10 @@ CommandOutcome Card::execute(const Command& command) {
   if (spec == nullptr || !spec->accepted_in.contains(state_)) return illegal();
   if (locked_ && !spec->has(kAllowedWhenLocked)) return illegal();
   if (partition_ == Partition::rpmb && !spec->has(kAllowedInRpmb)) return illegal();
-  // A command addressed to another card is not for this one: no response, no change.
-  if (spec->has(kAddressed) && !addressed_to_me(command) && command.index != 7) return no_response();
+  // A command addressed to another card is not for this one: no response, no change. CMD7's
+  // handler deselects this card then.
+  if (spec->address == CommandAddress::rca && !addressed_to_me(command) && command.index != cmd::kSelectDeselectCard)
+    return no_response();
 
   // CMD23's count applies to the next command only; any command other than a status query
   // consumes it. A command outside an erase sequence cancels the sequence (ERASE_RESET).

@@ -368,7 +368,8 @@ TEST(CardConformanceRows, CommandClassIsJedecs) {
 
 TEST(CardConformanceRows, FlagsAgreeWithJedec) {
   for (const CommandSpec& spec : command_table()) {
-    EXPECT_EQ(spec.has(kAddressed), kAddressedCommands.count(spec.index) != 0) << "CMD" << unsigned{spec.index};
+    EXPECT_EQ(spec.address == CommandAddress::rca, kAddressedCommands.count(spec.index) != 0)
+        << "CMD" << unsigned{spec.index};
     EXPECT_EQ(spec.has(kAllowedWhenLocked), allowed_when_locked(spec.index)) << "CMD" << unsigned{spec.index};
     EXPECT_EQ(spec.has(kStatusQuery), spec.index == 13) << "CMD" << unsigned{spec.index};
     const bool erase_sequence = spec.index == 35 || spec.index == 36 || spec.index == 38;
