@@ -64,7 +64,8 @@ const CommandTable& command_table() {
     // CMD6 is class 0 in eMMC (JESD84-B51 Table 39; class 10 is SD's): a locked card takes it.
     {6,  "SWITCH",               0, T::ac,   R::r1b,  D::none,    A::none,         {S::tran},
          kAllowedWhenLocked | kAllowedInRpmb, &Card::switch_ext_csd},
-    {7,  "SELECT_DESELECT_CARD", 0, T::ac,   R::r1b,  D::none,    A::rca,          {S::stby, S::tran, S::data, S::prg, S::dis},
+    {7,  "SELECT_DESELECT_CARD", 0, T::ac,   R::r1b,  D::none,    A::rca,
+         {S::stby, S::tran, S::data, S::prg, S::dis},
          kAllowedWhenLocked | kAllowedInRpmb, &Card::select_deselect},
     {8,  "SEND_EXT_CSD",         0, T::adtc, R::r1,   D::to_host, A::none,         {S::tran},
          kAllowedWhenLocked | kAllowedInRpmb, &Card::send_ext_csd},

@@ -212,6 +212,16 @@ constexpr std::uint8_t kPowerOnWpDisable = 1u << 6;       // B_PWR_WP_DIS
 constexpr std::uint8_t kSectionSelect = 1u << 7;          // B_SEC_WP_SEL: one area, not both
 }  // namespace boot_wp
 
+// BOOT_WP_STATUS [174], read only: two bits per boot area, area 1 in [1:0], area 2 in [3:2].
+namespace boot_wp_status {
+constexpr std::uint8_t kNotProtected = 0;
+constexpr std::uint8_t kPowerOn = 1;
+constexpr std::uint8_t kPermanent = 2;
+constexpr std::uint8_t kAreaMask = 3;
+// Where boot area `area` (0: boot partition 1, 1: boot partition 2) sits.
+constexpr unsigned shift(unsigned area) { return 2 * area; }
+}  // namespace boot_wp_status
+
 // ERASE_GROUP_DEF [175].
 namespace erase_group_def {
 constexpr std::uint8_t kHighCapacity = 1u << 0;  // HC_ERASE_GRP_SIZE and HC_WP_GRP_SIZE apply

@@ -51,8 +51,11 @@ constexpr std::uint64_t kWriteTimeoutNs = kReadTimeoutNs << kWriteSpeedFactor;
 // units − 1 (capped at 31), WP_GRP_ENABLE, CRC7. The config is assumed validate()d.
 Csd build_csd(const DeviceConfig& config);
 
-// EXT_CSD named indices (JESD84-B51 §7.4).
+// EXT_CSD named indices (JESD84-B51 §7.4). The values of the modes-segment fields hosts write
+// with CMD6 are named in protocol.hpp (ext_csd::bus_width::k8BitDdr …).
 namespace ext_csd {
+// Indices below are the modes segment (writable with CMD6); from here on the properties segment.
+constexpr std::size_t kPropertiesSegment = 192;
 constexpr std::size_t kCmdqModeEn = 15;
 constexpr std::size_t kFlushCache = 32;
 constexpr std::size_t kCacheCtrl = 33;
