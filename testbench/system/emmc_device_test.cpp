@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "emmcsim/mmc/card_status.hpp"
@@ -570,6 +571,33 @@ TEST_F(EmmcDeviceScenario, TheSameScenarioTakesTheSameTimeOnTwoDevices) {
   EXPECT_TRUE(host_a.finished() && host_b.finished());
   EXPECT_GT(times_a.size(), 60u);
   EXPECT_EQ(times_a, times_b);
+}
+
+TEST_F(EmmcDeviceScenario, PhaseObserversAddUp) {
+  // The rig records phases with its own observer; a trace and a counter watch beside it.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> traced;
+  std::vector<std::string> order;
+  Rig rig([](EmmcBusHost& host) {
+    identify(host);
+    host.execute({13, kRcaArg});
+  });
+  rig.device.on_phase([&](const models::BusPhase& p) {
+    traced.emplace_back(p.start_ps, p.end_ps);
+    order.push_back("trace");
+  });
+  rig.device.on_phase({});  // ignored
+  rig.device.on_phase([&](const models::BusPhase&) { order.push_back("counter"); });
+  rig.run();
+  ASSERT_EQ(traced.size(), rig.phases.size()) << "every observer sees every phase";
+  for (std::size_t i = 0; i < traced.size(); ++i) {
+    EXPECT_EQ(traced[i].first, rig.phases[i].start_ps);
+    EXPECT_EQ(traced[i].second, rig.phases[i].end_ps);
+  }
+  ASSERT_EQ(order.size(), 2 * traced.size());
+  for (std::size_t i = 0; i < order.size(); i += 2) {
+    EXPECT_EQ(order[i], "trace") << "in the order they were added";
+    EXPECT_EQ(order[i + 1], "counter");
+  }
 }
 
 TEST_F(EmmcDeviceScenario, ConstructionRefusesAProfileTheExtCsdDoesNotAllow) {

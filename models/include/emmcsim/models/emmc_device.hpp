@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <systemc>
+#include <vector>
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/models/bus_timing.hpp"
@@ -83,8 +84,11 @@ class EmmcDevice : public sc_core::sc_module {
   // Faults to inject from now on (fault_plan.hpp); occurrences count from this call.
   void set_fault_plan(FaultPlan plan);
   std::uint64_t faults_injected() const { return faults_injected_; }
-  // Called after every transaction the device served.
-  void on_phase(std::function<void(const BusPhase&)> observer) { observer_ = std::move(observer); }
+  // Adds an observer, called with the BusPhase of every transaction the device serves from now
+  // on. Observers add up — a bus trace, a test's recorder and a checker can all watch — and are
+  // called in the order they were added; none is ever removed, so each must outlive the device
+  // or stop touching what it captured. An empty function is ignored.
+  void on_phase(std::function<void(const BusPhase&)> observer);
 
   static constexpr const char* kMessageType = "emmcsim/EmmcDevice";
 
@@ -118,7 +122,7 @@ class EmmcDevice : public sc_core::sc_module {
   // The work of the command that opened a register or RPMB read, charged before its first block.
   std::optional<mmc::WorkReport> read_access_work_;
   std::optional<std::pair<BusMode, std::uint64_t>> warned_clock_;
-  std::function<void(const BusPhase&)> observer_;
+  std::vector<std::function<void(const BusPhase&)>> phase_observers_;
 
   // Fault injection.
   const Fault* matching_fault(FaultKind kind, std::uint8_t index, std::uint32_t arrival) const;
