@@ -68,7 +68,12 @@ std::uint32_t Card::apply_switch(std::uint8_t index, std::uint8_t value, WorkRep
       return 0;  // FLUSH_CACHE reads back as 0
     case ec::kCacheCtrl:
       if (value > ec::cache_ctrl::kOn || (value == ec::cache_ctrl::kOn && config_.cache_size == 0)) return reject;
-      if (value == ec::cache_ctrl::kOff && ext_csd_[ec::kCacheCtrl] == ec::cache_ctrl::kOn) flush_cache(work);
+      if (value == ec::cache_ctrl::kOff && ext_csd_[ec::kCacheCtrl] == ec::cache_ctrl::kOn) {
+        // Dirty data is flushed first; a clean cache is simply turned off (the files are still
+        // synced, which costs no simulated time).
+        if (dirty_cached_sectors_ != 0) flush_cache(work);
+        else sync_storage();
+      }
       break;
     case ec::kPowerOffNotification:
       if (value > ec::power_off_notification::kSleepNotification) return reject;
@@ -166,6 +171,10 @@ void Card::flush_cache(WorkReport& work) {
   work.cache_flushes += 1;
   work.sectors_programmed += dirty_cached_sectors_;
   dirty_cached_sectors_ = 0;
+  sync_storage();
+}
+
+void Card::sync_storage() {
   auto flush = [](BlockStorage* s) {
     if (s != nullptr) s->flush();
   };

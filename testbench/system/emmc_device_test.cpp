@@ -326,6 +326,26 @@ TEST_F(EmmcDeviceScenario, Hs400MovesABlockIn274Cycles) {
   EXPECT_EQ(after_data - after_command, 40 * models::kMicrosecond + cycles_ps(kBlock8Ddr, kHs400Hz));
 }
 
+TEST_F(EmmcDeviceScenario, TurningACleanCacheOffCostsTheSwitchAlone) {
+  // The default profile at HS400: a CMD6 is ext_csd_write (20 us); a flush would add cache_flush
+  // (50 us), which WorkReport counts only for FLUSH_CACHE or a cache turned off with dirty data.
+  std::uint64_t start = 0, end = 0;
+  Rig rig(
+      [&](EmmcBusHost& host) {
+        bring_up_high_speed(host);
+        switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8BitDdr);
+        switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHs400);
+        host.set_clock(kHs400Hz);
+        switch_and_wait(host, ec::kCacheCtrl, ec::cache_ctrl::kOn);
+        start = now_ps();
+        switch_and_wait(host, ec::kCacheCtrl, ec::cache_ctrl::kOff);
+        end = now_ps();
+      },
+      models::default_timing_profile());
+  rig.run();
+  EXPECT_EQ(end - start, cycles_ps(kShortCommand, kHs400Hz) + 20 * models::kMicrosecond);
+}
+
 TEST_F(EmmcDeviceScenario, TheDefaultProfileAtHs400MovesDataAsPublishedParts) {
   // Published HS400 parts: 166-217 MB/s sequential reads, 40-76 MB/s writes (spec/emmc.md).
   double read_mb_s = 0, write_mb_s = 0;

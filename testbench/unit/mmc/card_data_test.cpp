@@ -854,6 +854,20 @@ TEST_F(CardDataTest, DisablingTheCacheFlushesDirtyData) {
   EXPECT_EQ(h.card().write_block(data.data(), kSectorSize).work.sectors_programmed, 1u);
 }
 
+TEST_F(CardDataTest, DisablingACleanCacheIsOnlyTheSwitch) {
+  // WorkReport::cache_flushes counts FLUSH_CACHE, and turning the cache off with dirty data.
+  h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOn);
+  ASSERT_TRUE(write_single(h, 10, pattern(1, 97)));
+  ASSERT_EQ(h.switch_byte(ec::kFlushCache, ec::flush_cache::kFlush).work.cache_flushes, 1u);  // clean again
+  const CommandOutcome disable = h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOff);
+  EXPECT_EQ(disable.response.type, ResponseType::r1b);
+  EXPECT_EQ(disable.work.cache_flushes, 0u) << describe_work(disable.work);
+  EXPECT_EQ(disable.work.sectors_programmed, 0u);
+  EXPECT_EQ(disable.work.ext_csd_writes, 1u);
+  EXPECT_EQ(h.card().ext_csd()[ec::kCacheCtrl], ec::cache_ctrl::kOff);
+  EXPECT_EQ(h.status() & st::kAnyError, 0u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Work reports
 

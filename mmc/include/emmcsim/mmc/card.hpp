@@ -192,7 +192,10 @@ class Card {
 
   // EXT_CSD modes-segment writes (CMD6): validation and side effects (card_switch.cpp).
   std::uint32_t apply_switch(std::uint8_t index, std::uint8_t value, WorkReport& work);
+  // FLUSH_CACHE: the dirty sectors are programmed (reported) and the files synced.
   void flush_cache(WorkReport& work);
+  // User, boot and GP files to the disk (fdatasync); ERROR for the next response on failure.
+  void sync_storage();
 
   // Write protection and CMD42 (card_protection.cpp).
   std::uint64_t wp_group_sectors() const;
