@@ -36,6 +36,7 @@ std::optional<sc_time> EmmcDevice::busy_until() const {
 }
 
 BusMode EmmcDevice::bus_mode() const {
+  if (mode_while_busy_ && card_.busy()) return *mode_while_busy_;
   return bus_mode_of(card_.ext_csd(), mmc::in_identification_mode(card_.state()));
 }
 
@@ -107,6 +108,8 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
   phase.operation = ext->operation;
   phase.start_ps = start;
   phase.clock_hz = ext->clock_hz;
+  // A busy that has run out ends first: the mode may change with it.
+  if (ext->operation != EmmcBusOperation::power_cycle) settle_busy(start);
   phase.mode = bus_mode();
   Picoseconds duration = 0;
 
@@ -114,9 +117,9 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
     card_.power_cycle();
     transfer_.reset();
     read_access_work_.reset();
+    mode_while_busy_.reset();
     busy_until_ps_ = 0;
   } else {
-    settle_busy(start);
     const BusTiming timing(phase.mode, ext->clock_hz);
     check_clock(timing);
     switch (ext->operation) {
@@ -210,7 +213,11 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
       read_access_work_ = o.work;
     }
   }
+  // JEDEC applies what a CMD6 switched (HS_TIMING, BUS_WIDTH) once the switch has completed:
+  // while the command's busy lasts, the bus stays in the mode the command arrived in.
+  mode_while_busy_.reset();
   if (o.busy) {
+    mode_while_busy_ = phase.mode;
     Picoseconds busy = profile_.work_time(o.work);
     // CMD12 ends an open-ended write: its sectors are programmed now.
     if (had_transfer && transfer_ && transfer_->write) busy += program_time_of_transfer();

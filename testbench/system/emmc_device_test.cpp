@@ -542,6 +542,50 @@ TEST_F(EmmcDeviceScenario, AClockAboveTheModesMaximumIsReportedOnce) {
   EXPECT_EQ(rig.phases.back().end_ps - rig.phases.back().start_ps, cycles_ps(kShortCommand, kHsHz));
 }
 
+TEST_F(EmmcDeviceScenario, LinuxsWayIntoHs400WarnsOfNothing) {
+  // mmc_select_hs200() and mmc_select_hs400() (drivers/mmc/core/mmc.c), without enhanced
+  // strobe: HS200 at 200 MHz and tuning, then HS_TIMING = high speed with the clock still at
+  // 200 MHz while the CMD6 is busy, 52 MHz, the 8-bit DDR bus, HS_TIMING = HS400, 200 MHz.
+  // JEDEC applies a switched timing once the switch has completed, so the busy of the
+  // HS_TIMING = 1 switch is still HS200's and the correct driver is warned of nothing.
+  namespace hs = ec::hs_timing;
+  namespace bw = ec::bus_width;
+  std::uint64_t hs_switch_at = 0;
+  Rig rig([&](EmmcBusHost& host) {
+    identify(host);
+    host.set_clock(kLegacyHz);
+    switch_and_wait(host, ec::kBusWidth, bw::k8Bit);
+    switch_and_wait(host, ec::kHsTiming, hs::kHs200);
+    host.set_clock(kHs400Hz);
+    EXPECT_EQ(host.execute({21, 0}).data.block_size, 128u);
+    std::vector<std::uint8_t> tuning(128);
+    EXPECT_TRUE(host.read_blocks(tuning.data(), 128, 1).ok);
+    hs_switch_at = now_ps();
+    switch_and_wait(host, ec::kHsTiming, hs::kHighSpeed);  // its busy at 200 MHz
+    host.set_clock(kHsHz);
+    EXPECT_EQ(state_of(host.execute({13, kRcaArg}).response.value), kTran);
+    switch_and_wait(host, ec::kBusWidth, bw::k8BitDdr);
+    switch_and_wait(host, ec::kHsTiming, hs::kHs400);
+    host.set_clock(kHs400Hz);
+    EXPECT_EQ(state_of(host.execute({13, kRcaArg}).response.value), kTran);
+  });
+  sc_core::sc_report_handler::set_actions(EmmcDevice::kMessageType, sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
+  rig.run();
+  EXPECT_EQ(sc_core::sc_report_handler::get_count(EmmcDevice::kMessageType), 0);
+  // The phases of the HS_TIMING = 1 switch: the command and its busy in HS200, the CMD13 after
+  // it in high speed.
+  std::vector<models::BusPhase> from_switch;
+  for (const models::BusPhase& p : rig.phases)
+    if (p.start_ps >= hs_switch_at) from_switch.push_back(p);
+  ASSERT_GE(from_switch.size(), 3u);
+  EXPECT_EQ(from_switch[0].operation, models::EmmcBusOperation::command);
+  EXPECT_EQ(from_switch[0].mode.speed, models::BusSpeed::hs200);
+  EXPECT_EQ(from_switch[1].operation, models::EmmcBusOperation::wait_while_busy);
+  EXPECT_EQ(from_switch[1].mode.speed, models::BusSpeed::hs200);
+  EXPECT_EQ(from_switch[2].mode.speed, models::BusSpeed::high_speed);
+  EXPECT_EQ(rig.phases.back().mode, (models::BusMode{models::BusSpeed::hs400, 8, true}));
+}
+
 TEST_F(EmmcDeviceScenario, PowerCycleEndsBusyAndTheCardStartsOver) {
   Rig rig([&](EmmcBusHost& host) {
     bring_up_high_speed(host);

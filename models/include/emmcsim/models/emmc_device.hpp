@@ -6,8 +6,9 @@
 //   bus    EmmcBusTargetSocket — commands, data blocks, busy waits, power cycles (emmc_bus.hpp)
 //
 // Time (deterministic: the same transactions at the same times give the same delays)
-//   command     BusTiming::command_cycles(response) in the mode the card is in when the command
-//               arrives (identification while it has no RCA; then HS_TIMING and BUS_WIDTH).
+//   command     BusTiming::command_cycles(response) in the mode the card is in when the
+//               command arrives (identification while it has no RCA; then HS_TIMING and
+//               BUS_WIDTH — a CMD6's new values once its busy has ended, as JEDEC applies them).
 //   read block  its access time, then BusTiming::data_block_cycles. Access: page_read when the
 //               block is the transfer's first or opens a NAND page of the user data, else
 //               N_AC min (2 cycles); before the first block of a register or RPMB read, the work
@@ -77,7 +78,8 @@ class EmmcDevice : public sc_core::sc_module {
   // The untimed core, for observers (tests, tools). Driving it directly bypasses time.
   const mmc::Card& card() const { return card_; }
   const TimingProfile& profile() const { return profile_; }
-  // The bus mode the card's state and EXT_CSD select now.
+  // The bus mode the card's state and EXT_CSD select now; during the busy of an R1b command
+  // (a CMD6 switching HS_TIMING or BUS_WIDTH), still the mode the command arrived in.
   BusMode bus_mode() const;
   // When DAT0 busy ends (absolute simulated time); nullopt when the card is not busy.
   std::optional<sc_core::sc_time> busy_until() const;
@@ -122,6 +124,8 @@ class EmmcDevice : public sc_core::sc_module {
   // The work of the command that opened a register or RPMB read, charged before its first block.
   std::optional<mmc::WorkReport> read_access_work_;
   std::optional<std::pair<BusMode, std::uint64_t>> warned_clock_;
+  // The mode the last R1b command arrived in, which holds while its busy lasts.
+  std::optional<BusMode> mode_while_busy_;
   std::vector<std::function<void(const BusPhase&)>> phase_observers_;
 
   // Fault injection.
