@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 
+#include "emmcsim/mmc/command_table.hpp"
 #include "emmcsim/mmc/protocol.hpp"
 
 namespace emmcsim::models {
@@ -69,13 +70,25 @@ BusTiming::BusTiming(BusMode mode, std::uint64_t clock_hz) : mode_(mode), clock_
 
 std::uint64_t BusTiming::command_cycles(mmc::ResponseType response) const {
   switch (response) {
-    case mmc::ResponseType::none: return kCommandCycles + kNcrMaxCycles + kNrcCycles;
+    case mmc::ResponseType::none: return kCommandCycles + kNcrMaxCycles + kNccCycles;
     case mmc::ResponseType::r2: return kCommandCycles + kNcrCycles + kLongResponseCycles + kNrcCycles;
     case mmc::ResponseType::r1:
     case mmc::ResponseType::r1b:
     case mmc::ResponseType::r3: return kCommandCycles + kNcrCycles + kShortResponseCycles + kNrcCycles;
   }
   return 0;
+}
+
+std::uint64_t BusTiming::command_cycles(std::uint8_t index, mmc::ResponseType response) const {
+  const mmc::CommandSpec* spec = mmc::find_command(index);
+  if (spec == nullptr) return command_cycles(response);  // not implemented: the host expects a response
+  if (response == mmc::ResponseType::none && spec->response == mmc::ResponseType::none)
+    return kCommandCycles + kNccCycles;
+  if (response != mmc::ResponseType::none && spec->type == mmc::BusCommandType::bcr) {
+    const std::uint32_t length = response == mmc::ResponseType::r2 ? kLongResponseCycles : kShortResponseCycles;
+    return kCommandCycles + kNidCycles + length + kNrcCycles;
+  }
+  return command_cycles(response);
 }
 
 std::uint64_t BusTiming::data_block_cycles(std::size_t bytes) const {

@@ -180,7 +180,7 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
     phase.command = command;
     phase.outcome = ext.command_outcome;
     injected(phase, describe_fault(*f));
-    return timing.picoseconds(timing.command_cycles(mmc::ResponseType::none));
+    return timing.picoseconds(timing.command_cycles(command.index, mmc::ResponseType::none));
   }
   if (const Fault* f = matching_fault(FaultKind::extended_busy, command.index, arrivals)) {
     extra_busy_ = f->extra;
@@ -190,7 +190,7 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
   const mmc::CommandOutcome& o = ext.command_outcome;
   phase.command = command;
   phase.outcome = o;
-  const Picoseconds duration = timing.picoseconds(timing.command_cycles(o.response.type));
+  const Picoseconds duration = timing.picoseconds(timing.command_cycles(command.index, o.response.type));
 
   if (o.data.direction != mmc::DataDirection::none) {
     transfer_.reset();

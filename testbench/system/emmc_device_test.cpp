@@ -36,7 +36,9 @@ constexpr std::uint32_t kRcaArg = 1u << 16;
 // Cycle counts of spec/emmc.md.
 constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;  // command, N_CR, R1/R3, N_RC
 constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;  // R2
-constexpr std::uint64_t kNoResponse = 48 + 64 + 8;        // the host waits N_CR max
+constexpr std::uint64_t kIdentShortCommand = 48 + 5 + 48 + 8;  // CMD1: command, N_ID, R3, N_RC
+constexpr std::uint64_t kIdentLongCommand = 48 + 5 + 136 + 8;  // CMD2: command, N_ID, R2, N_RC
+constexpr std::uint64_t kBroadcastCommand = 48 + 8;            // CMD0: command, N_CC (no response)
 constexpr std::uint64_t kBlock8Sdr = 1 + 512 + 16 + 1;
 constexpr std::uint64_t kBlock8Ddr = 1 + 256 + 16 + 1;
 constexpr std::uint64_t kWriteBlock8Sdr = 2 + kBlock8Sdr + 2 + 5;  // N_WR, block, N_CRC, CRC status
@@ -139,12 +141,12 @@ TEST_F(EmmcDeviceScenario, IdentificationTakesEachCommandsCyclesAt400kHz) {
   const std::uint64_t cycle = cycles_ps(1, kIdentHz);
   ASSERT_EQ(cycle, 2'500'000u);
   ASSERT_EQ(after.size(), 5u);
-  EXPECT_EQ(after[0], kNoResponse * cycle) << "CMD0 has no response: 300 us";
-  EXPECT_EQ(after[1], after[0] + 3 * kShortCommand * cycle) << "three CMD1 with R3";
-  EXPECT_EQ(after[2], after[1] + kLongCommand * cycle) << "CMD2 with R2";
+  EXPECT_EQ(after[0], kBroadcastCommand * cycle) << "CMD0 has no response, nor does the host wait for one: 140 us";
+  EXPECT_EQ(after[1], after[0] + 3 * kIdentShortCommand * cycle) << "three CMD1 with R3 after N_ID";
+  EXPECT_EQ(after[2], after[1] + kIdentLongCommand * cycle) << "CMD2 with R2 after N_ID";
   EXPECT_EQ(after[3], after[2] + kShortCommand * cycle);
   EXPECT_EQ(after[4], after[3] + kShortCommand * cycle);
-  EXPECT_EQ(after[4], 2'110'000'000u) << "2.11 ms in all";
+  EXPECT_EQ(after[4], 1'980'000'000u) << "1.98 ms in all";
 }
 
 TEST_F(EmmcDeviceScenario, SwitchesAreBusyForTheirWorkAndChangeTheMode) {

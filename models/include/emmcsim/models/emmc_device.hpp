@@ -6,7 +6,7 @@
 //   bus    EmmcBusTargetSocket — commands, data blocks, busy waits, power cycles (emmc_bus.hpp)
 //
 // Time (deterministic: the same transactions at the same times give the same delays)
-//   command     BusTiming::command_cycles(response) in the mode the card is in when the
+//   command     BusTiming::command_cycles(index, response) in the mode the card is in when the
 //               command arrives (identification while it has no RCA; then HS_TIMING and
 //               BUS_WIDTH — a CMD6's new values once its busy has ended, as JEDEC applies them).
 //   read block  its access time, then BusTiming::data_block_cycles. Access: page_read when the
