@@ -15,6 +15,7 @@
 
 #include "emmcsim/mmc/card_status.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "system_scenario.hpp"
 
@@ -32,7 +33,7 @@ constexpr std::uint64_t kIdentHz = 400'000;
 constexpr std::uint64_t kLegacyHz = 26'000'000;
 constexpr std::uint64_t kHsHz = 52'000'000;
 constexpr std::uint64_t kHs400Hz = 200'000'000;
-constexpr std::uint32_t kRcaArg = 1u << 16;
+constexpr std::uint32_t kRcaArg = mmc::rca_arg(1);
 // Cycle counts of spec/emmc.md.
 constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;  // command, N_CR, R1/R3, N_RC
 constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;  // R2
@@ -59,8 +60,9 @@ TimingProfile test_profile() {
   return p;
 }
 
+// CMD6 write-byte access.
 std::uint32_t switch_arg(std::size_t index, std::uint8_t value) {
-  return (3u << 24) | (static_cast<std::uint32_t>(index) << 16) | (std::uint32_t{value} << 8);
+  return mmc::switch_arg(mmc::SwitchAccess::write_byte, index, value);
 }
 
 std::uint32_t state_of(std::uint32_t r1) { return st::current_state(r1); }
@@ -107,8 +109,8 @@ mmc::CommandOutcome switch_and_wait(EmmcBusHost& host, std::size_t index, std::u
 void bring_up_high_speed(EmmcBusHost& host) {
   identify(host);
   host.set_clock(kLegacyHz);
-  switch_and_wait(host, ec::kBusWidth, 2);
-  switch_and_wait(host, ec::kHsTiming, 1);
+  switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8Bit);
+  switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHighSpeed);
   host.set_clock(kHsHz);
 }
 
@@ -155,7 +157,7 @@ TEST_F(EmmcDeviceScenario, SwitchesAreBusyForTheirWorkAndChangeTheMode) {
     identify(host);
     host.set_clock(kLegacyHz);
     width_start = now_ps();
-    const mmc::CommandOutcome o = host.execute({6, switch_arg(ec::kBusWidth, 2)});
+    const mmc::CommandOutcome o = host.execute({6, switch_arg(ec::kBusWidth, ec::bus_width::k8Bit)});
     width_end = now_ps();
     EXPECT_EQ(o.response.type, mmc::ResponseType::r1b);
     EXPECT_TRUE(host.busy());
@@ -292,7 +294,7 @@ TEST_F(EmmcDeviceScenario, CachedWritesCostTheCacheAndFlushProgramsTheDirtyPages
   std::uint64_t after_data = 0, write_ready = 0, after_flush = 0, flush_ready = 0;
   Rig rig([&](EmmcBusHost& host) {
     bring_up_high_speed(host);
-    switch_and_wait(host, ec::kCacheCtrl, 1);
+    switch_and_wait(host, ec::kCacheCtrl, ec::cache_ctrl::kOn);
     host.execute({23, 64});
     host.execute({25, 0});
     const std::vector<std::uint8_t> data = pattern(64 * 512, 2);
@@ -300,7 +302,7 @@ TEST_F(EmmcDeviceScenario, CachedWritesCostTheCacheAndFlushProgramsTheDirtyPages
     after_data = now_ps();
     host.wait_while_busy();
     write_ready = now_ps();
-    host.execute({6, switch_arg(ec::kFlushCache, 1)});
+    host.execute({6, switch_arg(ec::kFlushCache, ec::flush_cache::kFlush)});
     after_flush = now_ps();
     host.wait_while_busy();
     flush_ready = now_ps();
@@ -314,8 +316,8 @@ TEST_F(EmmcDeviceScenario, Hs400MovesABlockIn274Cycles) {
   std::uint64_t after_command = 0, after_data = 0;
   Rig rig([&](EmmcBusHost& host) {
     bring_up_high_speed(host);  // 8-bit, HS timing: the way into HS400 (JESD84-B51 §6.6.2.3)
-    switch_and_wait(host, ec::kBusWidth, 6);
-    switch_and_wait(host, ec::kHsTiming, 3);
+    switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8BitDdr);
+    switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHs400);
     host.set_clock(kHs400Hz);
     host.execute({17, 0});
     after_command = now_ps();
@@ -354,8 +356,8 @@ TEST_F(EmmcDeviceScenario, TheDefaultProfileAtHs400MovesDataAsPublishedParts) {
   Rig rig(
       [&](EmmcBusHost& host) {
         bring_up_high_speed(host);
-        switch_and_wait(host, ec::kBusWidth, 6);
-        switch_and_wait(host, ec::kHsTiming, 3);
+        switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8BitDdr);
+        switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHs400);
         host.set_clock(kHs400Hz);
         std::vector<std::uint8_t> buffer(1024 * 512, 0x6B);  // 512 KiB, Linux's largest request
         std::uint64_t start = now_ps();
@@ -389,8 +391,9 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
  public:
   explicit TimedRpmbChannel(EmmcBusHost& host) : host_(host) {}
   void send(const rpmb::Frame* frames, std::size_t count, bool reliable) override {
-    select(3);
-    host_.execute({23, static_cast<std::uint32_t>(count) | (reliable ? 1u << 31 : 0)});
+    select(mmc::Partition::rpmb);
+    const std::uint32_t reliable_bit = reliable ? mmc::set_block_count::kReliableWrite : 0;
+    host_.execute({23, static_cast<std::uint32_t>(count) | reliable_bit});
     host_.execute({25, 0});
     std::vector<std::uint8_t> bytes(count * rpmb::kFrameSize);
     for (std::size_t i = 0; i < count; ++i) std::memcpy(&bytes[i * rpmb::kFrameSize], frames[i].bytes(), rpmb::kFrameSize);
@@ -398,10 +401,10 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
     const std::uint64_t end = now_ps();
     host_.wait_while_busy();
     busy_ps.push_back(now_ps() - end);
-    select(0);
+    select(mmc::Partition::user);
   }
   void receive(rpmb::Frame* frames, std::size_t count) override {
-    select(3);
+    select(mmc::Partition::rpmb);
     host_.execute({23, static_cast<std::uint32_t>(count)});
     host_.execute({18, 0});
     std::vector<std::uint8_t> bytes(count * rpmb::kFrameSize);
@@ -409,15 +412,15 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
     host_.read_blocks(bytes.data(), 512, static_cast<std::uint32_t>(count));
     read_ps.push_back(now_ps() - start);
     for (std::size_t i = 0; i < count; ++i) frames[i] = rpmb::Frame::from_bytes(&bytes[i * rpmb::kFrameSize]);
-    select(0);
+    select(mmc::Partition::user);
   }
   std::vector<std::uint64_t> busy_ps;         // after each request burst
   std::vector<std::uint64_t> read_ps;         // each response burst
   std::vector<std::uint64_t> switch_busy_ps;  // after each partition switch
 
  private:
-  void select(std::uint8_t access) {
-    host_.execute({6, switch_arg(ec::kPartitionConfig, access)});
+  void select(mmc::Partition p) {
+    host_.execute({6, switch_arg(ec::kPartitionConfig, ec::partition_config::value(p))});
     const std::uint64_t end = now_ps();
     host_.wait_while_busy();
     switch_busy_ps.push_back(now_ps() - end);
@@ -534,7 +537,7 @@ TEST_F(EmmcDeviceScenario, AClockAboveTheModesMaximumIsReportedOnce) {
     identify(host);
     host.set_clock(kHsHz);  // legacy timing allows 26 MHz
     for (int i = 0; i < 5; ++i) host.execute({13, kRcaArg});
-    switch_and_wait(host, ec::kHsTiming, 1);  // now 52 MHz is allowed
+    switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHighSpeed);  // now 52 MHz is allowed
     for (int i = 0; i < 5; ++i) host.execute({13, kRcaArg});
   });
   sc_core::sc_report_handler::set_actions(EmmcDevice::kMessageType, sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
