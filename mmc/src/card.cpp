@@ -200,9 +200,8 @@ CommandOutcome Card::go_idle_state(const Command& c) {
 CommandOutcome Card::send_op_cond(const Command& c) {
   // The whole voltage field, bits 23:7: a host offering only 2.0–2.6 V (bits 14:8, which no
   // eMMC supports) has no window in common with the device.
-  constexpr std::uint32_t kVoltageField = 0x00FFFF80;
-  const std::uint32_t host_voltages = c.arg & kVoltageField;
-  const std::uint32_t card_voltages = ocr_ & kVoltageField;
+  const std::uint32_t host_voltages = c.arg & ocr::kVoltageField;
+  const std::uint32_t card_voltages = ocr_ & ocr::kVoltageField;
   if (host_voltages != 0 && (host_voltages & card_voltages) == 0) {
     state_ = CardState::inactive;  // no common voltage window: the card gives up
     return no_response();

@@ -20,11 +20,15 @@ ExtCsd Card::ext_csd() const {
   // SECURE_WP_INFO: bit 0 SECURE_WP_SUPPORT, bit 1 SECURE_WP_EN_STATUS, bit 2 SECURE_WP_MASK_STATUS.
   current[ec::kSecureWpInfo] = static_cast<std::uint8_t>(
       0x01 | ((device_config.secure_wp_mode_enable & 1) << 1) | ((device_config.secure_wp_mode_config & 1) << 2));
-  current[ec::kBootWpStatus] = static_cast<std::uint8_t>(nonvolatile_.boot_wp_status_permanent);
+  // BOOT_WP_STATUS: permanent protection, else power-on protection, per boot area.
+  namespace bws = ec::boot_wp_status;
+  std::uint8_t& boot_wp_status = current[ec::kBootWpStatus];
+  boot_wp_status = nonvolatile_.boot_wp_status_permanent;
   for (unsigned area = 0; area < 2; ++area) {
-    const unsigned shift = area * 2;
-    if (((current[ec::kBootWpStatus] >> shift) & 3) == 0 && ((boot_wp_status_power_on_ >> shift) & 3) != 0)
-      current[ec::kBootWpStatus] |= static_cast<std::uint8_t>(1u << shift);
+    const unsigned shift = bws::shift(area);
+    if (((boot_wp_status >> shift) & bws::kAreaMask) == bws::kNotProtected &&
+        ((boot_wp_status_power_on_ >> shift) & bws::kAreaMask) != bws::kNotProtected)
+      boot_wp_status = static_cast<std::uint8_t>(boot_wp_status | bws::kPowerOn << shift);
   }
   return current;
 }

@@ -23,6 +23,7 @@ std::uint8_t crc7(const std::uint8_t* data, std::size_t size);
 namespace ocr {
 constexpr std::uint32_t kVoltage170_195 = 1u << 7;
 constexpr std::uint32_t kVoltage270_360 = 0x00FF8000u;  // bits 23:15
+constexpr std::uint32_t kVoltageField = 0x00FFFF80u;    // bits 23:7: every voltage window
 constexpr std::uint32_t kAccessModeMask = 3u << 29;
 constexpr std::uint32_t kSectorMode = 2u << 29;          // bit 30
 constexpr std::uint32_t kPowerUpDone = 1u << 31;         // "not busy"
