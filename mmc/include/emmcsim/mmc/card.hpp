@@ -161,7 +161,7 @@ class Card {
   // while it programs: prg until finish_busy(), or at once with complete_busy_immediately.
   void enter_busy(CommandOutcome& outcome);
   void enter_busy(BlockOutcome& outcome);
-  void start_programming();
+  void start_programming();  // into prg; finish_busy() at once if the options say so
 
   // Partitions, addresses, the non-volatile state (card.cpp).
   std::uint64_t partition_sectors(Partition p) const;
