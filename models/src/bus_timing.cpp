@@ -5,6 +5,9 @@
 
 #include <stdexcept>
 
+#include "emmcsim/mmc/command_table.hpp"
+#include "emmcsim/mmc/protocol.hpp"
+
 namespace emmcsim::models {
 namespace {
 
@@ -12,16 +15,6 @@ namespace {
 __extension__ using Wide = unsigned __int128;
 
 constexpr std::uint64_t kPicosecondsPerSecond = 1'000'000'000'000ULL;
-
-// BUS_WIDTH[183] bits 3:0 (bit 7 is enhanced strobe).
-constexpr std::uint8_t kWidth4 = 1;
-constexpr std::uint8_t kWidth8 = 2;
-constexpr std::uint8_t kWidth4Ddr = 5;
-constexpr std::uint8_t kWidth8Ddr = 6;
-// HS_TIMING[185] bits 3:0 (bits 7:4 are the driver strength).
-constexpr std::uint8_t kTimingHighSpeed = 1;
-constexpr std::uint8_t kTimingHs200 = 2;
-constexpr std::uint8_t kTimingHs400 = 3;
 
 }  // namespace
 
@@ -56,13 +49,14 @@ std::string BusMode::describe() const {
 BusMode bus_mode_of(const mmc::ExtCsd& ext_csd, bool identifying) {
   BusMode mode;
   if (identifying) return mode;  // 1-bit, open drain
-  const std::uint8_t width = ext_csd[mmc::ext_csd::kBusWidth] & 0x0F;
-  mode.data_width = (width == kWidth4 || width == kWidth4Ddr) ? 4 : (width == kWidth8 || width == kWidth8Ddr) ? 8 : 1;
-  mode.ddr = width == kWidth4Ddr || width == kWidth8Ddr;
-  switch (ext_csd[mmc::ext_csd::kHsTiming] & 0x0F) {
-    case kTimingHs400: mode.speed = BusSpeed::hs400; break;
-    case kTimingHs200: mode.speed = BusSpeed::hs200; break;
-    case kTimingHighSpeed: mode.speed = mode.ddr ? BusSpeed::ddr52 : BusSpeed::high_speed; break;
+  namespace ec = mmc::ext_csd;
+  const std::uint8_t width = ext_csd[ec::kBusWidth];
+  mode.data_width = ec::bus_width::data_lines(width);
+  mode.ddr = ec::bus_width::double_data_rate(width);
+  switch (ec::hs_timing::timing_of(ext_csd[ec::kHsTiming])) {
+    case ec::hs_timing::kHs400: mode.speed = BusSpeed::hs400; break;
+    case ec::hs_timing::kHs200: mode.speed = BusSpeed::hs200; break;
+    case ec::hs_timing::kHighSpeed: mode.speed = mode.ddr ? BusSpeed::ddr52 : BusSpeed::high_speed; break;
     default: mode.speed = BusSpeed::legacy; break;
   }
   return mode;
@@ -76,13 +70,25 @@ BusTiming::BusTiming(BusMode mode, std::uint64_t clock_hz) : mode_(mode), clock_
 
 std::uint64_t BusTiming::command_cycles(mmc::ResponseType response) const {
   switch (response) {
-    case mmc::ResponseType::none: return kCommandCycles + kNcrMaxCycles + kNrcCycles;
+    case mmc::ResponseType::none: return kCommandCycles + kNcrMaxCycles + kNccCycles;
     case mmc::ResponseType::r2: return kCommandCycles + kNcrCycles + kLongResponseCycles + kNrcCycles;
     case mmc::ResponseType::r1:
     case mmc::ResponseType::r1b:
     case mmc::ResponseType::r3: return kCommandCycles + kNcrCycles + kShortResponseCycles + kNrcCycles;
   }
   return 0;
+}
+
+std::uint64_t BusTiming::command_cycles(std::uint8_t index, mmc::ResponseType response) const {
+  const mmc::CommandSpec* spec = mmc::find_command(index);
+  if (spec == nullptr) return command_cycles(response);  // not implemented: the host expects a response
+  if (response == mmc::ResponseType::none && spec->response == mmc::ResponseType::none)
+    return kCommandCycles + kNccCycles;
+  if (response != mmc::ResponseType::none && spec->type == mmc::BusCommandType::bcr) {
+    const std::uint32_t length = response == mmc::ResponseType::r2 ? kLongResponseCycles : kShortResponseCycles;
+    return kCommandCycles + kNidCycles + length + kNrcCycles;
+  }
+  return command_cycles(response);
 }
 
 std::uint64_t BusTiming::data_block_cycles(std::size_t bytes) const {

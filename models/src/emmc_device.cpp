@@ -5,21 +5,14 @@
 
 #include <algorithm>
 
+#include "emmcsim/mmc/command_table.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/models/simulated_time.hpp"
 
 namespace emmcsim::models {
 namespace {
 
 using sc_core::sc_time;
-
-bool identifying(mmc::CardState s) {
-  return s == mmc::CardState::idle || s == mmc::CardState::ready || s == mmc::CardState::ident ||
-         s == mmc::CardState::pre_idle;
-}
-
-bool is_sector_transfer_command(std::uint8_t index) {
-  return index == 17 || index == 18 || index == 24 || index == 25;
-}
 
 void report(const std::string& what) {
   SC_REPORT_WARNING(EmmcDevice::kMessageType, what.c_str());
@@ -42,7 +35,10 @@ std::optional<sc_time> EmmcDevice::busy_until() const {
   return from_ps(busy_until_ps_);
 }
 
-BusMode EmmcDevice::bus_mode() const { return bus_mode_of(card_.ext_csd(), identifying(card_.state())); }
+BusMode EmmcDevice::bus_mode() const {
+  if (mode_while_busy_ && card_.busy()) return *mode_while_busy_;
+  return bus_mode_of(card_.ext_csd(), mmc::in_identification_mode(card_.state()));
+}
 
 bool EmmcDevice::accept(tlm::tlm_generic_payload& payload, const EmmcBusExtension* ext) {
   auto refuse = [&](tlm::tlm_response_status status, const std::string& why) {
@@ -112,6 +108,8 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
   phase.operation = ext->operation;
   phase.start_ps = start;
   phase.clock_hz = ext->clock_hz;
+  // A busy that has run out ends first: the mode may change with it.
+  if (ext->operation != EmmcBusOperation::power_cycle) settle_busy(start);
   phase.mode = bus_mode();
   Picoseconds duration = 0;
 
@@ -119,9 +117,9 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
     card_.power_cycle();
     transfer_.reset();
     read_access_work_.reset();
+    mode_while_busy_.reset();
     busy_until_ps_ = 0;
   } else {
-    settle_busy(start);
     const BusTiming timing(phase.mode, ext->clock_hz);
     check_clock(timing);
     switch (ext->operation) {
@@ -143,7 +141,11 @@ void EmmcDevice::b_transport(tlm::tlm_generic_payload& payload, sc_time& delay) 
   phase.busy_until_ps = phase.busy ? busy_until_ps_ : 0;
   delay += from_ps(duration);
   payload.set_response_status(tlm::TLM_OK_RESPONSE);
-  if (observer_) observer_(phase);
+  for (const auto& observer : phase_observers_) observer(phase);
+}
+
+void EmmcDevice::on_phase(std::function<void(const BusPhase&)> observer) {
+  if (observer) phase_observers_.push_back(std::move(observer));
 }
 
 void EmmcDevice::set_fault_plan(FaultPlan plan) {
@@ -172,13 +174,13 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
   std::uint32_t& arrivals = command_arrivals_[command.index & 63];
   if (arrivals != UINT32_MAX) ++arrivals;
   // Extra busy not used by the command it was meant for ends with it (CMD12 still ends its write).
-  if (!(command.index == 12 && had_transfer)) extra_busy_ = 0;
+  if (!(command.index == mmc::cmd::kStopTransmission && had_transfer)) extra_busy_ = 0;
   if (const Fault* f = matching_fault(FaultKind::command_timeout, command.index, arrivals)) {
     ext.command_outcome = mmc::CommandOutcome{};  // lost on the bus: the card never sees it
     phase.command = command;
     phase.outcome = ext.command_outcome;
     injected(phase, describe_fault(*f));
-    return timing.picoseconds(timing.command_cycles(mmc::ResponseType::none));
+    return timing.picoseconds(timing.command_cycles(command.index, mmc::ResponseType::none));
   }
   if (const Fault* f = matching_fault(FaultKind::extended_busy, command.index, arrivals)) {
     extra_busy_ = f->extra;
@@ -188,7 +190,7 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
   const mmc::CommandOutcome& o = ext.command_outcome;
   phase.command = command;
   phase.outcome = o;
-  const Picoseconds duration = timing.picoseconds(timing.command_cycles(o.response.type));
+  const Picoseconds duration = timing.picoseconds(timing.command_cycles(command.index, o.response.type));
 
   if (o.data.direction != mmc::DataDirection::none) {
     transfer_.reset();
@@ -199,7 +201,8 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
       crc_block_ = f->block;
       crc_fault_ = describe_fault(*f);
     }
-    if (is_sector_transfer_command(command.index) && card_.current_partition() != mmc::Partition::rpmb) {
+    const mmc::CommandSpec* spec = mmc::find_command(command.index);
+    if (spec != nullptr && spec->has(mmc::kSectorData) && card_.current_partition() != mmc::Partition::rpmb) {
       SectorTransfer t;
       t.write = o.data.direction == mmc::DataDirection::to_card;
       t.first_sector = card_.config().sector_addressing() ? command.arg : command.arg / mmc::kSectorSize;
@@ -210,7 +213,11 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
       read_access_work_ = o.work;
     }
   }
+  // JEDEC applies what a CMD6 switched (HS_TIMING, BUS_WIDTH) once the switch has completed:
+  // while the command's busy lasts, the bus stays in the mode the command arrived in.
+  mode_while_busy_.reset();
   if (o.busy) {
+    mode_while_busy_ = phase.mode;
     Picoseconds busy = profile_.work_time(o.work);
     // CMD12 ends an open-ended write: its sectors are programmed now.
     if (had_transfer && transfer_ && transfer_->write) busy += program_time_of_transfer();

@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "emmcsim/mmc/card_status.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "system_scenario.hpp"
 
@@ -31,11 +33,13 @@ constexpr std::uint64_t kIdentHz = 400'000;
 constexpr std::uint64_t kLegacyHz = 26'000'000;
 constexpr std::uint64_t kHsHz = 52'000'000;
 constexpr std::uint64_t kHs400Hz = 200'000'000;
-constexpr std::uint32_t kRcaArg = 1u << 16;
+constexpr std::uint32_t kRcaArg = mmc::rca_arg(1);
 // Cycle counts of spec/emmc.md.
 constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;  // command, N_CR, R1/R3, N_RC
 constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;  // R2
-constexpr std::uint64_t kNoResponse = 48 + 64 + 8;        // the host waits N_CR max
+constexpr std::uint64_t kIdentShortCommand = 48 + 5 + 48 + 8;  // CMD1: command, N_ID, R3, N_RC
+constexpr std::uint64_t kIdentLongCommand = 48 + 5 + 136 + 8;  // CMD2: command, N_ID, R2, N_RC
+constexpr std::uint64_t kBroadcastCommand = 48 + 8;            // CMD0: command, N_CC (no response)
 constexpr std::uint64_t kBlock8Sdr = 1 + 512 + 16 + 1;
 constexpr std::uint64_t kBlock8Ddr = 1 + 256 + 16 + 1;
 constexpr std::uint64_t kWriteBlock8Sdr = 2 + kBlock8Sdr + 2 + 5;  // N_WR, block, N_CRC, CRC status
@@ -56,8 +60,9 @@ TimingProfile test_profile() {
   return p;
 }
 
+// CMD6 write-byte access.
 std::uint32_t switch_arg(std::size_t index, std::uint8_t value) {
-  return (3u << 24) | (static_cast<std::uint32_t>(index) << 16) | (std::uint32_t{value} << 8);
+  return mmc::switch_arg(mmc::SwitchAccess::write_byte, index, value);
 }
 
 std::uint32_t state_of(std::uint32_t r1) { return st::current_state(r1); }
@@ -104,8 +109,8 @@ mmc::CommandOutcome switch_and_wait(EmmcBusHost& host, std::size_t index, std::u
 void bring_up_high_speed(EmmcBusHost& host) {
   identify(host);
   host.set_clock(kLegacyHz);
-  switch_and_wait(host, ec::kBusWidth, 2);
-  switch_and_wait(host, ec::kHsTiming, 1);
+  switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8Bit);
+  switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHighSpeed);
   host.set_clock(kHsHz);
 }
 
@@ -138,12 +143,12 @@ TEST_F(EmmcDeviceScenario, IdentificationTakesEachCommandsCyclesAt400kHz) {
   const std::uint64_t cycle = cycles_ps(1, kIdentHz);
   ASSERT_EQ(cycle, 2'500'000u);
   ASSERT_EQ(after.size(), 5u);
-  EXPECT_EQ(after[0], kNoResponse * cycle) << "CMD0 has no response: 300 us";
-  EXPECT_EQ(after[1], after[0] + 3 * kShortCommand * cycle) << "three CMD1 with R3";
-  EXPECT_EQ(after[2], after[1] + kLongCommand * cycle) << "CMD2 with R2";
+  EXPECT_EQ(after[0], kBroadcastCommand * cycle) << "CMD0 has no response, nor does the host wait for one: 140 us";
+  EXPECT_EQ(after[1], after[0] + 3 * kIdentShortCommand * cycle) << "three CMD1 with R3 after N_ID";
+  EXPECT_EQ(after[2], after[1] + kIdentLongCommand * cycle) << "CMD2 with R2 after N_ID";
   EXPECT_EQ(after[3], after[2] + kShortCommand * cycle);
   EXPECT_EQ(after[4], after[3] + kShortCommand * cycle);
-  EXPECT_EQ(after[4], 2'110'000'000u) << "2.11 ms in all";
+  EXPECT_EQ(after[4], 1'980'000'000u) << "1.98 ms in all";
 }
 
 TEST_F(EmmcDeviceScenario, SwitchesAreBusyForTheirWorkAndChangeTheMode) {
@@ -152,7 +157,7 @@ TEST_F(EmmcDeviceScenario, SwitchesAreBusyForTheirWorkAndChangeTheMode) {
     identify(host);
     host.set_clock(kLegacyHz);
     width_start = now_ps();
-    const mmc::CommandOutcome o = host.execute({6, switch_arg(ec::kBusWidth, 2)});
+    const mmc::CommandOutcome o = host.execute({6, switch_arg(ec::kBusWidth, ec::bus_width::k8Bit)});
     width_end = now_ps();
     EXPECT_EQ(o.response.type, mmc::ResponseType::r1b);
     EXPECT_TRUE(host.busy());
@@ -289,7 +294,7 @@ TEST_F(EmmcDeviceScenario, CachedWritesCostTheCacheAndFlushProgramsTheDirtyPages
   std::uint64_t after_data = 0, write_ready = 0, after_flush = 0, flush_ready = 0;
   Rig rig([&](EmmcBusHost& host) {
     bring_up_high_speed(host);
-    switch_and_wait(host, ec::kCacheCtrl, 1);
+    switch_and_wait(host, ec::kCacheCtrl, ec::cache_ctrl::kOn);
     host.execute({23, 64});
     host.execute({25, 0});
     const std::vector<std::uint8_t> data = pattern(64 * 512, 2);
@@ -297,7 +302,7 @@ TEST_F(EmmcDeviceScenario, CachedWritesCostTheCacheAndFlushProgramsTheDirtyPages
     after_data = now_ps();
     host.wait_while_busy();
     write_ready = now_ps();
-    host.execute({6, switch_arg(ec::kFlushCache, 1)});
+    host.execute({6, switch_arg(ec::kFlushCache, ec::flush_cache::kFlush)});
     after_flush = now_ps();
     host.wait_while_busy();
     flush_ready = now_ps();
@@ -311,8 +316,8 @@ TEST_F(EmmcDeviceScenario, Hs400MovesABlockIn274Cycles) {
   std::uint64_t after_command = 0, after_data = 0;
   Rig rig([&](EmmcBusHost& host) {
     bring_up_high_speed(host);  // 8-bit, HS timing: the way into HS400 (JESD84-B51 §6.6.2.3)
-    switch_and_wait(host, ec::kBusWidth, 6);
-    switch_and_wait(host, ec::kHsTiming, 3);
+    switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8BitDdr);
+    switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHs400);
     host.set_clock(kHs400Hz);
     host.execute({17, 0});
     after_command = now_ps();
@@ -325,14 +330,34 @@ TEST_F(EmmcDeviceScenario, Hs400MovesABlockIn274Cycles) {
   EXPECT_EQ(after_data - after_command, 40 * models::kMicrosecond + cycles_ps(kBlock8Ddr, kHs400Hz));
 }
 
+TEST_F(EmmcDeviceScenario, TurningACleanCacheOffCostsTheSwitchAlone) {
+  // The default profile at HS400: a CMD6 is ext_csd_write (20 us); a flush would add cache_flush
+  // (50 us), which WorkReport counts only for FLUSH_CACHE or a cache turned off with dirty data.
+  std::uint64_t start = 0, end = 0;
+  Rig rig(
+      [&](EmmcBusHost& host) {
+        bring_up_high_speed(host);
+        switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8BitDdr);
+        switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHs400);
+        host.set_clock(kHs400Hz);
+        switch_and_wait(host, ec::kCacheCtrl, ec::cache_ctrl::kOn);
+        start = now_ps();
+        switch_and_wait(host, ec::kCacheCtrl, ec::cache_ctrl::kOff);
+        end = now_ps();
+      },
+      models::default_timing_profile());
+  rig.run();
+  EXPECT_EQ(end - start, cycles_ps(kShortCommand, kHs400Hz) + 20 * models::kMicrosecond);
+}
+
 TEST_F(EmmcDeviceScenario, TheDefaultProfileAtHs400MovesDataAsPublishedParts) {
   // Published HS400 parts: 166-217 MB/s sequential reads, 40-76 MB/s writes (spec/emmc.md).
   double read_mb_s = 0, write_mb_s = 0;
   Rig rig(
       [&](EmmcBusHost& host) {
         bring_up_high_speed(host);
-        switch_and_wait(host, ec::kBusWidth, 6);
-        switch_and_wait(host, ec::kHsTiming, 3);
+        switch_and_wait(host, ec::kBusWidth, ec::bus_width::k8BitDdr);
+        switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHs400);
         host.set_clock(kHs400Hz);
         std::vector<std::uint8_t> buffer(1024 * 512, 0x6B);  // 512 KiB, Linux's largest request
         std::uint64_t start = now_ps();
@@ -366,8 +391,9 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
  public:
   explicit TimedRpmbChannel(EmmcBusHost& host) : host_(host) {}
   void send(const rpmb::Frame* frames, std::size_t count, bool reliable) override {
-    select(3);
-    host_.execute({23, static_cast<std::uint32_t>(count) | (reliable ? 1u << 31 : 0)});
+    select(mmc::Partition::rpmb);
+    const std::uint32_t reliable_bit = reliable ? mmc::set_block_count::kReliableWrite : 0;
+    host_.execute({23, static_cast<std::uint32_t>(count) | reliable_bit});
     host_.execute({25, 0});
     std::vector<std::uint8_t> bytes(count * rpmb::kFrameSize);
     for (std::size_t i = 0; i < count; ++i) std::memcpy(&bytes[i * rpmb::kFrameSize], frames[i].bytes(), rpmb::kFrameSize);
@@ -375,10 +401,10 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
     const std::uint64_t end = now_ps();
     host_.wait_while_busy();
     busy_ps.push_back(now_ps() - end);
-    select(0);
+    select(mmc::Partition::user);
   }
   void receive(rpmb::Frame* frames, std::size_t count) override {
-    select(3);
+    select(mmc::Partition::rpmb);
     host_.execute({23, static_cast<std::uint32_t>(count)});
     host_.execute({18, 0});
     std::vector<std::uint8_t> bytes(count * rpmb::kFrameSize);
@@ -386,15 +412,15 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
     host_.read_blocks(bytes.data(), 512, static_cast<std::uint32_t>(count));
     read_ps.push_back(now_ps() - start);
     for (std::size_t i = 0; i < count; ++i) frames[i] = rpmb::Frame::from_bytes(&bytes[i * rpmb::kFrameSize]);
-    select(0);
+    select(mmc::Partition::user);
   }
   std::vector<std::uint64_t> busy_ps;         // after each request burst
   std::vector<std::uint64_t> read_ps;         // each response burst
   std::vector<std::uint64_t> switch_busy_ps;  // after each partition switch
 
  private:
-  void select(std::uint8_t access) {
-    host_.execute({6, switch_arg(ec::kPartitionConfig, access)});
+  void select(mmc::Partition p) {
+    host_.execute({6, switch_arg(ec::kPartitionConfig, ec::partition_config::value(p))});
     const std::uint64_t end = now_ps();
     host_.wait_while_busy();
     switch_busy_ps.push_back(now_ps() - end);
@@ -511,7 +537,7 @@ TEST_F(EmmcDeviceScenario, AClockAboveTheModesMaximumIsReportedOnce) {
     identify(host);
     host.set_clock(kHsHz);  // legacy timing allows 26 MHz
     for (int i = 0; i < 5; ++i) host.execute({13, kRcaArg});
-    switch_and_wait(host, ec::kHsTiming, 1);  // now 52 MHz is allowed
+    switch_and_wait(host, ec::kHsTiming, ec::hs_timing::kHighSpeed);  // now 52 MHz is allowed
     for (int i = 0; i < 5; ++i) host.execute({13, kRcaArg});
   });
   sc_core::sc_report_handler::set_actions(EmmcDevice::kMessageType, sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
@@ -519,6 +545,50 @@ TEST_F(EmmcDeviceScenario, AClockAboveTheModesMaximumIsReportedOnce) {
   EXPECT_EQ(sc_core::sc_report_handler::get_count(EmmcDevice::kMessageType), 1);
   // Timing follows the clock given, over-clocked or not.
   EXPECT_EQ(rig.phases.back().end_ps - rig.phases.back().start_ps, cycles_ps(kShortCommand, kHsHz));
+}
+
+TEST_F(EmmcDeviceScenario, LinuxsWayIntoHs400WarnsOfNothing) {
+  // mmc_select_hs200() and mmc_select_hs400() (drivers/mmc/core/mmc.c), without enhanced
+  // strobe: HS200 at 200 MHz and tuning, then HS_TIMING = high speed with the clock still at
+  // 200 MHz while the CMD6 is busy, 52 MHz, the 8-bit DDR bus, HS_TIMING = HS400, 200 MHz.
+  // JEDEC applies a switched timing once the switch has completed, so the busy of the
+  // HS_TIMING = 1 switch is still HS200's and the correct driver is warned of nothing.
+  namespace hs = ec::hs_timing;
+  namespace bw = ec::bus_width;
+  std::uint64_t hs_switch_at = 0;
+  Rig rig([&](EmmcBusHost& host) {
+    identify(host);
+    host.set_clock(kLegacyHz);
+    switch_and_wait(host, ec::kBusWidth, bw::k8Bit);
+    switch_and_wait(host, ec::kHsTiming, hs::kHs200);
+    host.set_clock(kHs400Hz);
+    EXPECT_EQ(host.execute({21, 0}).data.block_size, 128u);
+    std::vector<std::uint8_t> tuning(128);
+    EXPECT_TRUE(host.read_blocks(tuning.data(), 128, 1).ok);
+    hs_switch_at = now_ps();
+    switch_and_wait(host, ec::kHsTiming, hs::kHighSpeed);  // its busy at 200 MHz
+    host.set_clock(kHsHz);
+    EXPECT_EQ(state_of(host.execute({13, kRcaArg}).response.value), kTran);
+    switch_and_wait(host, ec::kBusWidth, bw::k8BitDdr);
+    switch_and_wait(host, ec::kHsTiming, hs::kHs400);
+    host.set_clock(kHs400Hz);
+    EXPECT_EQ(state_of(host.execute({13, kRcaArg}).response.value), kTran);
+  });
+  sc_core::sc_report_handler::set_actions(EmmcDevice::kMessageType, sc_core::SC_WARNING, sc_core::SC_DO_NOTHING);
+  rig.run();
+  EXPECT_EQ(sc_core::sc_report_handler::get_count(EmmcDevice::kMessageType), 0);
+  // The phases of the HS_TIMING = 1 switch: the command and its busy in HS200, the CMD13 after
+  // it in high speed.
+  std::vector<models::BusPhase> from_switch;
+  for (const models::BusPhase& p : rig.phases)
+    if (p.start_ps >= hs_switch_at) from_switch.push_back(p);
+  ASSERT_GE(from_switch.size(), 3u);
+  EXPECT_EQ(from_switch[0].operation, models::EmmcBusOperation::command);
+  EXPECT_EQ(from_switch[0].mode.speed, models::BusSpeed::hs200);
+  EXPECT_EQ(from_switch[1].operation, models::EmmcBusOperation::wait_while_busy);
+  EXPECT_EQ(from_switch[1].mode.speed, models::BusSpeed::hs200);
+  EXPECT_EQ(from_switch[2].mode.speed, models::BusSpeed::high_speed);
+  EXPECT_EQ(rig.phases.back().mode, (models::BusMode{models::BusSpeed::hs400, 8, true}));
 }
 
 TEST_F(EmmcDeviceScenario, PowerCycleEndsBusyAndTheCardStartsOver) {
@@ -570,6 +640,33 @@ TEST_F(EmmcDeviceScenario, TheSameScenarioTakesTheSameTimeOnTwoDevices) {
   EXPECT_TRUE(host_a.finished() && host_b.finished());
   EXPECT_GT(times_a.size(), 60u);
   EXPECT_EQ(times_a, times_b);
+}
+
+TEST_F(EmmcDeviceScenario, PhaseObserversAddUp) {
+  // The rig records phases with its own observer; a trace and a counter watch beside it.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> traced;
+  std::vector<std::string> order;
+  Rig rig([](EmmcBusHost& host) {
+    identify(host);
+    host.execute({13, kRcaArg});
+  });
+  rig.device.on_phase([&](const models::BusPhase& p) {
+    traced.emplace_back(p.start_ps, p.end_ps);
+    order.push_back("trace");
+  });
+  rig.device.on_phase({});  // ignored
+  rig.device.on_phase([&](const models::BusPhase&) { order.push_back("counter"); });
+  rig.run();
+  ASSERT_EQ(traced.size(), rig.phases.size()) << "every observer sees every phase";
+  for (std::size_t i = 0; i < traced.size(); ++i) {
+    EXPECT_EQ(traced[i].first, rig.phases[i].start_ps);
+    EXPECT_EQ(traced[i].second, rig.phases[i].end_ps);
+  }
+  ASSERT_EQ(order.size(), 2 * traced.size());
+  for (std::size_t i = 0; i < order.size(); i += 2) {
+    EXPECT_EQ(order[i], "trace") << "in the order they were added";
+    EXPECT_EQ(order[i + 1], "counter");
+  }
 }
 
 TEST_F(EmmcDeviceScenario, ConstructionRefusesAProfileTheExtCsdDoesNotAllow) {

@@ -25,7 +25,12 @@ namespace st = mmc::status;
 constexpr std::uint64_t kIdentHz = 400'000;
 constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;
 constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;
-constexpr std::uint64_t kNoResponse = 48 + 64 + 8;
+constexpr std::uint64_t kNoResponse = 48 + 64 + 8;      // N_CR max: what a host waits for a response that never comes
+// Identification's CMD1 and CMD2 answer exactly N_ID = 5 cycles after the command; a broadcast
+// command without a response costs the command and N_CC before the next.
+constexpr std::uint64_t kIdentShortCommand = 48 + 5 + 48 + 8;
+constexpr std::uint64_t kIdentLongCommand = 48 + 5 + 136 + 8;
+constexpr std::uint64_t kBroadcastCommand = 48 + 8;
 
 using Platform = SdhciPlatform;
 
@@ -188,16 +193,16 @@ TEST_F(SdhciScenario, CommandsCompleteWhenTheirResponsesEndOnTheBus) {
     d.init();
     const CommandResult cmd0 = d.command(0, 0, kRespNone);
     EXPECT_EQ(cmd0.error, 0);
-    EXPECT_EQ(cmd0.completed_ps - cmd0.issued_ps, cycles_ps(kNoResponse, kIdentHz));
+    EXPECT_EQ(cmd0.completed_ps - cmd0.issued_ps, cycles_ps(kBroadcastCommand, kIdentHz));
     CommandResult cmd1;
     for (int i = 0; i < 100; ++i) {
       cmd1 = d.command(1, 0x40FF8080, kRespR3);
       ASSERT_EQ(cmd1.error, 0);
       if (cmd1.response & (1u << 31)) break;
     }
-    EXPECT_EQ(cmd1.completed_ps - cmd1.issued_ps, cycles_ps(kShortCommand, kIdentHz));
+    EXPECT_EQ(cmd1.completed_ps - cmd1.issued_ps, cycles_ps(kIdentShortCommand, kIdentHz));
     const CommandResult cmd2 = d.command(2, 0, kRespR2);
-    EXPECT_EQ(cmd2.completed_ps - cmd2.issued_ps, cycles_ps(kLongCommand, kIdentHz));
+    EXPECT_EQ(cmd2.completed_ps - cmd2.issued_ps, cycles_ps(kIdentLongCommand, kIdentHz));
     // R2 in the response registers: bits 127:8 of the CID, without the CRC byte.
     for (std::uint32_t j = 0; j < 15; ++j) cid[14 - j] = d.rd8(reg::kResponse + j);
     EXPECT_EQ(d.rd8(reg::kResponse + 15), 0);

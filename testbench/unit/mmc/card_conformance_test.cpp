@@ -18,6 +18,7 @@
 
 #include "card_harness.hpp"
 #include "emmcsim/mmc/command_table.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/mmc/registers.hpp"
 #include "emmcsim/rpmb/frame.hpp"
 
@@ -27,9 +28,8 @@ namespace {
 using S = CardState;
 using R = ResponseType;
 
-constexpr std::uint32_t kRcaArg = std::uint32_t{kTestRca} << 16;
-constexpr std::uint32_t kOtherRcaArg = std::uint32_t{kTestRca + 1} << 16;
-constexpr std::uint32_t kSleepBit = 1u << 15;
+constexpr std::uint32_t kRcaArg = rca_arg(kTestRca);
+constexpr std::uint32_t kOtherRcaArg = rca_arg(kTestRca + 1);
 
 // The conformance card: the default 8 GiB part (sector addressing, boot partitions) whose OCR
 // reports power-up done at the first CMD1, holding busy until the test calls finish_busy().
@@ -71,8 +71,8 @@ std::uint32_t canonical_arg(unsigned index, CardState s) {
     case 1: return kHostOcr;
     case 3: case 7: case 9: case 10: case 12: case 13: case 15: case 39: case 55: return kRcaArg;
     case 4: return 0x04040000;  // DSR in [31:16]
-    case 5: return s == S::slp ? kRcaArg : (kRcaArg | kSleepBit);  // awake from slp, else sleep
-    case 6: return (3u << 24) | (175u << 16) | (1u << 8);       // write ERASE_GROUP_DEF = 1
+    case 5: return s == S::slp ? kRcaArg : (kRcaArg | sleep_awake::kSleep);  // awake, else sleep
+    case 6: return switch_arg(SwitchAccess::write_byte, ext_csd::kEraseGroupDef, 1);
     case 16: return kSectorSize;
     case 23: return 1;
     default: return 0;
@@ -368,7 +368,8 @@ TEST(CardConformanceRows, CommandClassIsJedecs) {
 
 TEST(CardConformanceRows, FlagsAgreeWithJedec) {
   for (const CommandSpec& spec : command_table()) {
-    EXPECT_EQ(spec.has(kAddressed), kAddressedCommands.count(spec.index) != 0) << "CMD" << unsigned{spec.index};
+    EXPECT_EQ(spec.address == CommandAddress::rca, kAddressedCommands.count(spec.index) != 0)
+        << "CMD" << unsigned{spec.index};
     EXPECT_EQ(spec.has(kAllowedWhenLocked), allowed_when_locked(spec.index)) << "CMD" << unsigned{spec.index};
     EXPECT_EQ(spec.has(kStatusQuery), spec.index == 13) << "CMD" << unsigned{spec.index};
     const bool erase_sequence = spec.index == 35 || spec.index == 36 || spec.index == 38;
@@ -400,7 +401,7 @@ TEST_P(CardConformanceOtherRca, IgnoredExceptDeselect) {
   ASSERT_NO_FATAL_FAILURE(drive_to_state(h, s));
 
   std::uint32_t arg = kOtherRcaArg;
-  if (index == 5 && s != S::slp) arg |= kSleepBit;
+  if (index == 5 && s != S::slp) arg |= sleep_awake::kSleep;
   const CommandOutcome o = h.cmd(static_cast<std::uint8_t>(index), arg);
   EXPECT_FALSE(o.illegal);
   EXPECT_EQ(o.response.type, R::none);
@@ -457,7 +458,8 @@ TEST(CardConformanceSelect, DeselectWithRcaZero) {
 // A locked card (CMD42 password set and lock)
 
 void lock_with_password(CardHarness& h) {
-  const std::vector<std::uint8_t> block = {0x05, 4, 'p', 'a', 's', 's'};  // SET_PWD | LOCK
+  const std::vector<std::uint8_t> block = {
+      lock_unlock::kSetPassword | lock_unlock::kLock, 4, 'p', 'a', 's', 's'};
   ASSERT_EQ(h.cmd(16, static_cast<std::uint32_t>(block.size())).response.value & status::kAnyError, 0u);
   const CommandOutcome o = h.cmd(42);
   ASSERT_EQ(o.data.direction, DataDirection::to_card);
@@ -517,7 +519,7 @@ TEST(CardConformanceLockedData, UnlockRestoresAccess) {
   EXPECT_TRUE(h.cmd(18, 0).illegal);
   EXPECT_TRUE(h.cmd(24, 0).illegal);
   EXPECT_TRUE(h.cmd(35, 0).illegal);
-  const std::vector<std::uint8_t> unlock = {0x00, 4, 'p', 'a', 's', 's'};
+  const std::vector<std::uint8_t> unlock = {0x00, 4, 'p', 'a', 's', 's'};  // no flags: unlock
   h.cmd(16, static_cast<std::uint32_t>(unlock.size()));
   ASSERT_EQ(h.cmd(42).data.direction, DataDirection::to_card);
   ASSERT_TRUE(h.card().write_block(unlock.data(), unlock.size()).ok);
@@ -534,7 +536,8 @@ class CardConformanceRpmb : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(drive_to_state(h_, S::tran));
-    const CommandOutcome o = h_.switch_byte(ext_csd::kPartitionConfig, 3);
+    const CommandOutcome o =
+        h_.switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::rpmb));
     ASSERT_FALSE(o.illegal);
     ASSERT_EQ(h_.card().current_partition(), Partition::rpmb);
     ASSERT_EQ(h_.status() & status::kAnyError, 0u);
@@ -591,7 +594,7 @@ TEST_F(CardConformanceRpmb, BoundedMultipleBlockCommandsCarryFrames) {
   EXPECT_EQ(h_.card().state(), S::tran);
 
   // Back to the user area: single-block commands work again.
-  h_.switch_byte(ext_csd::kPartitionConfig, 0);
+  h_.switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::user));
   EXPECT_EQ(h_.card().current_partition(), Partition::user);
   EXPECT_FALSE(h_.cmd(17, 0).illegal);
 }

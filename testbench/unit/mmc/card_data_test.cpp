@@ -16,6 +16,7 @@
 #include "card_harness.hpp"
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "scratch_directory.hpp"
 
 namespace emmcsim::mmc {
@@ -28,10 +29,12 @@ using testing::small_config;
 namespace st = status;
 namespace ec = ext_csd;
 
-constexpr std::uint32_t kRcaArg = std::uint32_t{kTestRca} << 16;
-constexpr std::uint32_t kCmd23Reliable = 1u << 31;
-constexpr std::uint32_t kCmd23Forced = 1u << 24;
-constexpr std::uint32_t kSleepBit = 1u << 15;
+constexpr std::uint32_t kRcaArg = rca_arg(kTestRca);
+constexpr std::uint32_t kCmd23Reliable = set_block_count::kReliableWrite;
+constexpr std::uint32_t kCmd23Forced = set_block_count::kForcedProgramming;
+// CMD6: PARTITION_CONFIG access to boot partition 1.
+constexpr std::uint32_t kSwitchToBoot1 =
+    switch_arg(SwitchAccess::write_byte, ec::kPartitionConfig, ec::partition_config::value(Partition::boot1));
 
 // Deterministic, non-zero-looking data; different seeds give different bytes.
 std::vector<std::uint8_t> pattern(std::size_t sectors, std::uint32_t seed) {
@@ -408,7 +411,7 @@ TEST_F(CardDataMediumTest, BurstWriteStopsAtAWriteProtectedGroup) {
 }
 
 TEST_F(CardDataMediumTest, BurstWriteCompletesACountedTransferWithBusyAndCacheAccounting) {
-  card->execute({6, (3u << 24) | (std::uint32_t{ec::kCacheCtrl} << 16) | (1u << 8)});
+  card->execute({6, switch_arg(SwitchAccess::write_byte, ec::kCacheCtrl, ec::cache_ctrl::kOn)});
   const auto data = pattern(16, 154);
   card->execute({23, 16});
   card->execute({25, 64 * kSectorSize});
@@ -419,7 +422,8 @@ TEST_F(CardDataMediumTest, BurstWriteCompletesACountedTransferWithBusyAndCacheAc
   EXPECT_EQ(b.work.sectors_cached, 16u);
   EXPECT_EQ(b.work.sectors_programmed, 0u);
   EXPECT_EQ(card->state(), CardState::tran);
-  const CommandOutcome flush = card->execute({6, (3u << 24) | (std::uint32_t{ec::kFlushCache} << 16) | (1u << 8)});
+  const CommandOutcome flush =
+      card->execute({6, switch_arg(SwitchAccess::write_byte, ec::kFlushCache, ec::flush_cache::kFlush)});
   EXPECT_EQ(flush.work.sectors_programmed, 16u);
   EXPECT_EQ(read(64, 16), data);
 }
@@ -427,12 +431,12 @@ TEST_F(CardDataMediumTest, BurstWriteCompletesACountedTransferWithBusyAndCacheAc
 TEST_F(CardDataMediumTest, ReliableBurstWriteStaysAllOrNothing) {
   // small_config(): REL_WR_SEC_C = 8. Four of eight blocks, then CMD12: nothing written.
   const auto data = pattern(8, 155);
-  card->execute({23, 8 | (1u << 31)});
+  card->execute({23, 8 | kCmd23Reliable});
   card->execute({25, 8 * kSectorSize});
   EXPECT_EQ(card->write_blocks(data.data(), kSectorSize, 4).blocks, 4u);
   card->execute({12, 0});
   EXPECT_EQ(read(8, 8), zeros(8));
-  card->execute({23, 8 | (1u << 31)});
+  card->execute({23, 8 | kCmd23Reliable});
   card->execute({25, 8 * kSectorSize});
   const BlockOutcome b = card->write_blocks(data.data(), kSectorSize, 8);
   EXPECT_TRUE(b.ok && b.transfer_complete);
@@ -476,7 +480,8 @@ TEST_F(CardDataTest, Cmd23CountSurvivesAStatusQuery) {
 
 TEST_F(CardDataTest, Cmd23CountIsConsumedByAnUnrelatedCommand) {
   ASSERT_EQ(h.cmd(23, 3).response.value & st::kAnyError, 0u);
-  h.switch_byte(ec::kEraseGroupDef, 1);  // any command other than CMD13 consumes the count
+  // Any command other than CMD13 consumes the count.
+  h.switch_byte(ec::kEraseGroupDef, ec::erase_group_def::kHighCapacity);
   const CommandOutcome o = h.cmd(18, h.address(0));
   EXPECT_EQ(o.data.blocks, 0u);
   h.cmd(12);
@@ -795,7 +800,7 @@ TEST_F(CardDataTest, WithoutTheCacheEveryBlockIsProgrammed) {
 }
 
 TEST_F(CardDataTest, CachedWritesAreProgrammedByFlushCache) {
-  const CommandOutcome enable = h.switch_byte(ec::kCacheCtrl, 1);
+  const CommandOutcome enable = h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOn);
   EXPECT_EQ(enable.work.ext_csd_writes, 1u);
   EXPECT_EQ(enable.work.cache_flushes, 0u);
   ASSERT_EQ(h.card().ext_csd()[ec::kCacheCtrl], 1);
@@ -812,21 +817,21 @@ TEST_F(CardDataTest, CachedWritesAreProgrammedByFlushCache) {
   // Cached data reads back before the flush.
   EXPECT_EQ(h.read_sectors(200, 6), data);
 
-  const CommandOutcome flush = h.switch_byte(ec::kFlushCache, 1);
+  const CommandOutcome flush = h.switch_byte(ec::kFlushCache, ec::flush_cache::kFlush);
   EXPECT_EQ(flush.response.type, ResponseType::r1b);
   EXPECT_EQ(flush.work.cache_flushes, 1u);
   EXPECT_EQ(flush.work.sectors_programmed, 7u);
   EXPECT_EQ(h.status() & st::kSwitchError, 0u);
   EXPECT_EQ(h.card().ext_csd()[ec::kFlushCache], 0);  // reads back as 0
   // Nothing dirty any more.
-  const CommandOutcome again = h.switch_byte(ec::kFlushCache, 1);
+  const CommandOutcome again = h.switch_byte(ec::kFlushCache, ec::flush_cache::kFlush);
   EXPECT_EQ(again.work.cache_flushes, 1u);
   EXPECT_EQ(again.work.sectors_programmed, 0u);
   EXPECT_EQ(h.read_sectors(200, 6), data);
 }
 
 TEST_F(CardDataTest, ForcedProgrammingBypassesTheCache) {
-  h.switch_byte(ec::kCacheCtrl, 1);
+  h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOn);
   ASSERT_TRUE(write_single(h, 10, pattern(1, 93)));  // one dirty sector
   const auto data = pattern(4, 94);
   ASSERT_EQ(h.cmd(23, 4 | kCmd23Forced).response.value & st::kAnyError, 0u);
@@ -837,22 +842,36 @@ TEST_F(CardDataTest, ForcedProgrammingBypassesTheCache) {
     EXPECT_EQ(b.work.sectors_programmed, 1u);
     EXPECT_EQ(b.work.sectors_cached, 0u);
   }
-  const CommandOutcome flush = h.switch_byte(ec::kFlushCache, 1);
+  const CommandOutcome flush = h.switch_byte(ec::kFlushCache, ec::flush_cache::kFlush);
   EXPECT_EQ(flush.work.cache_flushes, 1u);
   EXPECT_EQ(flush.work.sectors_programmed, 1u);
   EXPECT_EQ(h.read_sectors(20, 4), data);
 }
 
 TEST_F(CardDataTest, DisablingTheCacheFlushesDirtyData) {
-  h.switch_byte(ec::kCacheCtrl, 1);
+  h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOn);
   ASSERT_TRUE(h.write_sectors(0, pattern(5, 95)));
-  const CommandOutcome disable = h.switch_byte(ec::kCacheCtrl, 0);
+  const CommandOutcome disable = h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOff);
   EXPECT_EQ(disable.work.cache_flushes, 1u);
   EXPECT_EQ(disable.work.sectors_programmed, 5u);
   EXPECT_EQ(h.card().ext_csd()[ec::kCacheCtrl], 0);
   const auto data = pattern(1, 96);
   ASSERT_EQ(h.cmd(24, h.address(9)).data.blocks, 1u);
   EXPECT_EQ(h.card().write_block(data.data(), kSectorSize).work.sectors_programmed, 1u);
+}
+
+TEST_F(CardDataTest, DisablingACleanCacheIsOnlyTheSwitch) {
+  // WorkReport::cache_flushes counts FLUSH_CACHE, and turning the cache off with dirty data.
+  h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOn);
+  ASSERT_TRUE(write_single(h, 10, pattern(1, 97)));
+  ASSERT_EQ(h.switch_byte(ec::kFlushCache, ec::flush_cache::kFlush).work.cache_flushes, 1u);  // clean again
+  const CommandOutcome disable = h.switch_byte(ec::kCacheCtrl, ec::cache_ctrl::kOff);
+  EXPECT_EQ(disable.response.type, ResponseType::r1b);
+  EXPECT_EQ(disable.work.cache_flushes, 0u) << describe_work(disable.work);
+  EXPECT_EQ(disable.work.sectors_programmed, 0u);
+  EXPECT_EQ(disable.work.ext_csd_writes, 1u);
+  EXPECT_EQ(h.card().ext_csd()[ec::kCacheCtrl], ec::cache_ctrl::kOff);
+  EXPECT_EQ(h.status() & st::kAnyError, 0u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -878,7 +897,7 @@ TEST_F(CardDataTest, ReadsReportOneSectorPerBlock) {
 }
 
 TEST_F(CardDataTest, Cmd6ReportsOneExtCsdWrite) {
-  const CommandOutcome o = h.switch_byte(ec::kEraseGroupDef, 1);
+  const CommandOutcome o = h.switch_byte(ec::kEraseGroupDef, ec::erase_group_def::kHighCapacity);
   EXPECT_EQ(o.response.type, ResponseType::r1b);
   EXPECT_TRUE(o.busy);
   EXPECT_EQ(o.work.ext_csd_writes, 1u);
@@ -892,13 +911,14 @@ TEST_F(CardDataTest, Cmd6ReportsOneExtCsdWrite) {
 }
 
 TEST_F(CardDataTest, PartitionSwitchIsReportedOnlyWhenTheAccessChanges) {
-  const CommandOutcome to_boot = h.switch_byte(ec::kPartitionConfig, 1);
+  namespace pc = ec::partition_config;
+  const CommandOutcome to_boot = h.switch_byte(ec::kPartitionConfig, pc::value(Partition::boot1));
   EXPECT_EQ(to_boot.work.partition_switches, 1u);
   EXPECT_EQ(to_boot.work.ext_csd_writes, 1u);
   EXPECT_EQ(h.card().current_partition(), Partition::boot1);
-  const CommandOutcome same = h.switch_byte(ec::kPartitionConfig, 1);
+  const CommandOutcome same = h.switch_byte(ec::kPartitionConfig, pc::value(Partition::boot1));
   EXPECT_EQ(same.work.partition_switches, 0u);
-  const CommandOutcome back = h.switch_byte(ec::kPartitionConfig, 0);
+  const CommandOutcome back = h.switch_byte(ec::kPartitionConfig, pc::value(Partition::user));
   EXPECT_EQ(back.work.partition_switches, 1u);
   EXPECT_EQ(h.card().current_partition(), Partition::user);
 }
@@ -924,7 +944,7 @@ TEST_F(CardDataTest, SleepAndAwakeKeepTheData) {
   ASSERT_TRUE(h.write_sectors(0, data));
   EXPECT_EQ(h.cmd(7, 0).response.type, ResponseType::none);  // deselect
   ASSERT_EQ(h.card().state(), CardState::stby);
-  const CommandOutcome sleep = h.cmd(5, kRcaArg | kSleepBit);
+  const CommandOutcome sleep = h.cmd(5, kRcaArg | sleep_awake::kSleep);
   EXPECT_EQ(sleep.response.type, ResponseType::r1b);
   EXPECT_TRUE(sleep.busy);
   EXPECT_EQ(r1_state(sleep), state_code(CardState::stby));
@@ -942,12 +962,12 @@ TEST_F(CardDataTest, SleepAndAwakeKeepTheData) {
 
 TEST_F(CardDataTest, OnlyCmd0AndCmd5AreLegalInSleep) {
   h.cmd(7, 0);
-  h.cmd(5, kRcaArg | kSleepBit);
+  h.cmd(5, kRcaArg | sleep_awake::kSleep);
   ASSERT_EQ(h.card().state(), CardState::slp);
   int checked = 0;
   for (const CommandSpec& spec : command_table()) {
     if (spec.index == 0 || spec.index == 5) continue;
-    for (std::uint32_t arg : {0u, kRcaArg, kRcaArg | kSleepBit}) {
+    for (std::uint32_t arg : {0u, kRcaArg, kRcaArg | sleep_awake::kSleep}) {
       const CommandOutcome o = h.cmd(spec.index, arg);
       EXPECT_TRUE(o.illegal) << "CMD" << int{spec.index} << " arg " << arg;
       EXPECT_EQ(o.response.type, ResponseType::none) << "CMD" << int{spec.index};
@@ -958,16 +978,16 @@ TEST_F(CardDataTest, OnlyCmd0AndCmd5AreLegalInSleep) {
   EXPECT_GT(checked, 20);
   EXPECT_NE(h.card().pending_status() & st::kIllegalCommand, 0u);
   // Sleeping again is not legal either; awake and CMD0 are.
-  EXPECT_TRUE(h.cmd(5, kRcaArg | kSleepBit).illegal);
+  EXPECT_TRUE(h.cmd(5, kRcaArg | sleep_awake::kSleep).illegal);
   EXPECT_FALSE(h.cmd(5, kRcaArg).illegal);
   EXPECT_EQ(h.card().state(), CardState::stby);
-  h.cmd(5, kRcaArg | kSleepBit);
+  h.cmd(5, kRcaArg | sleep_awake::kSleep);
   EXPECT_FALSE(h.cmd(0, 0).illegal);
   EXPECT_EQ(h.card().state(), CardState::idle);
 }
 
 TEST_F(CardDataTest, SleepIsOnlyReachableFromStandby) {
-  EXPECT_TRUE(h.cmd(5, kRcaArg | kSleepBit).illegal);
+  EXPECT_TRUE(h.cmd(5, kRcaArg | sleep_awake::kSleep).illegal);
   EXPECT_EQ(h.card().state(), CardState::tran);
 }
 
@@ -976,7 +996,7 @@ TEST_F(CardDataTest, SleepIsOnlyReachableFromStandby) {
 
 class CardDataBootTest : public CardDataTest {
  protected:
-  static constexpr std::uint32_t kBootInitiation = 0xFFFFFFFA;
+  static constexpr std::uint32_t kBootInitiation = go_idle::kBootInitiation;
   void SetUp() override {
     CardDataTest::SetUp();
     ASSERT_NO_FATAL_FAILURE(select_partition(h, Partition::boot1));
@@ -992,7 +1012,8 @@ class CardDataBootTest : public CardDataTest {
 };
 
 TEST_F(CardDataBootTest, BootEnable1StreamsBootPartition1UntilCmd0) {
-  h.switch_byte(ec::kPartitionConfig, 1u << 3);  // BOOT_PARTITION_ENABLE = 1, access user
+  namespace pc = ec::partition_config;
+  h.switch_byte(ec::kPartitionConfig, pc::value(Partition::user, pc::kBootFromBoot1));
   ASSERT_EQ(h.status() & st::kSwitchError, 0u);
   h.cmd(0, 0);
   ASSERT_EQ(h.card().state(), CardState::idle);
@@ -1017,7 +1038,8 @@ TEST_F(CardDataBootTest, BootEnable1StreamsBootPartition1UntilCmd0) {
 }
 
 TEST_F(CardDataBootTest, BootEnable2StreamsBootPartition2) {
-  h.switch_byte(ec::kPartitionConfig, 2u << 3);
+  namespace pc = ec::partition_config;
+  h.switch_byte(ec::kPartitionConfig, pc::value(Partition::user, pc::kBootFromBoot2));
   h.cmd(0, 0);
   const CommandOutcome o = h.cmd(0, kBootInitiation);
   ASSERT_EQ(h.card().state(), CardState::boot);
@@ -1072,15 +1094,15 @@ TEST_F(CardDataTest, TuningBlockIsIllegalOutsideHs200) {
   EXPECT_TRUE(o.illegal);
   EXPECT_EQ(o.data.direction, DataDirection::none);
   EXPECT_EQ(h.card().state(), CardState::tran);
-  h.switch_byte(ec::kBusWidth, 2);
-  h.switch_byte(ec::kHsTiming, 1);  // high speed, not HS200
+  h.switch_byte(ec::kBusWidth, ec::bus_width::k8Bit);
+  h.switch_byte(ec::kHsTiming, ec::hs_timing::kHighSpeed);  // not HS200
   ASSERT_EQ(h.status() & st::kSwitchError, 0u);
   EXPECT_TRUE(h.cmd(21).illegal);
 }
 
 TEST_F(CardDataTest, TuningBlockInHs200Is128BytesOn8BitAnd64On4Bit) {
-  h.switch_byte(ec::kBusWidth, 2);   // 8-bit SDR
-  h.switch_byte(ec::kHsTiming, 2);   // HS200
+  h.switch_byte(ec::kBusWidth, ec::bus_width::k8Bit);
+  h.switch_byte(ec::kHsTiming, ec::hs_timing::kHs200);
   ASSERT_EQ(h.status() & st::kSwitchError, 0u);
   ASSERT_EQ(h.card().ext_csd()[ec::kHsTiming] & 0xF, 2);
   const CommandOutcome o8 = h.cmd(21);
@@ -1096,7 +1118,7 @@ TEST_F(CardDataTest, TuningBlockInHs200Is128BytesOn8BitAnd64On4Bit) {
   EXPECT_EQ(p8[127], 0xee);
   EXPECT_EQ(h.card().state(), CardState::tran);
 
-  h.switch_byte(ec::kBusWidth, 1);  // 4-bit SDR
+  h.switch_byte(ec::kBusWidth, ec::bus_width::k4Bit);
   ASSERT_EQ(h.status() & st::kSwitchError, 0u);
   const CommandOutcome o4 = h.cmd(21);
   ASSERT_FALSE(o4.illegal);
@@ -1142,7 +1164,7 @@ TEST(CardDataImage, DataWrittenThroughACardSurvivesReopeningTheImage) {
     const std::uint64_t last = config.user_capacity / kSectorSize - 1;
     ASSERT_EQ(card.execute({24, static_cast<std::uint32_t>(last * kSectorSize)}).data.blocks, 1u);
     ASSERT_TRUE(card.write_block(user_data.data(), kSectorSize).ok);
-    card.execute({6, (3u << 24) | (179u << 16) | (1u << 8)});
+    card.execute({6, kSwitchToBoot1});
     ASSERT_EQ(card.current_partition(), Partition::boot1);
     card.execute({23, 2});
     card.execute({25, 0});
@@ -1166,7 +1188,7 @@ TEST(CardDataImage, DataWrittenThroughACardSurvivesReopeningTheImage) {
   EXPECT_EQ(read(0, 3), zeros(3));
   const std::uint64_t last = config.user_capacity / kSectorSize - 1;
   EXPECT_EQ(read(static_cast<std::uint32_t>(last * kSectorSize), 1), slice(user_data, 0, 1));
-  card.execute({6, (3u << 24) | (179u << 16) | (1u << 8)});
+  card.execute({6, kSwitchToBoot1});
   EXPECT_EQ(read(0, 2), boot_data);
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "card_harness.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/mmc/registers.hpp"
 
 namespace emmcsim::mmc::testing {
@@ -161,7 +162,7 @@ TEST_F(CardErrorsOutOfRange, OpenEndedWritePastTheEndReportedWithCmd12) {
 }
 
 TEST_F(CardErrorsOutOfRange, BootPartitionHasItsOwnEnd) {
-  switch_byte(ext_csd::kPartitionConfig, 1);
+  switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::boot1));
   ASSERT_EQ(card().current_partition(), Partition::boot1);
   const std::uint64_t boot_sectors = card().config().boot_partition_size / kSectorSize;
   EXPECT_NE(h().cmd(17, h().address(boot_sectors)).response.value & status::kOutOfRange, 0u);
@@ -193,7 +194,7 @@ TEST_F(CardErrorsByteMode, ReliableWriteMisalignedToRelWrSecC) {
   const unsigned unit = card().config().reliable_write_sectors;
   ASSERT_EQ(unit, 8u);
   ASSERT_EQ(h().read_ext_csd()[ext_csd::kRelWrSecC], unit);
-  h().cmd(23, unit | (1u << 31));
+  h().cmd(23, unit | set_block_count::kReliableWrite);
   const CommandOutcome o = h().cmd(25, h().address(4));
   EXPECT_NE(o.response.value & status::kAddressMisalign, 0u) << describe_status(o.response.value);
   EXPECT_EQ(o.data.direction, DataDirection::none);
@@ -207,7 +208,7 @@ TEST_F(CardErrorsByteMode, ReliableWriteMisalignedToRelWrSecC) {
 
 TEST_F(CardErrorsByteMode, ReliableWriteCountNeitherOneNorRelWrSecC) {
   for (std::uint32_t count : {2u, 3u, 7u, 9u, 16u}) {
-    h().cmd(23, count | (1u << 31));
+    h().cmd(23, count | set_block_count::kReliableWrite);
     const CommandOutcome o = h().cmd(25, h().address(0));
     EXPECT_NE(o.response.value & status::kBlockLenError, 0u) << count << " " << describe_status(o.response.value);
     EXPECT_EQ(o.data.direction, DataDirection::none);
@@ -362,7 +363,7 @@ class CardErrorsWriteProtect : public CardErrorsTest {
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(start(wp_config()));
     ASSERT_EQ(status::kAnyError & status(), 0u);
-    switch_byte(ext_csd::kEraseGroupDef, 1);
+    switch_byte(ext_csd::kEraseGroupDef, ext_csd::erase_group_def::kHighCapacity);
     const ExtCsd ext = h().read_ext_csd();
     ASSERT_EQ(ext[ext_csd::kEraseGroupDef], 1);
     group_ = std::uint64_t{ext[ext_csd::kHcWpGrpSize]} * ext[ext_csd::kHcEraseGrpSize] * (512 * 1024 / kSectorSize);
@@ -444,7 +445,7 @@ TEST_F(CardErrorsWriteProtect, MultipleBlockWriteIntoAProtectedGroup) {
 TEST_F(CardErrorsWriteProtect, PowerOnProtection) {
   const auto a = pattern(15);
   ASSERT_TRUE(write_one(0, a));
-  protect(0, 0x01);  // US_PWR_WP_EN
+  protect(0, ext_csd::user_wp::kPowerOnWpEnable);
   expect_write_refused(0, a);
   EXPECT_EQ(wp_type(0), 2);
   unprotect(0);  // CMD29 clears temporary protection only
@@ -458,7 +459,7 @@ TEST_F(CardErrorsWriteProtect, PowerOnProtection) {
 }
 
 TEST_F(CardErrorsWriteProtect, PowerOnProtectionIsNotNonvolatile) {
-  protect(0, 0x01);
+  protect(0, ext_csd::user_wp::kPowerOnWpEnable);
   Card fresh(card().config(), h().image().backend());
   fresh.execute({0, 0});
   for (int i = 0; i < 10 && fresh.state() == S::idle; ++i) fresh.execute({1, kHostOcr});
@@ -474,7 +475,7 @@ TEST_F(CardErrorsWriteProtect, PowerOnProtectionIsNotNonvolatile) {
 TEST_F(CardErrorsWriteProtect, PermanentProtection) {
   const auto a = pattern(17);
   ASSERT_TRUE(write_one(0, a));
-  protect(0, 0x04);  // US_PERM_WP_EN
+  protect(0, ext_csd::user_wp::kPermanentWpEnable);
   expect_write_refused(0, a);
   EXPECT_EQ(wp_type(0), 3);
   unprotect(0);
@@ -483,7 +484,7 @@ TEST_F(CardErrorsWriteProtect, PermanentProtection) {
 
   card().power_cycle();
   ASSERT_NO_FATAL_FAILURE(drive_to_state(h(), S::tran));
-  switch_byte(ext_csd::kEraseGroupDef, 1);
+  switch_byte(ext_csd::kEraseGroupDef, ext_csd::erase_group_def::kHighCapacity);
   expect_write_refused(0, a);
 
   // A new card over the same storage reads the protection from the non-volatile store.
@@ -511,8 +512,8 @@ TEST_F(CardErrorsWriteProtect, TemporaryProtectionIsNonvolatile) {
 
 TEST_F(CardErrorsWriteProtect, SendWriteProtBitLayout) {
   protect(0);                // group 0: temporary
-  protect(group_, 0x01);     // group 1: power-on
-  protect(2 * group_, 0x04); // group 2: permanent
+  protect(group_, ext_csd::user_wp::kPowerOnWpEnable);        // group 1: power-on
+  protect(2 * group_, ext_csd::user_wp::kPermanentWpEnable);  // group 2: permanent
   protect(4 * group_);       // group 4: temporary
   // CMD30: 32 bits, MSB first on the bus; the last bit is the addressed group.
   EXPECT_EQ(send_write_prot(30, 0), (std::vector<std::uint8_t>{0, 0, 0, 0x17}));
@@ -556,7 +557,7 @@ TEST_F(CardErrorsWriteProtect, EraseSkipsProtectedGroups) {
 TEST_F(CardErrorsWriteProtect, TrimSkipsProtectedGroups) {
   ASSERT_TRUE(write_one(0, pattern(20)));
   ASSERT_TRUE(write_one(group_, pattern(21)));
-  protect(0, 0x01);
+  protect(0, ext_csd::user_wp::kPowerOnWpEnable);
   h().cmd(35, h().address(0));
   h().cmd(36, h().address(group_));
   const CommandOutcome trim = h().cmd(38, 1);
@@ -576,7 +577,7 @@ class CardErrorsBootWp : public CardErrorsTest {
       switch_byte(ext_csd::kPartitionConfig, p);
       ASSERT_TRUE(write_one(0, pattern(p)));
     }
-    switch_byte(ext_csd::kPartitionConfig, 0);
+    switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::user));
     ASSERT_TRUE(write_one(0, pattern(30)));
   }
   // CMD24 in boot partition `p` (1 or 2): true when accepted; on refusal, checks WP_VIOLATION and
@@ -589,14 +590,14 @@ class CardErrorsBootWp : public CardErrorsTest {
       EXPECT_NE(o.response.value & status::kWpViolation, 0u) << "boot" << unsigned{p};
       EXPECT_EQ(read(0), pattern(p)) << "boot" << unsigned{p};
     }
-    switch_byte(ext_csd::kPartitionConfig, 0);
+    switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::user));
     return ok;
   }
   std::uint8_t boot_wp_status() { return h().read_ext_csd()[ext_csd::kBootWpStatus]; }
 };
 
 TEST_F(CardErrorsBootWp, PowerOnProtectionOfBothAreas) {
-  const CommandOutcome o = switch_byte(ext_csd::kBootWp, 0x01);  // B_PWR_WP_EN
+  const CommandOutcome o = switch_byte(ext_csd::kBootWp, ext_csd::boot_wp::kPowerOnWpEnable);
   EXPECT_EQ(status() & status::kSwitchError, 0u);
   EXPECT_FALSE(o.illegal);
   EXPECT_EQ(boot_wp_status(), 0x05);
@@ -604,13 +605,13 @@ TEST_F(CardErrorsBootWp, PowerOnProtectionOfBothAreas) {
   EXPECT_FALSE(boot_writable(2));
   EXPECT_TRUE(write_one(0, pattern(31))) << "the user area is not a boot area";
   // Erase in a protected boot area skips it.
-  switch_byte(ext_csd::kPartitionConfig, 1);
+  switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::boot1));
   h().cmd(35, 0);
   h().cmd(36, 0);
   const CommandOutcome erase = h().cmd(38, 1);
   expect_exactly_once(erase.response.value, status(), status::kWpEraseSkip);
   EXPECT_EQ(read(0), pattern(1));
-  switch_byte(ext_csd::kPartitionConfig, 0);
+  switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::user));
 
   card().power_cycle();
   ASSERT_NO_FATAL_FAILURE(drive_to_state(h(), S::tran));
@@ -620,7 +621,8 @@ TEST_F(CardErrorsBootWp, PowerOnProtectionOfBothAreas) {
 }
 
 TEST_F(CardErrorsBootWp, PowerOnProtectionOfTheSecondAreaOnly) {
-  switch_byte(ext_csd::kBootWp, 0x80 | 0x02 | 0x01);  // B_SEC_WP_SEL, B_PWR_WP_SEC_SEL, B_PWR_WP_EN
+  namespace bwp = ext_csd::boot_wp;
+  switch_byte(ext_csd::kBootWp, bwp::kSectionSelect | bwp::kPowerOnWpSecondArea | bwp::kPowerOnWpEnable);
   EXPECT_EQ(status() & status::kSwitchError, 0u);
   EXPECT_EQ(boot_wp_status(), 0x04);
   EXPECT_TRUE(boot_writable(1));
@@ -628,7 +630,7 @@ TEST_F(CardErrorsBootWp, PowerOnProtectionOfTheSecondAreaOnly) {
 }
 
 TEST_F(CardErrorsBootWp, PermanentProtectionSurvivesPowerAndANewCard) {
-  switch_byte(ext_csd::kBootWp, 0x04);  // B_PERM_WP_EN
+  switch_byte(ext_csd::kBootWp, ext_csd::boot_wp::kPermanentWpEnable);
   EXPECT_EQ(status() & status::kSwitchError, 0u);
   EXPECT_EQ(boot_wp_status(), 0x0A);
   EXPECT_FALSE(boot_writable(1));
@@ -645,7 +647,8 @@ TEST_F(CardErrorsBootWp, PermanentProtectionSurvivesPowerAndANewCard) {
   fresh.execute({3, kRcaArg});
   fresh.execute({7, kRcaArg});
   ASSERT_EQ(fresh.state(), S::tran);
-  fresh.execute({6, (3u << 24) | (std::uint32_t{ext_csd::kPartitionConfig} << 16) | (2u << 8)});
+  fresh.execute({6, switch_arg(SwitchAccess::write_byte, ext_csd::kPartitionConfig,
+                               ext_csd::partition_config::value(Partition::boot2))});
   ASSERT_EQ(fresh.current_partition(), Partition::boot2);
   const CommandOutcome o = fresh.execute({24, 0});
   EXPECT_NE(o.response.value & status::kWpViolation, 0u);
@@ -654,9 +657,9 @@ TEST_F(CardErrorsBootWp, PermanentProtectionSurvivesPowerAndANewCard) {
 }
 
 TEST_F(CardErrorsBootWp, PowerOnDisableBlocksPowerOnProtection) {
-  switch_byte(ext_csd::kBootWp, 0x40);  // B_PWR_WP_DIS
+  switch_byte(ext_csd::kBootWp, ext_csd::boot_wp::kPowerOnWpDisable);
   EXPECT_EQ(status() & status::kSwitchError, 0u);
-  switch_byte(ext_csd::kBootWp, 0x01);
+  switch_byte(ext_csd::kBootWp, ext_csd::boot_wp::kPowerOnWpEnable);
   EXPECT_NE(status() & status::kSwitchError, 0u);
   EXPECT_TRUE(boot_writable(1));
 }
@@ -671,8 +674,8 @@ struct SwitchCase {
   std::uint8_t bus_width_first = 0;  // BUS_WIDTH set (successfully) before the bad switch
 };
 
-std::uint32_t write_byte(std::uint8_t index, std::uint8_t value) {
-  return (3u << 24) | (std::uint32_t{index} << 16) | (std::uint32_t{value} << 8);
+std::uint32_t write_byte(std::size_t index, std::uint8_t value) {
+  return switch_arg(SwitchAccess::write_byte, index, value);
 }
 
 class CardErrorsSwitch : public ::testing::TestWithParam<SwitchCase> {};
@@ -706,7 +709,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(SwitchCase{"ExtCsdRev", write_byte(192, 5)},
                       SwitchCase{"SecCount", write_byte(212, 0)},
                       SwitchCase{"LastIndex", write_byte(255, 1)},
-                      SwitchCase{"PropertiesSetBits", (1u << 24) | (196u << 16) | (0xFFu << 8)},
+                      SwitchCase{"PropertiesSetBits",
+                                 switch_arg(SwitchAccess::set_bits, ext_csd::kDeviceType, 0xFF)},
                       SwitchCase{"ReservedIndex100", write_byte(100, 1)},
                       SwitchCase{"ReservedIndex0", write_byte(0, 1)},
                       SwitchCase{"HsTiming4", write_byte(ext_csd::kHsTiming, 4)},
@@ -726,9 +730,9 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(CardErrorsSwitchControl, ValidSwitchesTakeEffect) {
   CardHarness h(sector_config());
   ASSERT_NO_FATAL_FAILURE(drive_to_state(h, S::tran));
-  h.switch_byte(ext_csd::kCacheCtrl, 1);
-  h.switch_byte(ext_csd::kBusWidth, 6);  // 8-bit DDR
-  h.switch_byte(ext_csd::kHsTiming, 3);  // HS400
+  h.switch_byte(ext_csd::kCacheCtrl, ext_csd::cache_ctrl::kOn);
+  h.switch_byte(ext_csd::kBusWidth, ext_csd::bus_width::k8BitDdr);
+  h.switch_byte(ext_csd::kHsTiming, ext_csd::hs_timing::kHs400);
   h.cmd(6, 0);                           // command set 0: the standard one
   EXPECT_EQ(h.status() & status::kAnyError, 0u);
   const ExtCsd ext = h.read_ext_csd();
@@ -747,10 +751,10 @@ TEST(CardErrorsSwitchControl, HighSpeedTimingOnA26MHzOnlyCard) {
   CardHarness h(config);
   ASSERT_NO_FATAL_FAILURE(drive_to_state(h, S::tran));
   ASSERT_EQ(h.read_ext_csd()[ext_csd::kDeviceType], ext_csd::kDeviceTypeHs26);
-  h.switch_byte(ext_csd::kHsTiming, 1);
+  h.switch_byte(ext_csd::kHsTiming, ext_csd::hs_timing::kHighSpeed);
   EXPECT_EQ(h.status() & status::kSwitchError, 0u);
   EXPECT_EQ(h.read_ext_csd()[ext_csd::kHsTiming], 1);
-  h.switch_byte(ext_csd::kHsTiming, 2);  // HS200 it does not offer
+  h.switch_byte(ext_csd::kHsTiming, ext_csd::hs_timing::kHs200);  // which it does not offer
   EXPECT_NE(h.status() & status::kSwitchError, 0u);
 }
 
@@ -787,7 +791,8 @@ class CardErrorsLock : public CardErrorsTest {
     ASSERT_NO_FATAL_FAILURE(drive_to_state(h(), S::tran));
   }
 
-  static constexpr std::uint8_t kSet = 0x01, kClear = 0x02, kLock = 0x04, kErase = 0x08;
+  static constexpr std::uint8_t kSet = lock_unlock::kSetPassword, kClear = lock_unlock::kClearPassword,
+                                kLock = lock_unlock::kLock, kErase = lock_unlock::kForceErase;
 };
 
 TEST_F(CardErrorsLock, SetLockUnlock) {

@@ -12,6 +12,7 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 
 namespace emmcsim::mmc::testing {
 
@@ -46,7 +47,7 @@ class CardHarness {
     for (int i = 0; i < 1000; ++i) {
       auto o = cmd(1, kHostOcr);
       ASSERT_EQ(o.response.type, ResponseType::r3);
-      if (o.response.value & (1u << 31)) break;
+      if (o.response.value & ocr::kPowerUpDone) break;
     }
     ASSERT_EQ(card_->state(), CardState::ready);
     cmd(2);
@@ -56,8 +57,8 @@ class CardHarness {
   }
 
   // CMD6 write-byte access.
-  CommandOutcome switch_byte(std::uint8_t index, std::uint8_t value) {
-    return cmd(6, (3u << 24) | (std::uint32_t{index} << 16) | (std::uint32_t{value} << 8));
+  CommandOutcome switch_byte(std::size_t index, std::uint8_t value) {
+    return cmd(cmd::kSwitch, switch_arg(SwitchAccess::write_byte, index, value));
   }
 
   // The address argument for `sector` in the card's addressing mode.
@@ -86,7 +87,7 @@ class CardHarness {
   // every block was accepted.
   bool write_sectors(std::uint64_t sector, const std::vector<std::uint8_t>& data, bool reliable = false) {
     const auto count = static_cast<std::uint32_t>(data.size() / kSectorSize);
-    cmd(23, count | (reliable ? 1u << 31 : 0));
+    cmd(23, count | (reliable ? set_block_count::kReliableWrite : 0));
     auto o = cmd(25, address(sector));
     if (o.data.direction != DataDirection::to_card) return false;
     for (std::uint32_t i = 0; i < count; ++i)
@@ -164,7 +165,7 @@ inline void drive_from_tran(CardHarness& h, CardState target) {
       break;
     case CardState::slp:
       h.cmd(7, 0);
-      h.cmd(5, rca_arg | (1u << 15));
+      h.cmd(5, rca_arg | sleep_awake::kSleep);
       break;
     case CardState::inactive:
       h.cmd(15, rca_arg);
@@ -185,7 +186,7 @@ inline void drive_to_state(CardHarness& h, CardState target) {
   const std::uint32_t rca_arg = std::uint32_t{kTestRca} << 16;
   if (target == CardState::idle) return;
   if (target == CardState::pre_idle) {
-    h.cmd(0, 0xF0F0F0F0);
+    h.cmd(0, go_idle::kPreIdle);
     ASSERT_EQ(card.state(), CardState::pre_idle);
     return;
   }
@@ -201,7 +202,7 @@ inline void drive_to_state(CardHarness& h, CardState target) {
   ASSERT_EQ(card.state(), CardState::stby);
   if (target == CardState::stby) return;
   if (target == CardState::slp) {
-    h.cmd(5, rca_arg | (1u << 15));
+    h.cmd(5, rca_arg | sleep_awake::kSleep);
     ASSERT_EQ(card.state(), CardState::slp);
     return;
   }
@@ -214,11 +215,12 @@ inline void drive_to_state(CardHarness& h, CardState target) {
   ASSERT_EQ(card.state(), CardState::tran);
   if (target == CardState::boot) {
     // PARTITION_CONFIG: BOOT_PARTITION_ENABLE = 1 (boot partition 1), access to the user area.
-    h.switch_byte(179, 1u << 3);
+    h.switch_byte(ext_csd::kPartitionConfig,
+                  ext_csd::partition_config::value(Partition::user, ext_csd::partition_config::kBootFromBoot1));
     card.finish_busy();
     ASSERT_EQ(card.state(), CardState::tran);
     h.cmd(0, 0);
-    h.cmd(0, 0xFFFFFFFA);
+    h.cmd(0, go_idle::kBootInitiation);
     ASSERT_EQ(card.state(), CardState::boot);
     return;
   }

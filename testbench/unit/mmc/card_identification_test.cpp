@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "card_harness.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/mmc/registers.hpp"
 
 namespace emmcsim::mmc::testing {
@@ -16,8 +17,7 @@ namespace {
 using S = CardState;
 using R = ResponseType;
 
-constexpr std::uint32_t kRcaArg = std::uint32_t{kTestRca} << 16;
-constexpr std::uint32_t kSleepBit = 1u << 15;
+constexpr std::uint32_t kRcaArg = rca_arg(kTestRca);
 // OCR voltage window of an eMMC that runs at 1.70–1.95 V and 2.7–3.6 V (bits 7 and 23:15).
 constexpr std::uint32_t kDualVoltageWindow = 0x00FF8080;
 // The OCR's 2.0–2.6 V bits (14:8): no eMMC supports that range.
@@ -270,17 +270,17 @@ TEST_P(CardIdentificationReset, Cmd0ResetsVolatileStateButKeepsPowerOnWriteProte
   Card& card = h.card();
   ASSERT_NO_FATAL_FAILURE(drive_to_state(h, S::tran));
   // Power-on write protection of the first group of the user area.
-  h.switch_byte(ext_csd::kUserWp, 0x01);  // US_PWR_WP_EN
+  h.switch_byte(ext_csd::kUserWp, ext_csd::user_wp::kPowerOnWpEnable);
   card.finish_busy();
   h.cmd(28, h.address(0));
   card.finish_busy();
   ASSERT_NE(h.cmd(24, h.address(0)).response.value & status::kWpViolation, 0u);
   // A bus mode and a partition other than the power-up ones.
-  h.switch_byte(ext_csd::kBusWidth, 2);  // 8-bit
+  h.switch_byte(ext_csd::kBusWidth, ext_csd::bus_width::k8Bit);
   card.finish_busy();
-  h.switch_byte(ext_csd::kHsTiming, 1);  // high speed
+  h.switch_byte(ext_csd::kHsTiming, ext_csd::hs_timing::kHighSpeed);
   card.finish_busy();
-  h.switch_byte(ext_csd::kPartitionConfig, 1);  // boot partition 1
+  h.switch_byte(ext_csd::kPartitionConfig, ext_csd::partition_config::value(Partition::boot1));
   card.finish_busy();
   ASSERT_EQ(h.status() & status::kAnyError, 0u);
   ASSERT_EQ(card.current_partition(), Partition::boot1);
@@ -406,7 +406,7 @@ TEST(CardIdentificationStatus, CurrentStateIsTheStateAtReceipt) {
   ASSERT_TRUE(card.read_block(reply.data(), reply.size()).ok);
   EXPECT_EQ(reply, std::vector<std::uint8_t>(pattern.size(), 0xAA)) << "CMD14 returns the pattern inverted";
   h.cmd(7, 0);
-  EXPECT_EQ(r1_state(h.cmd(5, kRcaArg | kSleepBit)), state_code(S::stby));
+  EXPECT_EQ(r1_state(h.cmd(5, kRcaArg | sleep_awake::kSleep)), state_code(S::stby));
   EXPECT_EQ(r1_state(h.cmd(5, kRcaArg)), state_code(S::slp));
   EXPECT_EQ(card.state(), S::stby);
 }
@@ -463,7 +463,7 @@ TEST(CardIdentificationStatus, CardIsLockedWhileLocked) {
     ASSERT_TRUE(h.card().write_block(block.data(), block.size()).ok);
     h.cmd(16, kSectorSize);
   };
-  ASSERT_NO_FATAL_FAILURE(cmd42({0x05, 2, 'p', 'w'}));  // set password and lock
+  ASSERT_NO_FATAL_FAILURE(cmd42({lock_unlock::kSetPassword | lock_unlock::kLock, 2, 'p', 'w'}));
   for (int i = 0; i < 3; ++i) EXPECT_NE(h.status() & status::kCardIsLocked, 0u) << i;
   EXPECT_NE(h.cmd(16, kSectorSize).response.value & status::kCardIsLocked, 0u);
   // Also across CMD0 and identification.
@@ -471,7 +471,7 @@ TEST(CardIdentificationStatus, CardIsLockedWhileLocked) {
   ASSERT_NO_FATAL_FAILURE(drive_to_state(h, S::stby));
   EXPECT_NE(h.status() & status::kCardIsLocked, 0u);
   h.cmd(7, kRcaArg);
-  ASSERT_NO_FATAL_FAILURE(cmd42({0x00, 2, 'p', 'w'}));  // unlock
+  ASSERT_NO_FATAL_FAILURE(cmd42({0x00, 2, 'p', 'w'}));  // no flags: unlock
   EXPECT_EQ(h.status() & status::kCardIsLocked, 0u);
   EXPECT_EQ(h.status() & status::kCardIsLocked, 0u);
 }

@@ -23,6 +23,7 @@
 #include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/host_sequences.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/rpmb/engine.hpp"
 #include "emmcsim/rpmb/frame.hpp"
 #include "emmcsim/rpmb/host.hpp"
@@ -43,10 +44,8 @@ using testing::small_config;
 namespace st = status;
 namespace ec = ext_csd;
 
-constexpr std::uint32_t kRcaArg = std::uint32_t{kTestRca} << 16;
-constexpr std::uint32_t kReliableWrite = 1u << 31;
-constexpr std::uint8_t kAccessUser = 0;
-constexpr std::uint8_t kAccessRpmb = 3;
+constexpr std::uint32_t kRcaArg = rca_arg(kTestRca);
+constexpr std::uint32_t kReliableWrite = set_block_count::kReliableWrite;
 constexpr std::uint16_t kHalf = static_cast<std::uint16_t>(rpmb::kHalfSectorSize);
 
 // Request types as the clients' C code spells them (numbers, not the project's enums).
@@ -261,19 +260,21 @@ class RpmbBus {
     return seen;
   }
 
-  // CMD6 PARTITION_CONFIG (EXT_CSD[179]) PARTITION_ACCESS = access, cmd set 1 as Linux sends
-  // (0x03B30301 for RPMB), then CMD13 until tran.
-  CommandOutcome select(std::uint8_t access) {
-    const CommandOutcome o = cmd(6, (3u << 24) | (179u << 16) | (std::uint32_t{access} << 8) | 1u);
-    EXPECT_EQ(o.response.type, ResponseType::r1b) << "CMD6 to access " << int{access};
+  // CMD6 PARTITION_CONFIG (EXT_CSD[179]) PARTITION_ACCESS = the partition, cmd set 1 as Linux
+  // sends (0x03B30301 for RPMB), then CMD13 until tran.
+  CommandOutcome select(Partition p) {
+    const std::uint32_t arg =
+        switch_arg(SwitchAccess::write_byte, ec::kPartitionConfig, ec::partition_config::value(p), 1);
+    const CommandOutcome o = cmd(6, arg);
+    EXPECT_EQ(o.response.type, ResponseType::r1b) << "CMD6 to " << partition_name(p);
     EXPECT_EQ(o.response.value & st::kAnyError, 0u) << describe_status(o.response.value);
     const std::uint32_t seen = wait_tran();
-    EXPECT_EQ(seen & st::kSwitchError, 0u) << "SWITCH_ERROR after CMD6 to access " << int{access};
-    EXPECT_EQ(card_.current_partition(), access == kAccessRpmb ? Partition::rpmb : Partition::user);
+    EXPECT_EQ(seen & st::kSwitchError, 0u) << "SWITCH_ERROR after CMD6 to " << partition_name(p);
+    EXPECT_EQ(card_.current_partition(), p);
     return o;
   }
-  void enter() { select(kAccessRpmb); }
-  void leave() { select(kAccessUser); }
+  void enter() { select(Partition::rpmb); }
+  void leave() { select(Partition::user); }
 
   // CMD23 (count | reliable << 31) + CMD25, the frames as 512-byte blocks, CMD13 until tran.
   Burst send(const std::vector<Frame>& frames, bool reliable) {

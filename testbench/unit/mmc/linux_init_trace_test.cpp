@@ -23,6 +23,7 @@
 #include "emmcsim/mmc/card_status.hpp"
 #include "emmcsim/mmc/command.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/mmc/registers.hpp"
 
 namespace emmcsim::mmc {
@@ -38,7 +39,6 @@ constexpr std::uint32_t kMmcVdd33_34 = 1u << 21;  // MMC_VDD_33_34
 constexpr std::uint32_t kMmcCardBusy = 1u << 31;  // MMC_CARD_BUSY: OCR bit 31, set when *not* busy
 constexpr std::uint16_t kLinuxRca = 1;            // mmc_alloc_card(): card->rca = 1
 constexpr std::uint8_t kExtCsdCmdSetNormal = 0;   // EXT_CSD_CMD_SET_NORMAL (arg bits 2:0)
-constexpr std::uint8_t kMmcSwitchModeWriteByte = 3;  // MMC_SWITCH_MODE_WRITE_BYTE
 constexpr std::uint8_t kExtCsdBusWidth1 = 0;      // EXT_CSD_BUS_WIDTH_1
 constexpr std::uint8_t kExtCsdBusWidth4 = 1;      // EXT_CSD_BUS_WIDTH_4
 constexpr std::uint8_t kExtCsdBusWidth8 = 2;      // EXT_CSD_BUS_WIDTH_8
@@ -333,8 +333,7 @@ class LinuxHost {
   // send_status, mmc_switch_status(): one CMD13 whose SWITCH_ERROR fails the switch (-EBADMSG).
   // Returns that CMD13's status (0 without send_status).
   std::uint32_t raw_switch(std::uint8_t index, std::uint8_t value, bool send_status, WorkReport* work = nullptr) {
-    const std::uint32_t arg = std::uint32_t{kMmcSwitchModeWriteByte} << 24 | std::uint32_t{index} << 16 |
-                              std::uint32_t{value} << 8 | kExtCsdCmdSetNormal;
+    const std::uint32_t arg = switch_arg(SwitchAccess::write_byte, index, value, kExtCsdCmdSetNormal);
     const CommandOutcome o = send(6, arg);
     {
       SCOPED_TRACE("CMD6 response");
@@ -647,7 +646,7 @@ class LinuxHost {
     SCOPED_TRACE(reliable ? "mmc_blk: CMD23 (reliable) + CMD25" : "mmc_blk: CMD23 + CMD25");
     WorkReport work;
     const auto count = static_cast<std::uint32_t>(data.size() / kSectorSize);
-    expect_r1(send(23, count | (reliable ? 1u << 31 : 0u)), CardState::tran);
+    expect_r1(send(23, count | (reliable ? set_block_count::kReliableWrite : 0u)), CardState::tran);
     const CommandOutcome o = send(25, address(sector));
     expect_r1(o, CardState::tran);
     EXPECT_EQ(o.data.direction, DataDirection::to_card);
@@ -866,8 +865,10 @@ TEST(LinuxInitTrace, Hs400ThroughHs200) {
   std::size_t first21 = t.size(), last21 = 0, hs200_switch = 0, hs_switch = 0;
   for (std::size_t i = 0; i < t.size(); ++i) {
     if (t[i].index == 21) first21 = std::min(first21, i), last21 = i;
-    if (t[i].index == 6 && t[i].arg == (3u << 24 | ec::kHsTiming << 16 | 2u << 8)) hs200_switch = i;
-    if (t[i].index == 6 && t[i].arg == (3u << 24 | ec::kHsTiming << 16 | 1u << 8)) hs_switch = i;
+    if (t[i].index == 6 && t[i].arg == switch_arg(SwitchAccess::write_byte, ec::kHsTiming, kExtCsdTimingHs200))
+      hs200_switch = i;
+    if (t[i].index == 6 && t[i].arg == switch_arg(SwitchAccess::write_byte, ec::kHsTiming, kExtCsdTimingHs))
+      hs_switch = i;
   }
   EXPECT_LT(hs200_switch, first21);
   EXPECT_LT(last21, hs_switch);
@@ -974,7 +975,7 @@ TEST(LinuxInitTrace, HighSpeedDdr52WithBusTest) {
   ASSERT_NE(it, t.end());
   ASSERT_GE(it - t.begin(), 2);
   EXPECT_EQ((it - 2)->index, 6);
-  EXPECT_EQ((it - 2)->arg, 3u << 24 | ec::kBusWidth << 16 | 2u << 8);
+  EXPECT_EQ((it - 2)->arg, switch_arg(SwitchAccess::write_byte, ec::kBusWidth, kExtCsdBusWidth8));
   EXPECT_EQ((it + 1)->index, 14);
 
   ExtCsd e = host.mmc_get_ext_csd();
@@ -1097,7 +1098,7 @@ TEST(LinuxInitTrace, BlockLayerWritesAndReliableWrite) {
   EXPECT_EQ(count_commands(t, 24), 0) << "do_rel_wr uses CMD25 even for one block";
   int reliable_sbc = 0;
   for (const Command& c : t)
-    if (c.index == 23 && c.arg == (1u | 1u << 31)) ++reliable_sbc;
+    if (c.index == 23 && c.arg == (1u | set_block_count::kReliableWrite)) ++reliable_sbc;
   EXPECT_EQ(reliable_sbc, 2);
   EXPECT_EQ(host.read_sbc(fua, 2), fua_data);
   std::vector<std::uint8_t> fua_medium(fua_data.size());
@@ -1106,7 +1107,7 @@ TEST(LinuxInitTrace, BlockLayerWritesAndReliableWrite) {
 
   // A reliable write of two blocks breaks the legacy rule (rel_sectors 1): BLOCK_LEN_ERROR,
   // nothing written — why mmc_apply_rel_rw() splits the request.
-  host.send(23, 2u | 1u << 31);
+  host.send(23, 2u | set_block_count::kReliableWrite);
   const CommandOutcome bad = host.send(25, host.address(0x3000));
   EXPECT_NE(bad.response.value & st::kAnyError, 0u) << state_text(bad.response.value);
   EXPECT_EQ(bad.data.direction, DataDirection::none);

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "emmcsim/mmc/protocol.hpp"
+
 namespace emmcsim::models {
 namespace {
 
@@ -77,6 +79,33 @@ TEST(BusTiming, CommandCyclesByResponse) {
   EXPECT_EQ(t.command_cycles(mmc::ResponseType::r3), 48 + 2 + 48 + 8u);
   EXPECT_EQ(t.command_cycles(mmc::ResponseType::r2), 48 + 2 + 136 + 8u);
   EXPECT_EQ(t.command_cycles(mmc::ResponseType::none), 48 + 64 + 8u) << "the host waits N_CR max";
+}
+
+TEST(BusTiming, CommandCyclesByWhatTheHostWaitsFor) {
+  // JESD84-B51 §10.8 (spec/emmc.md): CMD1's R3 and CMD2's R2 start exactly N_ID = 5 cycles after
+  // the command; every other response after N_CR (2 at the earliest). A command without a
+  // response by definition (CMD0, CMD4, CMD15) lets the host send the next one N_CC = 8 cycles
+  // after it; a command that expects one and gets none makes it wait N_CR max = 64 first.
+  const BusTiming t(mode(BusSpeed::identification, 1, false), 400'000);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSendOpCond, mmc::ResponseType::r3), 48 + 5 + 48 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kAllSendCid, mmc::ResponseType::r2), 48 + 5 + 136 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kGoIdleState, mmc::ResponseType::none), 48 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSetDsr, mmc::ResponseType::none), 48 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kGoInactiveState, mmc::ResponseType::none), 48 + 8u);
+  // Answered after N_CR.
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSetRelativeAddr, mmc::ResponseType::r1), 48 + 2 + 48 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSendCsd, mmc::ResponseType::r2), 48 + 2 + 136 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSwitch, mmc::ResponseType::r1b), 48 + 2 + 48 + 8u);
+  // Expected a response and got none: illegal, another card's RCA, no common voltage window, a
+  // command the device does not implement.
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSendStatus, mmc::ResponseType::none), 48 + 64 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSelectDeselectCard, mmc::ResponseType::none), 48 + 64 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kSendOpCond, mmc::ResponseType::none), 48 + 64 + 8u);
+  EXPECT_EQ(t.command_cycles(mmc::cmd::kAppCmd, mmc::ResponseType::none), 48 + 64 + 8u);
+  // At 400 kHz: CMD0 140 us, CMD1 272.5 us, CMD2 492.5 us.
+  EXPECT_EQ(t.picoseconds(t.command_cycles(mmc::cmd::kGoIdleState, mmc::ResponseType::none)), 140'000'000u);
+  EXPECT_EQ(t.picoseconds(t.command_cycles(mmc::cmd::kSendOpCond, mmc::ResponseType::r3)), 272'500'000u);
+  EXPECT_EQ(t.picoseconds(t.command_cycles(mmc::cmd::kAllSendCid, mmc::ResponseType::r2)), 492'500'000u);
 }
 
 TEST(BusTiming, CommandCyclesDoNotDependOnTheDataBus) {

@@ -3,10 +3,10 @@
 // PARTITION_CONFIG, and data one block at a time. The RPMB partition is an rpmb::Engine on the
 // same store every other front end uses.
 //
-// How a host drives it (what a bus model or a daemon does):
-//   CommandOutcome o = card.execute({17, lba});       // response + the data phase it opened
-//   card.read_block(buffer, o.data.block_size);       // for each block of the data phase
-//   card.execute({12, 0});                            // ends an open-ended transfer
+// How a host drives it (what a bus model or a daemon does; command names in protocol.hpp):
+//   CommandOutcome o = card.execute({cmd::kReadSingleBlock, lba});  // response + the data phase it opened
+//   card.read_block(buffer, o.data.block_size);                      // for each block of the data phase
+//   card.execute({cmd::kStopTransmission, 0});                       // ends an open-ended transfer
 // Errors are card status bits in the responses, never exceptions. Each outcome reports the
 // internal work done (WorkReport); a timed model prices it and keeps DAT0 busy meanwhile.
 //
@@ -14,6 +14,10 @@
 // finishes programming at once and the next command sees tran. A timed model turns it off: the
 // card then stays in prg (or dis) answering CMD13 without READY_FOR_DATA until the model calls
 // finish_busy() when the busy time has elapsed.
+//
+// Sources, by concern: card.cpp (dispatch, status, busy, identification and state commands),
+// card_transfer.cpp (data phases), card_switch.cpp (CMD6, EXT_CSD), card_protection.cpp (write
+// protection, CMD42), card_erase.cpp (erase).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,7 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/mmc/nonvolatile_state.hpp"
 #include "emmcsim/mmc/partition.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/mmc/registers.hpp"
 #include "emmcsim/rpmb/engine.hpp"
 #include "emmcsim/rpmb/frame.hpp"
@@ -146,33 +151,35 @@ class Card {
   CommandOutcome erase(const Command& c);                   // CMD38
   CommandOutcome lock_unlock(const Command& c);             // CMD42
 
-  // Helpers.
+  // Responses and busy (card.cpp).
   CommandOutcome r1(std::uint32_t extra_status = 0, ResponseType type = ResponseType::r1);
   CommandOutcome no_response();
   CommandOutcome illegal();
   std::uint32_t status_word() const;
-  bool addressed_to_me(const Command& c) const { return (c.arg >> 16) == rca_; }
-  void enter_busy(CardState busy_state, CommandOutcome& outcome);
-  void end_transfer();
-  // Opens the data phase of the command answered by `o`: `blocks` blocks of `block_size` (0
-  // blocks: open-ended, until CMD12) in the current partition; the card moves to data or rcv.
-  Transfer& open_transfer(TransferKind kind, DataDirection direction, std::uint32_t block_size,
-                          std::uint32_t blocks, CommandOutcome& o);
-  // R1 and one block of bytes for the host to read (EXT_CSD, tuning pattern, write-protect bits,
-  // bus-test reply).
-  CommandOutcome send_bytes(std::vector<std::uint8_t> bytes, TransferKind kind = TransferKind::register_read);
+  bool addressed_to_me(const Command& c) const { return rca_of(c.arg) == rca_; }
+  // The card holds DAT0 busy after this outcome (an R1b command, or a block that ended a write)
+  // while it programs: prg until finish_busy(), or at once with complete_busy_immediately.
+  void enter_busy(CommandOutcome& outcome);
+  void enter_busy(BlockOutcome& outcome);
+  void start_programming();  // into prg; finish_busy() at once if the options say so
 
+  // Partitions, addresses, the non-volatile state (card.cpp).
   std::uint64_t partition_sectors(Partition p) const;
   BlockStorage* storage(Partition p) const { return backend_.storage(p); }
   // Data address (bytes or sectors per the addressing mode) → sector; nullopt when misaligned.
   std::optional<std::uint64_t> sector_of(std::uint32_t arg, std::uint32_t& error) const;
-  std::uint64_t erase_group_sectors() const;
-  std::uint64_t wp_group_sectors() const;
-  bool write_protected(Partition p, std::uint64_t sector) const;
-  bool boot_write_protected(Partition p) const;
-  void apply_boot_wp(std::uint8_t value);
   void save_nonvolatile(WorkReport& work);
 
+  // Data phases (card_transfer.cpp).
+  static DataDirection direction_of(TransferKind kind);
+  void end_transfer();
+  // Opens the data phase of the command answered by `o`: `blocks` blocks of `block_size` (0
+  // blocks: open-ended, until CMD12) in the current partition; the card moves to data or rcv,
+  // as the kind's direction says.
+  Transfer& open_transfer(TransferKind kind, std::uint32_t block_size, std::uint32_t blocks, CommandOutcome& o);
+  // R1 and one block of bytes for the host to read (EXT_CSD, tuning pattern, write-protect bits,
+  // bus-test reply).
+  CommandOutcome send_bytes(std::vector<std::uint8_t> bytes, TransferKind kind = TransferKind::register_read);
   BlockOutcome read_one_block(std::uint8_t* out, std::size_t size);
   BlockOutcome write_one_block(const std::uint8_t* in, std::size_t size);
   BlockOutcome read_sector_block(std::uint8_t* out);
@@ -182,13 +189,25 @@ class Card {
   BlockOutcome write_sector_block(const std::uint8_t* in);
   BlockOutcome finish_rpmb_requests();
   bool commit_staged_write(WorkReport& work);
-  void finish_lock_unlock(WorkReport& work);
+
+  // EXT_CSD modes-segment writes (CMD6): validation and side effects (card_switch.cpp).
+  std::uint32_t apply_switch(std::uint8_t index, std::uint8_t value, WorkReport& work);
+  // FLUSH_CACHE: the dirty sectors are programmed (reported) and the files synced.
   void flush_cache(WorkReport& work);
+  // User, boot and GP files to the disk (fdatasync); ERROR for the next response on failure.
+  void sync_storage();
+
+  // Write protection and CMD42 (card_protection.cpp).
+  std::uint64_t wp_group_sectors() const;
+  bool write_protected(Partition p, std::uint64_t sector) const;
+  bool boot_write_protected(Partition p) const;
+  void apply_boot_wp(std::uint8_t value);
+  void finish_lock_unlock(WorkReport& work);
+
+  // Erase (card_erase.cpp). `kind` is CMD38's argument (erase_arg::).
+  std::uint64_t erase_group_sectors() const;
   void erase_range(Partition p, std::uint64_t first, std::uint64_t last, std::uint32_t kind,
                    WorkReport& work, std::uint32_t& status_bits);
-
-  // EXT_CSD modes-segment writes (CMD6): validation and side effects.
-  std::uint32_t apply_switch(std::uint8_t index, std::uint8_t value, WorkReport& work);
 
   DeviceConfig config_;
   CardBackend backend_;
@@ -202,7 +221,6 @@ class Card {
   std::uint32_t op_cond_polls_ = 0;
 
   CardState state_ = CardState::idle;
-  CardState state_after_busy_ = CardState::tran;
   std::uint16_t rca_ = 0;
   std::uint32_t pending_status_ = 0;
   std::uint32_t block_length_ = kSectorSize;

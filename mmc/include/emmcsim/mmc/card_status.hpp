@@ -38,6 +38,13 @@ constexpr CardState kAllCardStates[kCardStateCount] = {
 
 std::string_view card_state_name(CardState s);
 
+// Card identification mode (JESD84-B51 §6.4): the states before the card has an RCA — idle,
+// ready, ident, and pre-idle, where it waits for CMD1 or a boot — in which the bus runs open
+// drain at up to 400 kHz. The data transfer states, boot and inactive are not.
+constexpr bool in_identification_mode(CardState s) {
+  return s == CardState::idle || s == CardState::ready || s == CardState::ident || s == CardState::pre_idle;
+}
+
 namespace status {
 constexpr std::uint32_t kOutOfRange = 1u << 31;
 constexpr std::uint32_t kAddressMisalign = 1u << 30;

@@ -54,7 +54,7 @@ struct WorkReport {
   std::uint32_t rpmb_commits = 0;        // RPMB: durable commits
   std::uint32_t ext_csd_writes = 0;      // CMD6 writes to the modes segment (GENERIC_CMD6_TIME)
   std::uint32_t partition_switches = 0;  // PARTITION_ACCESS changes (PARTITION_SWITCH_TIME)
-  std::uint32_t cache_flushes = 0;       // FLUSH_CACHE or cache disable with dirty data
+  std::uint32_t cache_flushes = 0;       // FLUSH_CACHE, or CACHE_CTRL = 0 with dirty data
   std::uint32_t sleep_transitions = 0;   // CMD5 sleep or awake (S_A_TIMEOUT)
   std::uint32_t nonvolatile_updates = 0; // password, write protection, boot configuration stored
 

@@ -23,6 +23,7 @@ std::uint8_t crc7(const std::uint8_t* data, std::size_t size);
 namespace ocr {
 constexpr std::uint32_t kVoltage170_195 = 1u << 7;
 constexpr std::uint32_t kVoltage270_360 = 0x00FF8000u;  // bits 23:15
+constexpr std::uint32_t kVoltageField = 0x00FFFF80u;    // bits 23:7: every voltage window
 constexpr std::uint32_t kAccessModeMask = 3u << 29;
 constexpr std::uint32_t kSectorMode = 2u << 29;          // bit 30
 constexpr std::uint32_t kPowerUpDone = 1u << 31;         // "not busy"
@@ -51,8 +52,11 @@ constexpr std::uint64_t kWriteTimeoutNs = kReadTimeoutNs << kWriteSpeedFactor;
 // units − 1 (capped at 31), WP_GRP_ENABLE, CRC7. The config is assumed validate()d.
 Csd build_csd(const DeviceConfig& config);
 
-// EXT_CSD named indices (JESD84-B51 §7.4).
+// EXT_CSD named indices (JESD84-B51 §7.4). The values of the modes-segment fields hosts write
+// with CMD6 are named in protocol.hpp (ext_csd::bus_width::k8BitDdr …).
 namespace ext_csd {
+// Indices below are the modes segment (writable with CMD6); from here on the properties segment.
+constexpr std::size_t kPropertiesSegment = 192;
 constexpr std::size_t kCmdqModeEn = 15;
 constexpr std::size_t kFlushCache = 32;
 constexpr std::size_t kCacheCtrl = 33;

@@ -5,7 +5,7 @@
 //
 //   BusMode mode = bus_mode_of(card.ext_csd(), identifying);   // HS_TIMING, BUS_WIDTH
 //   BusTiming timing(mode, 52'000'000);
-//   timing.picoseconds(timing.command_cycles(mmc::ResponseType::r1));
+//   timing.picoseconds(timing.command_cycles(mmc::cmd::kSendStatus, mmc::ResponseType::r1));
 //
 // Command and response tokens always travel on the CMD line at single data rate (in HS400 too);
 // data blocks use the data bus width and, in DDR52 and HS400, both clock edges.
@@ -16,6 +16,7 @@
 #include <string>
 
 #include "emmcsim/mmc/command.hpp"
+#include "emmcsim/mmc/protocol.hpp"
 #include "emmcsim/mmc/registers.hpp"
 
 namespace emmcsim::models {
@@ -64,7 +65,11 @@ class BusTiming {
   // host that gets no response gives up after the latest.
   static constexpr std::uint32_t kNcrCycles = 2;
   static constexpr std::uint32_t kNcrMaxCycles = 64;
-  static constexpr std::uint32_t kNrcCycles = 8;  // N_RC, N_CC: response → next command
+  // N_ID: command end → response of the identification commands CMD1 and CMD2 (bcr, open
+  // drain), exactly 5 cycles.
+  static constexpr std::uint32_t kNidCycles = 5;
+  static constexpr std::uint32_t kNrcCycles = 8;  // N_RC: response → next command
+  static constexpr std::uint32_t kNccCycles = 8;  // N_CC: a command → the next, no response between
   static constexpr std::uint32_t kNwrCycles = 2;  // response / CRC status → write data
   static constexpr std::uint32_t kNacMinCycles = 2;  // read access when the data is ready
   static constexpr std::uint32_t kNcrcCycles = 2;    // end of write data → CRC status
@@ -80,6 +85,14 @@ class BusTiming {
   // A command and its response up to the earliest next command: 48 + N_CR + 48 or 136 + N_RC.
   // Without a response (ResponseType::none) the host waits N_CR max: 48 + 64 + N_CC.
   std::uint64_t command_cycles(mmc::ResponseType response) const;
+  // CMD`index`, answered with `response` (none: not answered), up to the earliest next command,
+  // by what the command table says the host expects:
+  //   - CMD1 and CMD2 (bcr) are answered N_ID after the command: 48 + 5 + 48 or 136 + N_RC;
+  //   - a command JEDEC defines without a response (CMD0, CMD4, CMD15) costs the command and
+  //     N_CC, as the host waits for nothing: 48 + 8;
+  //   - any other command, answered or not, costs command_cycles(response) — an unanswered one
+  //     (illegal, another card's RCA, lost) N_CR max, which the host waits before it gives up.
+  std::uint64_t command_cycles(std::uint8_t index, mmc::ResponseType response) const;
   // One data block on the data lines: start bit, 8·bytes/(width·edges) data cycles (rounded up),
   // 16 CRC cycles, end bit — 530 at 8-bit SDR, 274 at 8-bit DDR, 4114 at 1 bit for 512 bytes.
   std::uint64_t data_block_cycles(std::size_t bytes) const;

@@ -6,8 +6,9 @@
 //   bus    EmmcBusTargetSocket — commands, data blocks, busy waits, power cycles (emmc_bus.hpp)
 //
 // Time (deterministic: the same transactions at the same times give the same delays)
-//   command     BusTiming::command_cycles(response) in the mode the card is in when the command
-//               arrives (identification while it has no RCA; then HS_TIMING and BUS_WIDTH).
+//   command     BusTiming::command_cycles(index, response) in the mode the card is in when the
+//               command arrives (identification while it has no RCA; then HS_TIMING and
+//               BUS_WIDTH — a CMD6's new values once its busy has ended, as JEDEC applies them).
 //   read block  its access time, then BusTiming::data_block_cycles. Access: page_read when the
 //               block is the transfer's first or opens a NAND page of the user data, else
 //               N_AC min (2 cycles); before the first block of a register or RPMB read, the work
@@ -37,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <systemc>
+#include <vector>
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/models/bus_timing.hpp"
@@ -76,15 +78,19 @@ class EmmcDevice : public sc_core::sc_module {
   // The untimed core, for observers (tests, tools). Driving it directly bypasses time.
   const mmc::Card& card() const { return card_; }
   const TimingProfile& profile() const { return profile_; }
-  // The bus mode the card's state and EXT_CSD select now.
+  // The bus mode the card's state and EXT_CSD select now; during the busy of an R1b command
+  // (a CMD6 switching HS_TIMING or BUS_WIDTH), still the mode the command arrived in.
   BusMode bus_mode() const;
   // When DAT0 busy ends (absolute simulated time); nullopt when the card is not busy.
   std::optional<sc_core::sc_time> busy_until() const;
   // Faults to inject from now on (fault_plan.hpp); occurrences count from this call.
   void set_fault_plan(FaultPlan plan);
   std::uint64_t faults_injected() const { return faults_injected_; }
-  // Called after every transaction the device served.
-  void on_phase(std::function<void(const BusPhase&)> observer) { observer_ = std::move(observer); }
+  // Adds an observer, called with the BusPhase of every transaction the device serves from now
+  // on. Observers add up — a bus trace, a test's recorder and a checker can all watch — and are
+  // called in the order they were added; none is ever removed, so each must outlive the device
+  // or stop touching what it captured. An empty function is ignored.
+  void on_phase(std::function<void(const BusPhase&)> observer);
 
   static constexpr const char* kMessageType = "emmcsim/EmmcDevice";
 
@@ -118,7 +124,9 @@ class EmmcDevice : public sc_core::sc_module {
   // The work of the command that opened a register or RPMB read, charged before its first block.
   std::optional<mmc::WorkReport> read_access_work_;
   std::optional<std::pair<BusMode, std::uint64_t>> warned_clock_;
-  std::function<void(const BusPhase&)> observer_;
+  // The mode the last R1b command arrived in, which holds while its busy lasts.
+  std::optional<BusMode> mode_while_busy_;
+  std::vector<std::function<void(const BusPhase&)>> phase_observers_;
 
   // Fault injection.
   const Fault* matching_fault(FaultKind kind, std::uint8_t index, std::uint32_t arrival) const;
