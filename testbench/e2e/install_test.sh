@@ -44,7 +44,7 @@ echo "ok: installed package found, linked and run ($out)"
 # authenticated write (counter read, the write with its MAC, commit and page program, the result
 # read, each inside two partition switches) and the probe are summed the same way.
 out=$("$work/consumer/linux_host")
-expected="driver: HS400 8-bit DDR at 200 MHz after 13834.214 us, user 8192 MiB, rpmb 4096 KiB
+expected="driver: HS400 8-bit DDR at 200 MHz after 13704.214 us, user 8192 MiB, rpmb 4096 KiB
 driver: 4 KiB written in 12.910 us (errno 0), read in 62.090 us (errno 0), read back equal
 rpmb: key programmed, block 0x10 written in 2530.495 us, read back verified, counter 1"
 [ "$out" = "$expected" ] || { echo "FAIL: linux_host printed"; echo "$out"; echo "expected"; echo "$expected"; exit 1; }
