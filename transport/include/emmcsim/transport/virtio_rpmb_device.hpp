@@ -16,8 +16,10 @@
 //     1 frame  →  CMD25 1, CMD18 M, where M = the writable room in frames for an authenticated
 //     read (1 ≤ M ≤ max_rd_cnt) and 1 otherwise.
 // What the checks of JEDEC's RPMB (MAC, counter, address, key) decide is in the response frame's
-// result, as on the card. A chain that is no RPMB request (not whole frames, an unknown type,
-// more frames than max_wr_cnt, no room for the response) is refused: nothing is written and the
+// result, as on the card. A write of more than max_wr_cnt frames never reaches the card: with room
+// for a response frame the device answers it with a general failure (0x0001) itself (virtio 1.2
+// §5.12). A chain that is no RPMB request (not whole frames, an unknown type, such a write without
+// room for the response, no room for a read's response) is refused: nothing is written and the
 // chain is returned with 0 bytes used.
 #pragma once
 
@@ -27,6 +29,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "emmcsim/transport/bridge_protocol.hpp"
 #include "emmcsim/transport/device_port.hpp"
@@ -52,12 +55,18 @@ class VirtioRpmbRequestError : public std::runtime_error {
 };
 
 struct VirtioRpmbPlan {
-  bridge::IoctlRequest request;     // MMC_IOC_MULTI_CMD on the rpmb node
+  bridge::IoctlRequest request;     // MMC_IOC_MULTI_CMD on the rpmb node (no commands: the card is not asked)
   std::size_t response_frames = 0;  // frames the last command reads (0: a write without result read)
+  // A request the device answers itself, without the card (a write of more than max_wr_cnt
+  // frames): the response frame, with the general failure result, and why.
+  std::vector<std::uint8_t> device_response;
+  std::string device_response_reason;
 };
 
 // The ioctl sequence for a request of `request_bytes` readable bytes and `writable_bytes` of
-// room. Throws VirtioRpmbRequestError, saying why, for a chain that is no RPMB request.
+// room. Throws VirtioRpmbRequestError, saying why, for a chain that is no RPMB request. A write
+// burst of more than max_wr_cnt frames is answered by the device (`device_response`) when there
+// is room for a response frame, as virtio 1.2 §5.12 says the device SHOULD, and refused without.
 VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const std::uint8_t* request_frames,
                                         std::size_t request_bytes, std::uint64_t writable_bytes);
 
