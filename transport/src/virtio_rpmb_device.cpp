@@ -147,4 +147,40 @@ void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
   });
 }
 
+std::uint64_t VirtioRpmbDevice::device_features() const {
+  return vhost_user::feature::kVersion1 | vhost_user::feature::kRingIndirectDesc;
+}
+
+std::optional<std::vector<std::uint8_t>> VirtioRpmbDevice::read_config(std::uint32_t offset, std::uint32_t size) const {
+  const auto bytes = config_.bytes();
+  if (offset > bytes.size() || size > bytes.size() - offset) return std::nullopt;
+  return std::vector<std::uint8_t>(bytes.begin() + offset, bytes.begin() + offset + size);
+}
+
+std::optional<std::string> VirtioRpmbDevice::write_config(std::uint32_t, const std::vector<std::uint8_t>&) {
+  return std::string("the virtio-rpmb config space is read-only");
+}
+
+// One chain at a time: the completion, back on the connection's strand, returns the chain; the
+// back-end then calls queue_event again, which pops the next.
+void VirtioRpmbDevice::queue_event(DeviceQueues& queues, std::size_t queue) {
+  if (queue != 0 || queues.in_flight(0) > 0) return;
+  std::optional<DescriptorChain> chain = queues.pop(0);
+  if (!chain) return;
+  const std::uint16_t head = chain->head;
+  serve(std::move(*chain), [queues = queues.shared_from_this(), head](VirtioRpmbOutcome outcome) {
+    queues->post([head, outcome = std::move(outcome)](DeviceQueues& q) {
+      if (!outcome.error.empty()) {
+        q.log().warn("{}: request (chain {}): {}", q.name(), head, outcome.error);
+      } else if (outcome.simulated_ps) {
+        q.log().debug("{}: chain {} done: {} bytes, {:.3f} us simulated", q.name(), head, outcome.written,
+                      static_cast<double>(*outcome.simulated_ps) / 1e6);
+      } else {
+        q.log().debug("{}: chain {} done: {} bytes", q.name(), head, outcome.written);
+      }
+      q.complete(0, head, outcome.written);
+    });
+  });
+}
+
 }  // namespace emmcsim::transport

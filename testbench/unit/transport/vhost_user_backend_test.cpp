@@ -29,6 +29,7 @@
 #include "temp_dir.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
+#include "emmcsim/transport/virtio_rpmb_device.hpp"
 
 namespace emmcsim::transport {
 namespace {
