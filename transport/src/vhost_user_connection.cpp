@@ -196,7 +196,7 @@ void BackendChannel::queue(std::uint32_t request, const vu::Payload& payload) {
 void BackendChannel::flush() {
   while (!outgoing_.empty() && !broken_) {
     const std::vector<std::uint8_t>& front = outgoing_.front();
-    // write(2), not send(2): User-Mode Linux gives a pipe.
+    // write(2), not send(2): whatever kind of descriptor the front-end gave.
     const ssize_t n = ::write(descriptor_.native_handle(), front.data() + written_, front.size() - written_);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

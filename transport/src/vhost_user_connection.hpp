@@ -3,8 +3,8 @@
 //   VhostUserConnection  the Unix socket: reads one whole message at a time — 12-byte header,
 //                        payload, the SCM_RIGHTS descriptors that came with it — checking the
 //                        framing (vhost_user::decode_header), and writes replies;
-//   BackendChannel       the channel the front-end gave with SET_BACKEND_REQ_FD (SET_SLAVE_REQ_FD,
-//                        a pipe in User-Mode Linux, a socket in QEMU) for the back-end's own
+//   BackendChannel       the channel the front-end gave with SET_BACKEND_REQ_FD (SET_SLAVE_REQ_FD;
+//                        one end of a socketpair in QEMU and User-Mode Linux) for the back-end's own
 //                        messages: VRING_CALL, VRING_ERR, CONFIG_CHANGE_MSG, sent without
 //                        need_reply and never waited on (a front-end blocked on our acknowledgement
 //                        of its kick cannot answer: waiting would deadlock);

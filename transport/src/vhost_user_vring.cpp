@@ -15,7 +15,7 @@ namespace {
 void signal(const UniqueFd& fd) {
   if (!fd.valid()) return;
   const std::uint64_t one = 1;
-  // A full pipe (EAGAIN) already tells the front-end to look.
+  // A full socket or pipe (EAGAIN) already tells the front-end to look.
   [[maybe_unused]] const ssize_t n = ::write(fd.get(), &one, sizeof(one));
 }
 
@@ -44,7 +44,7 @@ void Vring::set_kick(boost::asio::io_context& io, UniqueFd fd) {
 
 void Vring::set_call(UniqueFd fd) {
   struct stat st {};
-  if (fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISFIFO(st.st_mode)) {
+  if (fd.valid() && ::fstat(fd.get(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
     const int flags = ::fcntl(fd.get(), F_GETFL);
     if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
   }

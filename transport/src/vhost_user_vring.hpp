@@ -42,8 +42,8 @@ class Vring {
   void set_enabled(bool enabled) { enabled_ = enabled; }
   // A new kick eventfd (or none: in-band kicks); the old one's wait ends.
   void set_kick(boost::asio::io_context& io, UniqueFd fd);
-  // The call eventfd: a pipe (User-Mode Linux) is made non-blocking, so that a front-end that
-  // does not read its calls cannot stall the session.
+  // The call eventfd — or a socket or pipe (User-Mode Linux gives one end of a socketpair), made
+  // non-blocking so that a front-end that does not read its calls cannot stall the session.
   void set_call(UniqueFd fd);
   void set_err(UniqueFd fd) { err_ = std::move(fd); }
 
