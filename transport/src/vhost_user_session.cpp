@@ -138,18 +138,18 @@ void VhostUserSession::finish(CloseReason reason, std::string detail) {
   } else {
     log_->info("{} disconnected ({}{}{})", name_, describe(reason), detail.empty() ? "" : ": ", detail);
   }
-  // Forgotten before the socket closes: a front-end that sees the end may connect again at once.
-  backend_.forget(this);
-  connection_.close();
-  if (backend_channel_) backend_channel_->close();
   for (Vring& r : rings_) r.reset();
   in_flight_ = 0;
   waiting_message_.reset();
   memory_.reset();
   if (queues_) {
     queues_->detach();
-    device_.stop();
+    device_.stop();  // before the next front-end's session can start the device again
   }
+  // Forgotten before the socket closes: a front-end that sees the end may connect again at once.
+  backend_.forget(this);
+  connection_.close();
+  if (backend_channel_) backend_channel_->close();
 }
 
 // ---- Rings ---------------------------------------------------------------------------------------
