@@ -53,7 +53,9 @@ VhostUserConnection::VhostUserConnection(stream_protocol::socket socket, VhostUs
 void VhostUserConnection::read(Received done) {
   done_ = std::move(done);
   if (closed_) return deliver(ConnectionEnd{CloseReason::daemon_stopped, {}});
-  receive();  // a message may already be buffered
+  // Through the reactor even when a message is buffered already: the handler of one message asks
+  // for the next, and a front-end's burst must not become a recursion.
+  wait_readable();
 }
 
 void VhostUserConnection::close() {

@@ -329,6 +329,19 @@ TEST_F(VhostUserBackendTest, BrokenFramingClosesTheConnectionAndTheNextFrontEndI
   expect_device_works(frontend, 0);
 }
 
+// A burst of twenty thousand messages in one write is taken one after the other, and the
+// back-end answers the next request.
+TEST_F(VhostUserBackendTest, ABurstOfMessagesIsTakenOneAfterAnother) {
+  VhostUserFrontend frontend(socket_path_);
+  frontend.start();
+  const Bytes one = vu::encode_message(static_cast<std::uint32_t>(vu::Request::set_owner), vu::kVersion, vu::NoPayload{});
+  Bytes burst;
+  for (int i = 0; i < 20000; ++i) burst.insert(burst.end(), one.begin(), one.end());
+  frontend.send_raw(burst);
+  EXPECT_EQ(frontend.call_u64(vu::Request::get_queue_num), 1u);
+  expect_device_works(frontend, 0);
+}
+
 TEST_F(VhostUserBackendTest, HostileChainsAreReturnedUnusedAndTheNextIsServed) {
   VhostUserFrontend frontend(socket_path_);
   frontend.start();
