@@ -321,4 +321,8 @@ std::size_t VhostUserSession::in_flight(std::size_t queue) const {
 
 bool VhostUserSession::running(std::size_t queue) const { return queue < rings_.size() && rings_[queue].running(); }
 
+void VhostUserSession::config_changed() {
+  if (!closed_ && backend_channel_) backend_channel_->config_change();
+}
+
 }  // namespace emmcsim::transport

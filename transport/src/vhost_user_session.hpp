@@ -54,6 +54,7 @@ class VhostUserSession : public std::enable_shared_from_this<VhostUserSession> {
   void complete(std::size_t queue, std::uint16_t head, std::uint32_t written);
   std::size_t in_flight(std::size_t queue) const;
   bool running(std::size_t queue) const;
+  void config_changed();
   bool closed() const { return closed_; }
 
  private:
@@ -166,6 +167,9 @@ class SessionQueues final : public DeviceQueues {
   }
   void complete(std::size_t queue, std::uint16_t head, std::uint32_t written) override {
     if (!detached_) raw_->complete(queue, head, written);
+  }
+  void config_changed() override {
+    if (!detached_) raw_->config_changed();
   }
   std::size_t in_flight(std::size_t queue) const override { return detached_ ? 0 : raw_->in_flight(queue); }
   bool running(std::size_t queue) const override { return !detached_ && raw_->running(queue); }

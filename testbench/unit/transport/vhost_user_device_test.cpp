@@ -65,6 +65,13 @@ class EchoDevice final : public VhostUserDevice {
     });
   }
 
+  // From any thread: tells the driver the config space changed.
+  void change_config() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ASSERT_NE(queues_, nullptr) << "no front-end";
+    queues_->post([](DeviceQueues& q) { q.config_changed(); });
+  }
+
   int starts() const { return starts_; }
   int stops() const { return stops_; }
   int resets() const { return resets_; }
@@ -285,6 +292,12 @@ TEST_F(VhostUserDeviceTest, DeviceInitiatedUsedBuffersAreCalledOnTheChannel) {
   EXPECT_EQ(Bytes(three.begin(), three.begin() + 5), bytes_of("three"));
   EXPECT_EQ(vm.wait_interrupts(3, 10s, 1), 3u);
   EXPECT_EQ(vm.interrupts(0), 0u);
+  // A config change travels the same channel.
+  device.change_config();
+  EXPECT_TRUE(eventually([&] {
+    vm.drain_backend_channel();
+    return vm.config_changes() == 1;
+  }));
 }
 
 // The channel is never waited on: a front-end that does not read its calls for a while (UML

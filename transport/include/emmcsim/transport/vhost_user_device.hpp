@@ -75,6 +75,9 @@ class DeviceQueues : public std::enable_shared_from_this<DeviceQueues> {
   // in-band notifications) unless it asked for no interrupt. A head that is not in flight is
   // ignored with a warning.
   virtual void complete(std::size_t queue, std::uint16_t head, std::uint32_t written) = 0;
+  // Tells the driver that the config space changed (VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on the
+  // back-end channel; without the channel the front-end is not told).
+  virtual void config_changed() = 0;
   // Chains of `queue` popped and not completed yet.
   virtual std::size_t in_flight(std::size_t queue) const = 0;
   // The ring is started and enabled (chains can be popped from it).
