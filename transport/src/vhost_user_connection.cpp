@@ -18,7 +18,7 @@ namespace vu = vhost_user;
 const char* describe(CloseReason reason) {
   switch (reason) {
     case CloseReason::front_end_closed: return "the front-end closed the connection";
-    case CloseReason::truncated_message: return "the connection closed in the middle of a message";
+    case CloseReason::truncated_message: return "a message cut short by the end of the connection";
     case CloseReason::socket_error: return "the socket failed";
     case CloseReason::front_end_not_reading: return "the front-end does not read its replies";
     case CloseReason::daemon_stopped: return "the daemon stopped";

@@ -89,6 +89,8 @@ void VhostUserSession::dispatch(Message& m) {
     try {
       outcome = (this->*handler->handle)(m, payload);
     } catch (const std::exception& e) {
+      if (handler->replies)
+        return finish(CloseReason::unanswerable_request, std::string(e.what()) + " (the front-end expects a reply)");
       outcome = refused(e.what());
     }
   }
