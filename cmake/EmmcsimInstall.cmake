@@ -6,13 +6,13 @@ include(CMakePackageConfigHelpers)
 
 set(EMMCSIM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/emmcsim)
 
-install(TARGETS emmcsim_rpmb emmcsim_mmc emmcsim_models emmcsim_bridge_protocol emmcsim_transport EXPORT emmcsimTargets
+install(TARGETS emmcsim_support emmcsim_rpmb emmcsim_mmc emmcsim_models emmcsim_bridge_protocol emmcsim_transport EXPORT emmcsimTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 # transport's public headers only: its internal ones live in transport/src, and the test double
 # emmcsim::vhost_user_frontend (transport/frontend) is neither installed nor exported.
-install(DIRECTORY rpmb/include/ mmc/include/ models/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY support/include/ rpmb/include/ mmc/include/ models/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS emmcsim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(TARGET emmcsim_mmcioctl)  # the LD_PRELOAD shim
   install(TARGETS emmcsim_mmcioctl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

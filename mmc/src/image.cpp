@@ -7,11 +7,15 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "emmcsim/rpmb/mac.hpp"
+#include "emmcsim/support/file.hpp"
 
 namespace emmcsim::mmc {
 
@@ -40,10 +44,14 @@ namespace fs = std::filesystem;
 
 constexpr std::uint64_t kRpmbSizeUnit = 128 * 1024;                // RPMB_SIZE_MULT unit
 constexpr std::uint64_t kUserCapacityUnit = 512 * 1024;            // user area granularity
-constexpr const char* kBootFiles[2] = {"boot0.img", "boot1.img"};  // Linux's mmcblkNboot0/1 names
 constexpr std::size_t kMaxGeneralPurpose = 4;
 
-std::string general_purpose_file(std::size_t index) { return fmt::format("gp{}.img", index + 1); }
+std::string boot_file(std::size_t index) {
+  return Image::file_name(index == 0 ? Partition::boot1 : Partition::boot2);
+}
+std::string general_purpose_file(std::size_t index) {
+  return Image::file_name(static_cast<Partition>(static_cast<std::size_t>(Partition::gp1) + index));
+}
 
 std::string join(const std::string& dir, const std::string& name) {
   return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;
@@ -51,68 +59,6 @@ std::string join(const std::string& dir, const std::string& name) {
 
 [[noreturn]] void image_error(const std::string& dir, const std::string& problem) {
   throw ImageError("image " + dir + ": " + problem);
-}
-
-void fsync_directory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw StorageError(dir + ": cannot open directory: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) throw StorageError(dir + ": fsync failed: " + std::strerror(err));
-}
-
-// Writes `text` to `path` durably and all at once: temporary file, fsync, rename, directory
-// fsync. A crash leaves either no file or the whole file.
-void write_file_durably(const std::string& dir, const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw StorageError(temporary + ": cannot create: " + std::strerror(errno));
-  const char* p = text.data();
-  std::size_t left = text.size();
-  int err = 0;
-  while (left > 0 && err == 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      err = n < 0 ? errno : EIO;
-      break;
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  if (err == 0 && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && ::rename(temporary.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(temporary.c_str());
-    throw StorageError(path + ": cannot write: " + std::strerror(err));
-  }
-  fsync_directory(dir);
-}
-
-// The contents of a small text file; false when it does not exist.
-bool read_text_file(const std::string& path, std::string& text) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return false;
-    throw StorageError(path + ": cannot open: " + std::strerror(errno));
-  }
-  text.clear();
-  char buffer[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      throw StorageError(path + ": read failed: " + std::strerror(err));
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return true;
 }
 
 // Checks that DIR/name is there (following a symlink) and holds exactly `expected` bytes.
@@ -153,6 +99,68 @@ void refuse_extra_file(const std::string& dir, const std::string& name, const st
 
 std::uint32_t rpmb_size_mult(const DeviceConfig& config) {
   return static_cast<std::uint32_t>(config.rpmb_size / kRpmbSizeUnit);
+}
+
+// DIR's device.json, after checking that DIR is a directory.
+DeviceConfig read_device_config(const std::string& dir) {
+  struct stat dir_stat {};
+  if (::stat(dir.c_str(), &dir_stat) != 0) image_error(dir, std::strerror(errno));
+  if (!S_ISDIR(dir_stat.st_mode)) image_error(dir, "not a directory");
+
+  const std::optional<std::string> config_text = support::read_whole_file(join(dir, Image::kConfigFile));
+  if (!config_text) {
+    image_error(dir, fmt::format("{} is missing: not an emmcsim image, or its creation was interrupted "
+                                 "(remove the directory and create the image again)",
+                                 Image::kConfigFile));
+  }
+  try {
+    return parse_device_config(*config_text);
+  } catch (const std::exception& e) {
+    image_error(dir, fmt::format("{}: {}", Image::kConfigFile, e.what()));
+  }
+}
+
+// Checks every partition file of DIR against `config` before any is opened, so the first message
+// names the first problem. Returns the path of rpmb.img.
+std::string check_partition_files(const std::string& dir, const DeviceConfig& config) {
+  check_data_file(dir, Image::kUserFile, config.user_capacity,
+                  describe_size(config.user_capacity) + " of user area");
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (config.boot_partition_size > 0) {
+      check_data_file(dir, boot_file(i), config.boot_partition_size,
+                      describe_size(config.boot_partition_size) + " boot partitions");
+    } else {
+      refuse_extra_file(dir, boot_file(i), "configures no boot partitions (boot_partition_size 0)");
+    }
+  }
+  const std::size_t gp_count = config.general_purpose_partitions.size();
+  for (std::size_t i = 0; i < kMaxGeneralPurpose; ++i) {
+    if (i < gp_count) {
+      check_data_file(dir, general_purpose_file(i), config.general_purpose_partitions[i],
+                      fmt::format("general-purpose partition {} of {}", i + 1,
+                                  describe_size(config.general_purpose_partitions[i])));
+    } else {
+      refuse_extra_file(
+          dir, general_purpose_file(i),
+          fmt::format("configures {} general-purpose partition{}",
+                      gp_count == 0 ? "no" : fmt::format("only {}", gp_count), gp_count == 1 ? "" : "s"));
+    }
+  }
+  const std::string rpmb_path = join(dir, rpmb::FileStore::kFileName);
+  struct stat rpmb_stat {};
+  if (::lstat(rpmb_path.c_str(), &rpmb_stat) != 0) {
+    image_error(dir, fmt::format("{} is missing (device.json configures a {} RPMB partition)",
+                                 rpmb::FileStore::kFileName, describe_size(config.rpmb_size)));
+  }
+  return rpmb_path;
+}
+
+void check_rpmb_size(const std::string& dir, const rpmb::FileStore& store, const DeviceConfig& config) {
+  if (store.size_mult() != rpmb_size_mult(config)) {
+    image_error(dir, fmt::format("{} holds a {} RPMB partition but device.json says {}",
+                                 rpmb::FileStore::kFileName, describe_size(store.size_mult() * kRpmbSizeUnit),
+                                 describe_size(config.rpmb_size)));
+  }
 }
 
 }  // namespace
@@ -219,7 +227,7 @@ std::unique_ptr<Image> Image::create(const std::string& dir, const DeviceConfig&
       image->user_ = FileBlockStorage::create(user_path, config.user_capacity / kSectorSize);
     } else {
       if (::symlink(raw_user_image.c_str(), user_path.c_str()) != 0) {
-        throw StorageError(user_path + ": cannot link to " + raw_user_image + ": " + std::strerror(errno));
+        throw StorageError("link " + user_path + " to", raw_user_image, errno);
       }
       image->user_ = FileBlockStorage::open(user_path);
       if (image->user_->sectors() * kSectorSize != config.user_capacity) {
@@ -229,9 +237,9 @@ std::unique_ptr<Image> Image::create(const std::string& dir, const DeviceConfig&
     }
     if (config.boot_partition_size > 0) {
       for (std::size_t i = 0; i < 2; ++i) {
-        created.push_back(kBootFiles[i]);
+        created.push_back(boot_file(i));
         image->boot_[i] =
-            FileBlockStorage::create(join(dir, kBootFiles[i]), config.boot_partition_size / kSectorSize);
+            FileBlockStorage::create(join(dir, boot_file(i)), config.boot_partition_size / kSectorSize);
       }
     }
     for (std::size_t i = 0; i < config.general_purpose_partitions.size(); ++i) {
@@ -252,10 +260,11 @@ std::unique_ptr<Image> Image::create(const std::string& dir, const DeviceConfig&
     for (auto& gp : image->general_purpose_) {
       if (gp) gp->flush();
     }
-    fsync_directory(dir);
+    support::sync_directory(dir);
+    // Written whole or not at all (a temporary file renamed into place).
     created.push_back(std::string(kConfigFile) + ".tmp");
     created.push_back(kConfigFile);
-    write_file_durably(dir, join(dir, kConfigFile), to_json(config));
+    support::replace_file_durably(join(dir, kConfigFile), to_json(config));
   } catch (...) {
     image.reset();  // closes the files and drops their locks first
     for (auto name = created.rbegin(); name != created.rend(); ++name) ::unlink(join(dir, *name).c_str());
@@ -269,61 +278,13 @@ std::unique_ptr<Image> Image::create(const std::string& dir, const DeviceConfig&
 }
 
 std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability durability) {
-  struct stat dir_stat {};
-  if (::stat(dir.c_str(), &dir_stat) != 0) image_error(dir, std::strerror(errno));
-  if (!S_ISDIR(dir_stat.st_mode)) image_error(dir, "not a directory");
-
-  std::string config_text;
-  if (!read_text_file(join(dir, kConfigFile), config_text)) {
-    image_error(dir, fmt::format("{} is missing: not an emmcsim image, or its creation was interrupted "
-                                 "(remove the directory and create the image again)",
-                                 kConfigFile));
-  }
-  DeviceConfig config;
-  try {
-    config = parse_device_config(config_text);
-  } catch (const std::exception& e) {
-    image_error(dir, fmt::format("{}: {}", kConfigFile, e.what()));
-  }
-
-  // Every file is checked before any is opened, so the first message names the first problem.
-  check_data_file(dir, kUserFile, config.user_capacity, describe_size(config.user_capacity) + " of user area");
-  for (const char* boot_file : kBootFiles) {
-    if (config.boot_partition_size > 0) {
-      check_data_file(dir, boot_file, config.boot_partition_size,
-                      describe_size(config.boot_partition_size) + " boot partitions");
-    } else {
-      refuse_extra_file(dir, boot_file, "configures no boot partitions (boot_partition_size 0)");
-    }
-  }
+  DeviceConfig config = read_device_config(dir);
+  const std::string rpmb_path = check_partition_files(dir, config);
   const std::size_t gp_count = config.general_purpose_partitions.size();
-  for (std::size_t i = 0; i < kMaxGeneralPurpose; ++i) {
-    if (i < gp_count) {
-      check_data_file(dir, general_purpose_file(i), config.general_purpose_partitions[i],
-                      fmt::format("general-purpose partition {} of {}", i + 1,
-                                  describe_size(config.general_purpose_partitions[i])));
-    } else {
-      refuse_extra_file(
-          dir, general_purpose_file(i),
-          fmt::format("configures {} general-purpose partition{}",
-                      gp_count == 0 ? "no" : fmt::format("only {}", gp_count), gp_count == 1 ? "" : "s"));
-    }
-  }
-  const std::string rpmb_path = join(dir, rpmb::FileStore::kFileName);
-  struct stat rpmb_stat {};
-  if (::lstat(rpmb_path.c_str(), &rpmb_stat) != 0) {
-    image_error(dir, fmt::format("{} is missing (device.json configures a {} RPMB partition)",
-                                 rpmb::FileStore::kFileName, describe_size(config.rpmb_size)));
-  }
 
   std::unique_ptr<Image> image(new Image());
   image->rpmb_ = rpmb::FileStore::open_at(rpmb_path, durability);
-  if (image->rpmb_->size_mult() != rpmb_size_mult(config)) {
-    image_error(
-        dir,
-        fmt::format("{} holds a {} RPMB partition but device.json says {}", rpmb::FileStore::kFileName,
-                    describe_size(image->rpmb_->size_mult() * kRpmbSizeUnit), describe_size(config.rpmb_size)));
-  }
+  check_rpmb_size(dir, *image->rpmb_, config);
   // The files were checked above; a size that changed since then is caught here.
   const auto open_data_file = [&dir](const std::string& name, std::uint64_t expected) {
     auto storage = FileBlockStorage::open(join(dir, name));
@@ -336,7 +297,7 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
   image->user_ = open_data_file(kUserFile, config.user_capacity);
   if (config.boot_partition_size > 0) {
     for (std::size_t i = 0; i < 2; ++i) {
-      image->boot_[i] = open_data_file(kBootFiles[i], config.boot_partition_size);
+      image->boot_[i] = open_data_file(boot_file(i), config.boot_partition_size);
     }
   }
   for (std::size_t i = 0; i < gp_count; ++i) {
@@ -349,6 +310,24 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
   image->config_ = std::move(config);
   return image;
 }
+
+ImageInfo Image::inspect(const std::string& dir) {
+  ImageInfo info;
+  info.config = read_device_config(dir);
+  const std::string rpmb_path = check_partition_files(dir, info.config);
+  // A simulator that has the image open holds an exclusive lock on every file of it.
+  info.in_use = support::locked_by_another_process(rpmb_path);
+  const std::unique_ptr<rpmb::FileStore> store = rpmb::FileStore::open_read_only(rpmb_path);
+  check_rpmb_size(dir, *store, info.config);
+  info.rpmb = store->state();
+  rpmb::wipe(info.rpmb.key);  // only whether there is a key leaves the store
+  info.nonvolatile = FileNonvolatileStore(join(dir, kStateFile)).load();
+  info.directory = dir;
+  return info;
+}
+
+// Every partition's file is named after it: user.img, boot0.img, boot1.img, rpmb.img, gp1.img …
+std::string Image::file_name(Partition p) { return std::string(partition_name(p)) + ".img"; }
 
 CardBackend Image::backend() {
   CardBackend backend;

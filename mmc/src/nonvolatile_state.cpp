@@ -1,18 +1,14 @@
 #include "emmcsim/mmc/nonvolatile_state.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "emmcsim/mmc/block_storage.hpp"
+#include "emmcsim/support/file.hpp"
 
 namespace emmcsim::mmc {
 
@@ -28,63 +24,16 @@ namespace {
 using Json = nlohmann::json;
 
 // Bumped when the meaning of a field changes; a file of another version is refused, not guessed.
-constexpr int kFormatVersion = 1;
+// Format 1 named the boot partitions by JEDEC's numbering ("boot1", "boot2"); format 2 names them
+// as Linux and the rest of emmcsim do ("boot0", "boot1"). Format 1 is still read.
+constexpr int kFormatVersion = 2;
+constexpr int kJedecNamesFormatVersion = 1;
 constexpr std::size_t kMaxPasswordBytes = 16;
-
-[[noreturn]] void fail(const std::string& path, const char* what, int err) {
-  throw StorageError(path + ": " + what + ": " + std::strerror(err));
-}
 
 // A state file that cannot be trusted. The card must not come up with its password or write
 // protection silently dropped, so this is an error for the user to look at, never a reset.
 [[noreturn]] void corrupt(const std::string& path, const std::string& problem) {
-  throw StorageError(path + ": " + problem +
-                     " (the card's non-volatile state is damaged; fix or remove the file)");
-}
-
-std::string directory_of(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-void write_all(int fd, const std::string& path, const std::string& text) {
-  const char* p = text.data();
-  std::size_t size = text.size();
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(path, "write failed", errno);
-    }
-    if (n == 0) throw StorageError(path + ": write failed: no progress");
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-// The file's text, or nothing when it does not exist.
-bool read_text(const std::string& path, std::string& text) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return false;
-    fail(path, "cannot open", errno);
-  }
-  text.clear();
-  char buffer[16 * 1024];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      fail(path, "read failed", err);
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return true;
+  throw StorageError(path, problem + " (the card's non-volatile state is damaged; fix or remove the file)");
 }
 
 std::string to_hex(const std::vector<std::uint8_t>& bytes) {
@@ -119,10 +68,12 @@ class StateParser {
     }
     const auto version = root.find("format");
     if (version == root.end()) corrupt(path_, "no 'format' field");
-    if (!version->is_number_integer() || version->get<long long>() != kFormatVersion) {
-      corrupt(path_,
-              fmt::format("format: {} is not the supported version {}", version->dump(), kFormatVersion));
+    if (!version->is_number_integer() || (version->get<long long>() != kFormatVersion &&
+                                          version->get<long long>() != kJedecNamesFormatVersion)) {
+      corrupt(path_, fmt::format("format: {} is not the supported version {} (or {})", version->dump(),
+                                 kFormatVersion, kJedecNamesFormatVersion));
     }
+    jedec_names_ = version->get<long long>() == kJedecNamesFormatVersion;
 
     NonvolatileState state;
     if (const auto field = root.find("password"); field != root.end()) state.password = password(*field);
@@ -198,7 +149,12 @@ class StateParser {
     return result;
   }
 
-  static std::optional<Partition> partition_named(const std::string& name) {
+  std::optional<Partition> partition_named(const std::string& name) const {
+    if (jedec_names_) {  // format 1
+      if (name == "boot1") return Partition::boot1;
+      if (name == "boot2") return Partition::boot2;
+      if (name == "boot0") return std::nullopt;
+    }
     for (std::uint8_t access = 0; access < 8; ++access) {
       const std::optional<Partition> p = partition_from_access(access);
       if (p && partition_name(*p) == name) return p;
@@ -207,6 +163,7 @@ class StateParser {
   }
 
   std::string path_;
+  bool jedec_names_ = false;
 };
 
 }  // namespace
@@ -214,9 +171,9 @@ class StateParser {
 FileNonvolatileStore::FileNonvolatileStore(std::string path) : path_(std::move(path)) {}
 
 NonvolatileState FileNonvolatileStore::load() {
-  std::string text;
-  if (!read_text(path_, text)) return {};  // nothing has been set on this card yet
-  return StateParser(path_).parse(text);
+  const std::optional<std::string> text = support::read_whole_file(path_);
+  if (!text) return {};  // nothing has been set on this card yet
+  return StateParser(path_).parse(*text);
 }
 
 void FileNonvolatileStore::save(const NonvolatileState& state) {
@@ -231,38 +188,8 @@ void FileNonvolatileStore::save(const NonvolatileState& state) {
   root["permanent_wp_groups"] = groups_to_json(state.permanent_wp_groups);
   const std::string text = root.dump(2) + "\n";
 
-  // Write a temporary file beside the real one and rename it over: a crash leaves either the old
-  // or the new state, never a torn file. O_EXCL after the unlink makes sure the mode is ours.
-  const std::string temporary = path_ + ".tmp";
-  ::unlink(temporary.c_str());
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) fail(temporary, "cannot create", errno);
-  try {
-    write_all(fd, temporary, text);
-    if (::fsync(fd) != 0) fail(temporary, "fsync failed", errno);
-  } catch (...) {
-    ::close(fd);
-    ::unlink(temporary.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(temporary.c_str());
-    fail(temporary, "close failed", err);
-  }
-  if (::rename(temporary.c_str(), path_.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temporary.c_str());
-    fail(path_, "cannot replace", err);
-  }
-  // The rename is durable only once the directory entry is.
-  const std::string dir = directory_of(path_);
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) fail(dir, "cannot open directory", errno);
-  const int rc = ::fsync(dir_fd);
-  const int err = errno;
-  ::close(dir_fd);
-  if (rc != 0) fail(dir, "fsync failed", err);
+  // A crash leaves either the old or the new state, never a torn file.
+  support::replace_file_durably(path_, text);
 }
 
 }  // namespace emmcsim::mmc

@@ -5,8 +5,9 @@
 namespace emmcsim::mmc {
 namespace {
 
-// Indexed by PARTITION_ACCESS, which is also the enum's value.
-constexpr std::array<std::string_view, 8> kPartitionNames = {"user", "boot1", "boot2", "rpmb",
+// Indexed by PARTITION_ACCESS, which is also the enum's value. The boot partitions are named
+// as Linux names them (mmcblkNboot0/boot1), not by JEDEC's numbering (boot partition 1/2).
+constexpr std::array<std::string_view, 8> kPartitionNames = {"user", "boot0", "boot1", "rpmb",
                                                              "gp1",  "gp2",   "gp3",   "gp4"};
 
 }  // namespace

@@ -1,12 +1,13 @@
-// Sdhci (see sdhci.hpp).
+// Sdhci (see sdhci.hpp): construction, the register table and the register accesses, interrupts
+// and resets. The command sequencer is in sdhci_sequencer.cpp.
 #include "emmcsim/models/sdhci.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
+#include <stdexcept>
 #include <string>
-
-#include "emmcsim/models/simulated_time.hpp"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "Sdhci keeps its little-endian registers in host byte order: a big-endian host needs byte swapping"
@@ -17,18 +18,89 @@ namespace {
 
 using namespace sdhci;
 
-constexpr std::uint64_t kIdentificationHz = 400'000;
+constexpr std::uint64_t kAll = ~std::uint64_t{0};
 
 bool covers(std::uint32_t first, std::uint32_t last, std::uint32_t offset) { return first <= offset && offset <= last; }
 
-bool read_only(std::uint32_t offset) {
-  return (offset >= kResponse && offset < kResponse + 16) || (offset >= kPresentState && offset < kPresentState + 4) ||
-         (offset >= kAutoCmdErrorStatus && offset < kAutoCmdErrorStatus + 2) ||
-         (offset >= kCapabilities && offset < kMaxCurrent + 8) || offset == kAdmaErrorStatus ||
-         offset >= kSlotIntStatus;
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The register map. This table is the model's register behaviour and its documentation: reads,
+// writes and the actions after a write all go through it (docs/models.md, "The registers").
+//   access    rw stored, ro read-only, w1c write 1 to clear, wo acted on and read as 0, rsvd
+//             reserved (reads 0), port the buffer data port
+//   mask      the bits a write reaches (rw, w1c, wo)
+//   reset     the value after reset all, for stored registers
+//   computed  the value comes from the controller's state on every read
+//   on write  the action after a write covering the trigger byte (+n from the offset; kAny: any)
+
+using Access = Sdhci::RegisterAccess;
+constexpr Access rw = Access::rw, ro = Access::ro, w1c = Access::w1c, wo = Access::wo, rsvd = Access::rsvd,
+                 port = Access::port;
+constexpr std::uint32_t kAny = Sdhci::kAnyByte;
+
+// clang-format off
+const Sdhci::Register Sdhci::kRegisters[] = {
+  // {offset, width (bytes), name, access, write mask, reset, computed on read, on write, trigger byte}
+  {0x00, 4,   "SDMA address / argument 2", rw,   kAll,   0,        nullptr,                    &Sdhci::on_sdma_address,   3},
+  {0x04, 2,   "block size",                rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x06, 2,   "block count",               rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x08, 4,   "argument",                  rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x0C, 2,   "transfer mode",             rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x0E, 2,   "command",                   rw,   kAll,   0,        nullptr,                    &Sdhci::issue_command,     1},
+  {0x10, 16,  "response",                  ro,   0,      0,        nullptr,                    nullptr,                   0},
+  {0x20, 4,   "buffer data port",          port, kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x24, 4,   "present state",             ro,   0,      0,        &Sdhci::present_state,      nullptr,                   0},
+  {0x28, 1,   "host control 1",            rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x29, 1,   "power control",             rw,   kAll,   0,        nullptr,                    &Sdhci::on_power_control,  0},
+  {0x2A, 1,   "block gap control",         rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x2B, 1,   "wakeup control",            rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x2C, 2,   "clock control",             rw,   0xFFFD, 0,        nullptr,                    &Sdhci::on_clock_control,  0},
+  {0x2E, 1,   "timeout control",           rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x2F, 1,   "software reset",            wo,   kAll,   0,        nullptr,                    &Sdhci::on_software_reset, 0},
+  {0x30, 2,   "normal int status",         w1c,  0x7FFF, 0,        &Sdhci::normal_int_status,  nullptr,                   0},
+  {0x32, 2,   "error int status",          w1c,  kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x34, 2,   "normal int status enable",  rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x36, 2,   "error int status enable",   rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x38, 2,   "normal int signal enable",  rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x3A, 2,   "error int signal enable",   rw,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x3C, 2,   "Auto CMD error status",     ro,   0,      0,        nullptr,                    nullptr,                   0},
+  {0x3E, 2,   "host control 2",            rw,   kAll,   0,        nullptr,                    &Sdhci::on_host_control2,  kAny},
+  {0x40, 8,   "capabilities",              ro,   0,      0,        &Sdhci::capabilities_value, nullptr,                   0},
+  {0x48, 8,   "maximum current",           ro,   0,      0,        nullptr,                    nullptr,                   0},
+  {0x50, 2,   "force Auto CMD error",      wo,   kAll,   0,        nullptr,                    nullptr,                   0},
+  {0x52, 2,   "force error interrupt",     wo,   kAll,   0,        nullptr,                    &Sdhci::on_force_error,    1},
+  {0x54, 1,   "ADMA error status",         ro,   0,      0,        nullptr,                    nullptr,                   0},
+  {0x55, 3,   "reserved",                  rsvd, 0,      0,        nullptr,                    nullptr,                   0},
+  {0x58, 4,   "ADMA/SDMA address",         rw,   kAll,   0,        nullptr,                    &Sdhci::on_system_address_low,  3},
+  {0x5C, 4,   "ADMA/SDMA address (high)",  rw,   kAll,   0,        nullptr,                    &Sdhci::on_system_address_high, 3},
+  {0x60, 8,   "preset values 0x60-0x67",   ro,   0,      0,        &Sdhci::presets_low,        nullptr,                   0},
+  {0x68, 8,   "preset values 0x68-0x6F",   ro,   0,      0,        &Sdhci::presets_high,       nullptr,                   0},
+  {0x70, 140, "reserved",                  rsvd, 0,      0,        nullptr,                    nullptr,                   0},
+  {0xFC, 2,   "slot int status",           ro,   0,      0,        nullptr,                    nullptr,                   0},
+  {0xFE, 2,   "host version",              ro,   0,      0,        &Sdhci::host_version,       nullptr,                   0},
+};
+// clang-format on
+
+std::array<std::uint8_t, kRegisterSpace> Sdhci::map_bytes_to_registers() {
+  std::array<std::uint8_t, kRegisterSpace> map{};
+  std::uint32_t next = 0;
+  std::uint8_t index = 0;
+  for (const Register& reg : kRegisters) {
+    if (reg.offset != next || reg.width == 0 || reg.offset + reg.width > kRegisterSpace)
+      throw std::logic_error("Sdhci: the register table does not tile the map");
+    for (std::uint32_t i = 0; i < reg.width; ++i) map[reg.offset + i] = index;
+    next = reg.offset + reg.width;
+    ++index;
+  }
+  if (next != kRegisterSpace) throw std::logic_error("Sdhci: the register table does not tile the map");
+  return map;
 }
 
-}  // namespace
+const std::array<std::uint8_t, kRegisterSpace> Sdhci::kRegisterOfByte = Sdhci::map_bytes_to_registers();
+
+Sdhci::RegisterMap Sdhci::register_map() { return {kRegisters, std::size(kRegisters)}; }
+const Sdhci::Register& Sdhci::register_at(std::uint32_t offset) { return kRegisters[kRegisterOfByte[offset]]; }
 
 Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities)
     : sc_module(name), regs("regs"), dma("dma"), card("card"), irq("irq"), capabilities_(capabilities) {
@@ -36,10 +108,35 @@ Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities
     throw std::invalid_argument("Sdhci: base_clock_mhz must be 1..255");
   if (capabilities_.timeout_clock_khz == 0 || capabilities_.timeout_clock_khz > 63'000)
     throw std::invalid_argument("Sdhci: timeout_clock_khz must be 1..63000");
+  if (version_number() < kSpecVersion300 || version_number() > kSpecVersion420)
+    throw std::invalid_argument("Sdhci: version must be 3.00, 4.00, 4.10 or 4.20");
+  std::uint32_t caps = (std::uint32_t{capabilities_.base_clock_mhz} << kCapBaseClockShift) | kCapVoltage330 |
+                       kCapVoltage180 | kCapSlotEmbedded;
+  if (capabilities_.timeout_clock_khz % 1000 == 0)
+    caps |= ((capabilities_.timeout_clock_khz / 1000) << kCapTimeoutClockShift) | kCapTimeoutClockMhz;
+  else
+    caps |= std::min<std::uint32_t>(capabilities_.timeout_clock_khz, 63) << kCapTimeoutClockShift;
+  if (capabilities_.eight_bit) caps |= kCap8Bit;
+  if (capabilities_.adma2) caps |= kCapAdma2;
+  if (capabilities_.sdma) caps |= kCapSdma;
+  if (capabilities_.high_speed) caps |= kCapHighSpeed;
+  if (capabilities_.addressing_64) caps |= kCapAddressing64 | (version_number() >= kSpecVersion410 ? kCapAddressing64V4 : 0);
+  const std::uint32_t caps1 = (capabilities_.sdr104 ? kCap1Sdr104 : 0) | (capabilities_.ddr50 ? kCap1Ddr50 : 0);
+  capabilities_register_ = caps | (std::uint64_t{caps1} << 32);
+  // Preset values: the divider N (SD clock = base / 2N, or the base clock for N = 0) of the
+  // fastest clock not above each speed's, driver strength B.
+  const std::uint64_t base = std::uint64_t{capabilities_.base_clock_mhz} * 1'000'000;
+  const auto preset = [base](std::uint64_t hz) -> std::uint64_t {
+    return base <= hz ? 0 : std::min<std::uint64_t>((base + 2 * hz - 1) / (2 * hz), kPresetDividerMask);
+  };
+  // initialization, default speed, high speed, SDR12; SDR25, SDR50, SDR104, DDR50
+  const std::uint64_t speeds[8] = {400'000, 25'000'000, 50'000'000, 25'000'000,
+                                   50'000'000, 100'000'000, 200'000'000, 50'000'000};
+  for (unsigned i = 0; i < 8; ++i) presets_[i / 4] |= preset(speeds[i]) << (16 * (i % 4));
   regs.register_b_transport(this, &Sdhci::b_transport);
   reset_all();
   SC_HAS_PROCESS(Sdhci);
-  SC_THREAD(engine);
+  SC_THREAD(command_sequencer);
   SC_METHOD(drive_irq);
   sensitive << irq_changed_;
   dont_initialize();
@@ -50,6 +147,7 @@ Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities
 
 std::uint16_t Sdhci::reg16(std::uint32_t o) const { return static_cast<std::uint16_t>(r_[o] | (r_[o + 1] << 8)); }
 std::uint32_t Sdhci::reg32(std::uint32_t o) const { return reg16(o) | (std::uint32_t{reg16(o + 2)} << 16); }
+std::uint64_t Sdhci::reg64(std::uint32_t o) const { return reg32(o) | (std::uint64_t{reg32(o + 4)} << 32); }
 void Sdhci::set16(std::uint32_t o, std::uint16_t v) {
   r_[o] = static_cast<std::uint8_t>(v);
   r_[o + 1] = static_cast<std::uint8_t>(v >> 8);
@@ -57,6 +155,10 @@ void Sdhci::set16(std::uint32_t o, std::uint16_t v) {
 void Sdhci::set32(std::uint32_t o, std::uint32_t v) {
   set16(o, static_cast<std::uint16_t>(v));
   set16(o + 2, static_cast<std::uint16_t>(v >> 16));
+}
+void Sdhci::set64(std::uint32_t o, std::uint64_t v) {
+  set32(o, static_cast<std::uint32_t>(v));
+  set32(o + 4, static_cast<std::uint32_t>(v >> 32));
 }
 
 std::uint64_t Sdhci::sd_clock_hz() const {
@@ -67,7 +169,7 @@ std::uint64_t Sdhci::sd_clock_hz() const {
   return divider == 0 ? base : base / (2 * divider);
 }
 
-std::uint32_t Sdhci::present_state() const {
+std::uint64_t Sdhci::present_state() const {
   std::uint32_t s = kCardInserted | kCardStateStable | kCardDetectPinLevel | kWriteProtectPinLevel | kCmdLineLevel;
   if (command_inhibit_) s |= kCmdInhibit;
   if (data_inhibit_) s |= kDataInhibit;
@@ -80,95 +182,184 @@ std::uint32_t Sdhci::present_state() const {
   return s;
 }
 
-std::uint32_t Sdhci::peek32(std::uint32_t offset) const {
-  std::uint32_t v = 0;
-  for (std::uint32_t i = 0; i < 4 && offset + i < kRegisterSpace; ++i) {
-    const std::uint32_t o = offset + i;
-    std::uint8_t b = r_[o];
-    if (o >= kPresentState && o < kPresentState + 4) b = static_cast<std::uint8_t>(present_state() >> (8 * (o - kPresentState)));
-    if (o == kNormalIntStatus + 1 && reg16(kErrorIntStatus) != 0) b |= kIntErrorSummary >> 8;
-    if (o >= kBufferDataPort && o < kBufferDataPort + 4) b = 0;
-    v |= std::uint32_t{b} << (8 * i);
-  }
-  return v;
+std::uint64_t Sdhci::host_version() const {
+  return version_number() | (std::uint32_t{capabilities_.vendor_version} << 8);
 }
-std::uint16_t Sdhci::peek16(std::uint32_t offset) const { return static_cast<std::uint16_t>(peek32(offset)); }
 
-std::uint8_t Sdhci::read_byte(std::uint32_t o) {
-  if (o >= kBufferDataPort && o < kBufferDataPort + 4) {
-    if (!buffer_read_enable_) return 0;
-    const std::uint8_t b = buffer_[buffer_at_++];
-    if (buffer_at_ == buffer_.size()) {
-      buffer_read_enable_ = false;
-      buffer_serviced_.notify(sc_core::SC_ZERO_TIME);
+bool Sdhci::version4_mode() const { return (reg16(kHostControl2) & kCtrl2Version4Enable) != 0; }
+bool Sdhci::addressing_64() const { return version4_mode() && (reg16(kHostControl2) & kCtrl2Addressing64) != 0; }
+
+std::uint16_t Sdhci::auto_command(std::uint16_t mode) const {
+  const std::uint16_t select = mode & kTrnAutoCmdMask;
+  if (select != kTrnAutoCmdAutoSelect) return select;
+  if (version_number() < kSpecVersion410) return 0;  // reserved before 4.10
+  return (reg16(kHostControl2) & kCtrl2Cmd23Enable) ? kTrnAutoCmd23 : kTrnAutoCmd12;
+}
+
+std::uint64_t Sdhci::normal_int_status() const {
+  return reg16(kNormalIntStatus) | (reg16(kErrorIntStatus) != 0 ? kIntErrorSummary : 0);
+}
+
+// Bytes [first, first + length) of the map as a read returns them, register by register (a
+// computed value is computed once per register the access covers), without a read's side
+// effects: the buffer data port reads 0 here.
+void Sdhci::peek_bytes(std::uint32_t first, std::uint32_t length, std::uint8_t* out) const {
+  for (std::uint32_t o = first, end = first + length; o < end;) {
+    const Register& reg = register_at(o);
+    const std::uint32_t n = std::min(end, reg.offset + reg.width) - o;
+    switch (reg.access) {
+      case Access::port:
+      case Access::wo:
+      case Access::rsvd:
+        std::fill_n(out, n, 0);
+        break;
+      default:
+        if (reg.computed != nullptr) {
+          const std::uint64_t value = (this->*reg.computed)();
+          for (std::uint32_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(value >> (8 * (o + i - reg.offset)));
+        } else {
+          std::copy_n(r_.data() + o, n, out);
+        }
+        break;
     }
-    return b;
+    o += n;
+    out += n;
   }
-  return static_cast<std::uint8_t>(peek32(o));
 }
 
 void Sdhci::write_byte(std::uint32_t o, std::uint8_t v) {
-  if (read_only(o)) return;
-  if (o >= kBufferDataPort && o < kBufferDataPort + 4) {
-    if (!buffer_write_enable_) return;
-    buffer_[buffer_at_++] = v;
-    if (buffer_at_ == buffer_.size()) {
-      buffer_write_enable_ = false;
-      buffer_serviced_.notify(sc_core::SC_ZERO_TIME);
-    }
-    return;
+  const Register& reg = register_at(o);
+  const std::uint32_t byte = o - reg.offset;
+  const auto mask = byte < 8 ? static_cast<std::uint8_t>(reg.write_mask >> (8 * byte)) : std::uint8_t{0};
+  switch (reg.access) {
+    case Access::rw:
+    case Access::wo:
+      r_[o] = static_cast<std::uint8_t>((r_[o] & ~mask) | (v & mask));
+      return;
+    case Access::w1c:
+      r_[o] = static_cast<std::uint8_t>(r_[o] & ~(v & mask));
+      return;
+    case Access::port:
+      put_buffer_byte(v);
+      return;
+    case Access::ro:
+    case Access::rsvd:
+      return;
   }
-  if (o >= kNormalIntStatus && o < kNormalIntStatus + 4) {  // write 1 to clear
-    r_[o] = static_cast<std::uint8_t>(r_[o] & ~v);
-    return;
-  }
-  if (o == kSoftwareReset) return;  // acted on in after_write; reads back 0 (done at once)
-  if (o == kClockControl) v = static_cast<std::uint8_t>((v & ~kClockInternalStable) | (r_[o] & kClockInternalStable));
-  r_[o] = v;
 }
 
 void Sdhci::after_write(std::uint32_t first, std::uint32_t last) {
-  if (covers(first, last, kClockControl)) {
-    if (r_[kClockControl] & kClockInternalEnable)
-      r_[kClockControl] |= kClockInternalStable;  // stable at once
-    else
-      r_[kClockControl] &= static_cast<std::uint8_t>(~kClockInternalStable);
+  for (std::uint32_t o = first; o <= last;) {
+    const Register& reg = register_at(o);
+    if (reg.on_write != nullptr && (reg.trigger == kAnyByte || covers(first, last, reg.offset + reg.trigger)))
+      (this->*reg.on_write)();
+    o = reg.offset + reg.width;
   }
-  if (covers(first, last, kPowerControl)) {
-    const std::uint8_t power = r_[kPowerControl];
-    const std::uint8_t voltage = power & 0x0E;
-    const bool on = (power & kPowerOn) && (voltage == kPower180 || voltage == kPower330 || voltage == 0x0C);
-    if ((power & kPowerOn) && !on) {
-      warn("bus power on without a supported voltage (power control " + fmt::format("{:#04x}", power) + "): power stays off");
-      r_[kPowerControl] &= static_cast<std::uint8_t>(~kPowerOn);
-    }
-    if (on && !card_power_) {
-      power_cycle_pending_ = true;
-      command_issued_.notify(sc_core::SC_ZERO_TIME);
-    }
-    card_power_ = on;
-  }
-  if (covers(first, last, kSoftwareReset + 0)) {
-    const std::uint8_t reset = pending_reset_;
-    pending_reset_ = 0;
-    if (reset & kResetAll) {
-      reset_all();
-    } else {
-      if (reset & kResetCmd) reset_cmd_line();
-      if (reset & kResetData) reset_data_line();
-    }
-  }
-  if (covers(first, last, kForceErrorInt + 1)) {
-    raise_error(reg16(kForceErrorInt));
-    set16(kForceErrorInt, 0);
-  }
-  if (covers(first, last, kSdmaAddress + 3) && sdma_paused_) {
-    sdma_paused_ = false;
-    sdma_next_ = reg32(kSdmaAddress);
-    sdma_address_written_.notify(sc_core::SC_ZERO_TIME);
-  }
-  if (covers(first, last, kCommand + 1)) issue_command();
   update_irq();
+}
+
+std::uint32_t Sdhci::peek32(std::uint32_t offset) const {
+  std::uint8_t bytes[4] = {};
+  if (offset < kRegisterSpace)
+    peek_bytes(offset, std::min<std::uint32_t>(4, kRegisterSpace - offset), bytes);
+  return bytes[0] | (std::uint32_t{bytes[1]} << 8) | (std::uint32_t{bytes[2]} << 16) | (std::uint32_t{bytes[3]} << 24);
+}
+std::uint16_t Sdhci::peek16(std::uint32_t offset) const { return static_cast<std::uint16_t>(peek32(offset)); }
+
+std::uint8_t Sdhci::take_buffer_byte() {
+  if (!buffer_read_enable_) return 0;
+  const std::uint8_t b = buffer_[buffer_at_++];
+  if (buffer_at_ == buffer_.size()) {
+    buffer_read_enable_ = false;
+    buffer_serviced_.notify(sc_core::SC_ZERO_TIME);
+  }
+  return b;
+}
+
+void Sdhci::put_buffer_byte(std::uint8_t v) {
+  if (!buffer_write_enable_) return;
+  buffer_[buffer_at_++] = v;
+  if (buffer_at_ == buffer_.size()) {
+    buffer_write_enable_ = false;
+    buffer_serviced_.notify(sc_core::SC_ZERO_TIME);
+  }
+}
+
+// SDMA resumes from a buffer-boundary pause when the driver writes the address register's top
+// byte: 0x03 outside version 4 mode, 0x5B in it with 32-bit addressing, 0x5F with 64-bit.
+void Sdhci::on_sdma_address() {
+  if (!version4_mode()) resume_sdma(reg32(kSdmaAddress));
+}
+void Sdhci::on_system_address_low() {
+  if (version4_mode() && !addressing_64()) resume_sdma(reg32(kAdmaAddress));
+}
+void Sdhci::on_system_address_high() {
+  if (addressing_64()) resume_sdma(reg64(kAdmaAddress));
+}
+
+void Sdhci::resume_sdma(std::uint64_t address) {
+  if (!sdma_paused_) return;
+  sdma_paused_ = false;
+  sdma_->resume(address);
+  sdma_resumed_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void Sdhci::on_power_control() {
+  const std::uint8_t power = r_[kPowerControl];
+  const std::uint8_t voltage = power & 0x0E;
+  const bool on = (power & kPowerOn) && (voltage == kPower180 || voltage == kPower330 || voltage == kPower300);
+  if ((power & kPowerOn) && !on) {
+    warn("bus power on without a supported voltage (power control " + fmt::format("{:#04x}", power) + "): power stays off");
+    r_[kPowerControl] &= static_cast<std::uint8_t>(~kPowerOn);
+  }
+  if (on && !card_power_) {
+    power_cycle_pending_ = true;
+    command_issued_.notify(sc_core::SC_ZERO_TIME);
+  }
+  card_power_ = on;
+}
+
+// The internal clock is stable as soon as it is enabled.
+void Sdhci::on_clock_control() {
+  if (r_[kClockControl] & kClockInternalEnable)
+    r_[kClockControl] |= kClockInternalStable;
+  else
+    r_[kClockControl] &= static_cast<std::uint8_t>(~kClockInternalStable);
+}
+
+// Done at once: the register reads back 0.
+void Sdhci::on_software_reset() {
+  const std::uint8_t reset = r_[kSoftwareReset];
+  r_[kSoftwareReset] = 0;
+  if (reset & kResetAll) {
+    reset_all();
+  } else {
+    if (reset & kResetCmd) reset_cmd_line();
+    if (reset & kResetData) reset_data_line();
+  }
+}
+
+// Host control 2 holds only what this controller's version and capabilities have: version 4
+// mode and 64-bit addressing from 4.00 (64-bit addressing only with addressing_64), CMD23 enable
+// from 4.10; never 26-bit ADMA2 lengths or asynchronous interrupts. 1.8 V signalling stays set,
+// as a regulator that became stable, when the controller has a UHS mode (SDR104 or DDR50).
+void Sdhci::on_host_control2() {
+  std::uint16_t value = reg16(kHostControl2);
+  const std::uint16_t requested = value;
+  if (version_number() < kSpecVersion400) value &= static_cast<std::uint16_t>(~(kCtrl2Version4Enable | kCtrl2Addressing64));
+  if (version_number() < kSpecVersion410) value &= static_cast<std::uint16_t>(~kCtrl2Cmd23Enable);
+  if (!capabilities_.addressing_64) value &= static_cast<std::uint16_t>(~kCtrl2Addressing64);
+  value &= static_cast<std::uint16_t>(~(kCtrl2Adma2LengthMode | kCtrl2AsyncInterrupt));
+  if ((value & kCtrl2Signal180) && !capabilities_.sdr104 && !capabilities_.ddr50) {
+    warn("1.8 V signalling asked of a controller without a UHS mode: the regulator does not become stable");
+    value &= static_cast<std::uint16_t>(~kCtrl2Signal180);
+  }
+  if (value != requested) set16(kHostControl2, value);
+}
+
+void Sdhci::on_force_error() {
+  raise_error(reg16(kForceErrorInt));
+  set16(kForceErrorInt, 0);
 }
 
 void Sdhci::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& /*delay*/) {
@@ -193,10 +384,18 @@ void Sdhci::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& /*delay*/
   const bool buffer_port = first < kBufferDataPort + 4 && last >= kBufferDataPort;
   if (p.is_read()) {
     if (buffer_port && !buffer_read_enable_) warn("buffer data port read with no block ready (buffer read enable clear)");
-    for (unsigned i = 0; i < length; ++i) data[i] = read_byte(first + i);
+    for (std::uint32_t o = first; o <= last;) {
+      const Register& reg = register_at(o);
+      const std::uint32_t n = std::min(last + 1, reg.offset + reg.width) - o;
+      if (reg.access == Access::port) {  // a read takes its bytes from the PIO buffer
+        for (std::uint32_t i = 0; i < n; ++i) data[o - first + i] = take_buffer_byte();
+      } else {
+        peek_bytes(o, n, data + (o - first));
+      }
+      o += n;
+    }
   } else if (p.is_write()) {
     if (buffer_port && !buffer_write_enable_) warn("buffer data port written with no room (buffer write enable clear)");
-    if (covers(first, last, kSoftwareReset)) pending_reset_ = data[kSoftwareReset - first];
     for (unsigned i = 0; i < length; ++i) write_byte(first + i, data[i]);
     after_write(first, last);
   }
@@ -221,7 +420,7 @@ bool Sdhci::irq_level() const {
          (reg16(kErrorIntStatus) & reg16(kErrorIntSignalEnable)) != 0;
 }
 
-// Registers change from the CPU's thread and the controller's; the port has one driver.
+// Registers change from the CPU's thread and the command sequencer; the port has one driver.
 void Sdhci::update_irq() { irq_changed_.notify(sc_core::SC_ZERO_TIME); }
 
 void Sdhci::drive_irq() {
@@ -244,19 +443,9 @@ void Sdhci::reset_all() {
   command_inhibit_ = data_inhibit_ = data_active_ = read_active_ = write_active_ = card_busy_ = false;
   card_power_ = false;
   r_.fill(0);
-  std::uint32_t caps = (std::uint32_t{capabilities_.base_clock_mhz} << kCapBaseClockShift) | kCapVoltage330 |
-                       kCapVoltage180 | kCapSlotEmbedded;
-  if (capabilities_.timeout_clock_khz % 1000 == 0)
-    caps |= ((capabilities_.timeout_clock_khz / 1000) << kCapTimeoutClockShift) | kCapTimeoutClockMhz;
-  else
-    caps |= std::min<std::uint32_t>(capabilities_.timeout_clock_khz, 63) << kCapTimeoutClockShift;
-  if (capabilities_.eight_bit) caps |= kCap8Bit;
-  if (capabilities_.adma2) caps |= kCapAdma2;
-  if (capabilities_.sdma) caps |= kCapSdma;
-  if (capabilities_.high_speed) caps |= kCapHighSpeed;
-  set32(kCapabilities, caps);
-  set32(kCapabilities + 4, (capabilities_.sdr104 ? kCap1Sdr104 : 0) | (capabilities_.ddr50 ? kCap1Ddr50 : 0));
-  set16(kHostVersion, kSpecVersion300);
+  for (const Register& reg : kRegisters)
+    for (std::uint32_t i = 0; i < reg.width && i < 8 && reg.reset != 0; ++i)
+      r_[reg.offset + i] = static_cast<std::uint8_t>(reg.reset >> (8 * i));
   update_irq();
 }
 
@@ -277,389 +466,6 @@ void Sdhci::reset_data_line() {
 
 void Sdhci::warn(const std::string& what) const {
   SC_REPORT_WARNING(kMessageType, (std::string(name()) + ": " + what).c_str());
-}
-
-// ---------------------------------------------------------------------------------------------
-// Commands
-
-void Sdhci::issue_command() {
-  const std::uint16_t command = reg16(kCommand);
-  const bool uses_data_line = (command & kCmdDataPresent) || (command & kCmdResponseMask) == kCmdResponseShortBusy;
-  const bool abort = (command & kCmdTypeMask) == kCmdTypeAbort;
-  if (command_inhibit_ || command_pending_) {
-    warn(fmt::format("CMD{} issued while the CMD line is inhibited: ignored", (command >> kCmdIndexShift) & 0x3F));
-    return;
-  }
-  if (uses_data_line && data_inhibit_ && !abort) {
-    warn(fmt::format("CMD{} needs the DAT line, which is inhibited: ignored", (command >> kCmdIndexShift) & 0x3F));
-    return;
-  }
-  command_inhibit_ = true;
-  if (uses_data_line) data_inhibit_ = true;
-  command_pending_ = true;
-  command_issued_.notify(sc_core::SC_ZERO_TIME);
-}
-
-void Sdhci::engine() {
-  bus_.emplace(card, kIdentificationHz);
-  for (;;) {
-    while (!command_pending_ && !power_cycle_pending_) wait(command_issued_);
-    if (power_cycle_pending_) {
-      power_cycle_pending_ = false;
-      card_power_cycle();
-      continue;
-    }
-    command_pending_ = false;
-    running_generation_ = generation_;
-    run_command();
-    if (!still_running()) {
-      // A software reset cancelled it: the lines it held are free.
-      command_inhibit_ = data_inhibit_ = data_active_ = read_active_ = write_active_ = card_busy_ = false;
-      update_irq();
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The card side: every bus transaction goes through these four, and this is where a phase the
-// card cannot take becomes the status the specification names. A phase needs bus power and a
-// running SD clock (the driver may stop either at any moment, mid-transfer included); without
-// them nothing is sent and the phase fails as the line would: no response (command timeout), no
-// data or no CRC status (data timeout). A transaction the device refuses all the same
-// (TransactionRefused, a check of the eMMC bus protocol) ends the same way and is reported: no
-// exception leaves the controller's thread.
-
-bool Sdhci::card_reachable(const char* phase) const {
-  if (card_power_ && sd_clock_hz() != 0) return true;
-  warn(fmt::format("{} with {}: the card cannot see it", phase, card_power_ ? "the SD clock off" : "bus power off"));
-  return false;
-}
-
-template <class Transaction>
-bool Sdhci::on_card(const char* phase, Transaction&& transaction) {
-  try {
-    transaction();
-    return true;
-  } catch (const TransactionRefused& refused) {
-    warn(fmt::format("{}: {}", phase, refused.what()));
-    return false;
-  }
-}
-
-bool Sdhci::card_command(const mmc::Command& command, std::uint16_t response_select, mmc::CommandOutcome& outcome) {
-  outcome = {};
-  if (!card_reachable("a command")) return false;
-  bus_->set_clock(sd_clock_hz());
-  if (!on_card("a command", [&] { outcome = bus_->execute(command); })) return false;
-  return response_select == kCmdResponseNone || outcome.response.type != mmc::ResponseType::none;
-}
-
-Sdhci::BlockResult Sdhci::card_block(bool read, std::uint32_t block_size) {
-  const char* phase = read ? "a read block" : "a write block";
-  if (!card_reachable(phase)) return BlockResult::no_answer;
-  bus_->set_clock(sd_clock_hz());
-  mmc::BlockOutcome o;
-  const bool sent = on_card(phase, [&] {
-    o = read ? bus_->read_blocks(block_.data(), block_size, 1) : bus_->write_blocks(block_.data(), block_size, 1);
-  });
-  if (!sent) return BlockResult::no_answer;
-  if (o.ok) return BlockResult::moved;
-  // A read block that never came is a data timeout; one with a bad CRC (or a write block the
-  // card's CRC status rejected) is a data CRC error.
-  return !read || bus_->data_crc_error() ? BlockResult::crc_error : BlockResult::no_answer;
-}
-
-bool Sdhci::card_wait_busy() {
-  card_busy_ = true;
-  // Busy is DAT0 held low: seeing it end needs no SD clock, but an unpowered card holds nothing.
-  const bool released = !card_power_ || on_card("a busy wait", [&] {
-    bus_->set_clock(std::max<std::uint64_t>(sd_clock_hz(), 1));
-    bus_->wait_while_busy();
-  });
-  card_busy_ = false;
-  return released;
-}
-
-void Sdhci::card_power_cycle() {
-  on_card("a power cycle", [&] { bus_->power_cycle(); });
-}
-
-void Sdhci::end_command(bool release_data_line) {
-  command_inhibit_ = false;
-  if (release_data_line) data_inhibit_ = false;
-  update_irq();
-}
-
-void Sdhci::run_command() {
-  const std::uint16_t command = reg16(kCommand);
-  const auto index = static_cast<std::uint8_t>((command >> kCmdIndexShift) & 0x3F);
-  const std::uint16_t response_select = command & kCmdResponseMask;
-  const bool data = (command & kCmdDataPresent) != 0;
-  const std::uint16_t mode = reg16(kTransferMode);
-  const std::uint32_t argument = reg32(kArgument);
-  const bool tuning = data && (reg16(kHostControl2) & kCtrl2ExecuteTuning) && index == 21;
-
-  if (sd_clock_hz() == 0 || !card_power_) {
-    warn(fmt::format("CMD{} issued with {}: command timeout", index, card_power_ ? "the SD clock off" : "bus power off"));
-    raise_error(kErrCommandTimeout);
-    end_command(true);
-    return;
-  }
-  if (data && (mode & kTrnAutoCmdMask) == kTrnAutoCmd23 && (mode & kTrnMultiBlock)) {
-    if (!run_auto_cmd(23, reg32(kSdmaAddress), false)) {
-      if (still_running()) end_command(true);
-      return;
-    }
-  }
-  mmc::CommandOutcome outcome;
-  const bool answered = card_command({index, argument}, response_select, outcome);
-  if (!still_running()) return;
-  if (!answered) {
-    raise_error(kErrCommandTimeout);
-    end_command(true);
-    return;
-  }
-  if (response_select == kCmdResponseLong) {
-    for (std::uint32_t j = 0; j < 15; ++j) r_[kResponse + j] = outcome.response.r2[14 - j];
-    r_[kResponse + 15] = 0;
-  } else if (response_select != kCmdResponseNone) {
-    set32(kResponse, outcome.response.value);
-  }
-  command_inhibit_ = false;
-  if (!tuning) raise(kIntCommandComplete);
-
-  if (data) {
-    transfer_data(mode, outcome, tuning);
-  } else if (response_select == kCmdResponseShortBusy) {
-    const bool released = card_wait_busy();
-    if (!still_running()) return;
-    if (!released) data_timeout();
-    if (!still_running()) return;
-    data_inhibit_ = false;
-    if (released) raise(kIntTransferComplete);
-    update_irq();
-  }
-}
-
-bool Sdhci::run_auto_cmd(std::uint8_t index, std::uint32_t argument, bool busy) {
-  mmc::CommandOutcome outcome;
-  const bool answered = card_command({index, argument}, kCmdResponseShort, outcome);
-  if (!still_running()) return false;
-  if (!answered) {
-    set16(kAutoCmdErrorStatus, index == 23 ? static_cast<std::uint16_t>(kAutoCmdTimeout | kAutoCmdNotIssued) : kAutoCmdTimeout);
-    raise_error(kErrAutoCmd);
-    return false;
-  }
-  set32(kResponse + 12, outcome.response.value);
-  if (busy && !card_wait_busy()) {
-    if (still_running()) data_timeout();
-    return false;
-  }
-  return still_running();
-}
-
-
-bool Sdhci::wait_for(const sc_core::sc_event& event, const bool& condition_clear) {
-  while (condition_clear && still_running()) wait(event | reset_);
-  return still_running();
-}
-
-void Sdhci::data_timeout() {
-  const unsigned n = std::min<unsigned>(r_[kTimeoutControl] & 0xF, 14);
-  const Picoseconds timeout = (Picoseconds{1} << (13 + n)) * 1'000'000'000ULL / capabilities_.timeout_clock_khz;
-  wait(from_ps(timeout), reset_);
-  if (!still_running()) return;
-  raise_error(kErrDataTimeout);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Data
-
-void Sdhci::transfer_data(std::uint16_t mode, const mmc::CommandOutcome& outcome, bool tuning) {
-  const bool read = (mode & kTrnRead) != 0;
-  const std::uint32_t block_size = reg16(kBlockSize) & kBlockLengthMask;
-  const bool multi = (mode & kTrnMultiBlock) != 0;
-  std::uint32_t blocks = multi ? reg16(kBlockCount) : 1;
-  if (multi && !(mode & kTrnBlockCountEnable))
-    warn("a multi-block transfer without block count enable is bounded by the block count register here");
-  const std::uint32_t max_block = 512u << ((reg32(kCapabilities) >> kCapMaxBlockShift) & 3);
-  data_active_ = true;
-  read_active_ = read;
-  write_active_ = !read;
-
-  auto finish = [this](bool transfer_complete) {
-    data_active_ = read_active_ = write_active_ = false;
-    data_inhibit_ = false;
-    if (transfer_complete) raise(kIntTransferComplete);
-    update_irq();
-  };
-  const mmc::DataDirection expected = read ? mmc::DataDirection::to_host : mmc::DataDirection::to_card;
-  if (block_size == 0 || block_size > max_block || blocks == 0 || outcome.data.direction != expected) {
-    if (block_size == 0 || block_size > max_block)
-      warn(fmt::format("block size {} outside 1..{}: no data moves", block_size, max_block));
-    data_timeout();
-    if (still_running()) finish(false);
-    return;
-  }
-
-  dma_mode_ = DmaMode::none;
-  if (mode & kTrnDmaEnable) {
-    const std::uint8_t select = r_[kHostControl1] & kCtrlDmaMask;
-    if (select == kCtrlSdma) {
-      dma_mode_ = DmaMode::sdma;
-      sdma_next_ = reg32(kSdmaAddress);
-    } else if (select == kCtrlAdma32) {
-      dma_mode_ = DmaMode::adma2;
-      adma_.emplace(reg32(kAdmaAddress), [this](std::uint64_t address, std::uint8_t* out, std::size_t length) {
-        return memory_access(tlm::TLM_READ_COMMAND, address, out, static_cast<std::uint32_t>(length));
-      });
-    } else {
-      warn("DMA select names a mode this controller lacks (64-bit ADMA2 or reserved): ADMA error");
-      r_[kAdmaErrorStatus] = kAdmaStateStop;
-      raise_error(kErrAdma);
-      finish(false);
-      return;
-    }
-  }
-
-  for (std::uint32_t i = 0; i < blocks; ++i) {
-    const bool last = i + 1 == blocks;
-    if (!move_block(read, block_size, last, tuning)) {
-      if (still_running()) finish(false);
-      return;
-    }
-    if (multi && (mode & kTrnBlockCountEnable)) set16(kBlockCount, static_cast<std::uint16_t>(reg16(kBlockCount) - 1));
-  }
-  if (tuning) {
-    set16(kHostControl2, static_cast<std::uint16_t>((reg16(kHostControl2) & ~kCtrl2ExecuteTuning) | kCtrl2TunedClock));
-    raise(kIntBufferReadReady);
-    finish(false);
-    return;
-  }
-  if (multi && (mode & kTrnAutoCmdMask) == kTrnAutoCmd12) {
-    if (!run_auto_cmd(12, 0, true)) {
-      if (still_running()) finish(false);
-      return;
-    }
-  } else if (!read && !card_wait_busy()) {
-    if (still_running()) data_timeout();
-    if (still_running()) finish(false);
-    return;
-  }
-  if (still_running()) finish(true);
-}
-
-bool Sdhci::move_block(bool read, std::uint32_t block_size, bool last, bool tuning) {
-  block_.assign(block_size, 0);
-  if (read) {
-    const BlockResult result = card_block(true, block_size);
-    if (!still_running()) return false;
-    if (result != BlockResult::moved) {
-      block_failed(result);
-      return false;
-    }
-    if (tuning) return true;
-    if (dma_mode_ != DmaMode::none) return dma_block(true, block_size, last);
-    buffer_ = block_;
-    buffer_at_ = 0;
-    buffer_read_enable_ = true;
-    raise(kIntBufferReadReady);
-    return wait_for(buffer_serviced_, buffer_read_enable_);
-  }
-  if (dma_mode_ != DmaMode::none) {
-    if (!dma_block(false, block_size, last)) return false;
-  } else {
-    buffer_.assign(block_size, 0);
-    buffer_at_ = 0;
-    buffer_write_enable_ = true;
-    raise(kIntBufferWriteReady);
-    if (!wait_for(buffer_serviced_, buffer_write_enable_)) return false;
-    block_ = buffer_;
-  }
-  const BlockResult result = card_block(false, block_size);
-  if (!still_running()) return false;
-  if (result != BlockResult::moved) {
-    block_failed(result);
-    return false;
-  }
-  return true;
-}
-
-void Sdhci::block_failed(BlockResult result) {
-  if (result == BlockResult::crc_error)
-    raise_error(kErrDataCrc);
-  else
-    data_timeout();
-}
-
-bool Sdhci::dma_block(bool read, std::uint32_t block_size, bool last) {
-  const tlm::tlm_command command = read ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND;
-  std::uint32_t done = 0;
-  if (dma_mode_ == DmaMode::sdma) {
-    while (done < block_size) {
-      const std::uint32_t boundary = 4096u << ((reg16(kBlockSize) >> kSdmaBoundaryShift) & 7);
-      const std::uint32_t to_boundary = boundary - static_cast<std::uint32_t>(sdma_next_ % boundary);
-      const std::uint32_t n = std::min(block_size - done, to_boundary);
-      if (!memory_access(command, sdma_next_, block_.data() + done, n)) {
-        SC_REPORT_INFO(kMessageType, fmt::format("{}: SDMA access at {:#x} refused by the memory", name(), sdma_next_).c_str());
-        raise_error(kErrSystemBus);
-        return false;
-      }
-      if (!still_running()) return false;
-      done += n;
-      sdma_next_ = (sdma_next_ + n) & 0xFFFF'FFFFu;
-      set32(kSdmaAddress, static_cast<std::uint32_t>(sdma_next_));
-      const bool more = done < block_size || !last;
-      if (sdma_next_ % boundary == 0 && more) {
-        sdma_paused_ = true;
-        raise(kIntDma);
-        if (!wait_for(sdma_address_written_, sdma_paused_)) return false;
-      }
-    }
-    return true;
-  }
-  while (done < block_size) {
-    const Adma2Walker::Step step = adma_->next(block_size - done);
-    if (!still_running()) return false;
-    if (step.error != Adma2Error::none) {
-      SC_REPORT_INFO(kMessageType, fmt::format("{}: ADMA error: {} (descriptor at {:#x})", name(),
-                                               adma2_error_name(step.error), adma_->descriptor_address())
-                                       .c_str());
-      r_[kAdmaErrorStatus] = step.error == Adma2Error::length_mismatch
-                                 ? static_cast<std::uint8_t>(kAdmaStateTransfer | kAdmaLengthMismatch)
-                                 : kAdmaStateFetch;
-      set32(kAdmaAddress, adma_->descriptor_address());
-      raise_error(kErrAdma);
-      return false;
-    }
-    if (!memory_access(command, step.address, block_.data() + done, step.length)) {
-      SC_REPORT_INFO(kMessageType, fmt::format("{}: ADMA data access at {:#x} refused by the memory", name(), step.address).c_str());
-      r_[kAdmaErrorStatus] = kAdmaStateTransfer;
-      set32(kAdmaAddress, adma_->descriptor_address());
-      raise_error(kErrAdma);
-      return false;
-    }
-    if (!still_running()) return false;
-    done += step.length;
-    if (step.interrupt) raise(kIntDma);
-  }
-  return true;
-}
-
-bool Sdhci::memory_access(tlm::tlm_command command, std::uint64_t address, std::uint8_t* data, std::uint32_t length) {
-  tlm::tlm_generic_payload p;
-  p.set_command(command);
-  p.set_address(address);
-  p.set_data_ptr(data);
-  p.set_data_length(length);
-  p.set_streaming_width(length);
-  p.set_byte_enable_ptr(nullptr);
-  p.set_dmi_allowed(false);
-  p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-  sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-  dma->b_transport(p, delay);
-  if (delay > sc_core::SC_ZERO_TIME) wait(delay);
-  return p.is_response_ok();
 }
 
 }  // namespace emmcsim::models

@@ -11,6 +11,8 @@
 #include "emmcsim/rpmb/file_store.hpp"
 
 #include "emmcsim/rpmb/mac.hpp"
+#include "emmcsim/support/file.hpp"
+#include "emmcsim/support/little_endian.hpp"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,10 +21,12 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -83,61 +87,12 @@ void check_journal_slots(unsigned journal_slots) {
   }
 }
 
-// Little-endian field writer/reader over a byte buffer.
-class Writer {
- public:
-  explicit Writer(std::vector<std::uint8_t>& out) : out_(out) {}
-  void u8(std::uint8_t v) { out_.push_back(v); }
-  void u16(std::uint16_t v) { put(v, 2); }
-  void u32(std::uint32_t v) { put(v, 4); }
-  void u64(std::uint64_t v) { put(v, 8); }
-  void bytes(const std::uint8_t* p, std::size_t n) { out_.insert(out_.end(), p, p + n); }
-
- private:
-  void put(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  std::vector<std::uint8_t>& out_;
-};
-
-class Reader {
- public:
-  Reader(const std::uint8_t* p, std::size_t n) : p_(p), end_(p + n) {}
-  bool ok() const { return ok_; }
-  std::uint8_t u8() { return static_cast<std::uint8_t>(get(1)); }
-  std::uint16_t u16() { return static_cast<std::uint16_t>(get(2)); }
-  std::uint32_t u32() { return static_cast<std::uint32_t>(get(4)); }
-  std::uint64_t u64() { return get(8); }
-  void copy_to(std::uint8_t* out, std::size_t n) {
-    // n == 0 comes with out == nullptr (a state-only record): memcpy(nullptr, ..., 0) is UB.
-    if (const std::uint8_t* at = bytes(n); at != nullptr && n > 0) std::memcpy(out, at, n);
-  }
-  const std::uint8_t* bytes(std::size_t n) {
-    if (static_cast<std::size_t>(end_ - p_) < n) {
-      ok_ = false;
-      return nullptr;
-    }
-    const std::uint8_t* at = p_;
-    p_ += n;
-    return at;
-  }
-
- private:
-  std::uint64_t get(int n) {
-    const std::uint8_t* at = bytes(static_cast<std::size_t>(n));
-    if (at == nullptr) return 0;
-    std::uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v |= std::uint64_t{at[i]} << (8 * i);
-    return v;
-  }
-  const std::uint8_t* p_;
-  const std::uint8_t* end_;
-  bool ok_ = true;
-};
+using support::LittleEndianReader;
+using support::LittleEndianWriter;
 
 std::vector<std::uint8_t> encode_header(const Layout& layout) {
   std::vector<std::uint8_t> out;
-  Writer w(out);
+  LittleEndianWriter w(out);
   w.bytes(kMagic.data(), kMagic.size());
   w.u32(kFormatVersion);
   w.u32(layout.size_mult);
@@ -150,7 +105,7 @@ std::vector<std::uint8_t> encode_header(const Layout& layout) {
 
 std::vector<std::uint8_t> encode_seal(std::uint64_t sequence) {
   std::vector<std::uint8_t> out;
-  Writer w(out);
+  LittleEndianWriter w(out);
   w.u32(kSealMagic);
   w.u64(sequence);
   w.u32(crc32(out.data(), out.size()));
@@ -158,7 +113,7 @@ std::vector<std::uint8_t> encode_seal(std::uint64_t sequence) {
 }
 
 std::optional<std::uint64_t> decode_seal(const std::uint8_t* p) {
-  Reader r(p, kSealBytes);
+  LittleEndianReader r(p, kSealBytes);
   const std::uint32_t magic = r.u32();
   const std::uint64_t sequence = r.u64();
   const std::uint32_t crc = r.u32();
@@ -178,7 +133,7 @@ std::vector<std::uint8_t> encode_record(std::uint32_t magic, std::uint64_t seque
   const PartitionState& s = *c.next_state;
   std::vector<std::uint8_t> out;
   out.reserve(kRecordHeaderBytes + std::size_t{c.count} * kHalfSectorSize + 4);
-  Writer w(out);
+  LittleEndianWriter w(out);
   w.u32(magic);
   w.u32(static_cast<std::uint32_t>(kRecordHeaderBytes + std::size_t{c.count} * kHalfSectorSize + 4));
   w.u64(sequence);
@@ -202,11 +157,11 @@ std::vector<std::uint8_t> encode_record(std::uint32_t magic, std::uint64_t seque
 
 // A slot that does not hold an intact record (never written, torn, damaged) decodes to nullopt.
 std::optional<JournalRecord> decode_record(std::uint32_t magic, const std::uint8_t* p, std::size_t slot_bytes) {
-  Reader r(p, slot_bytes);
+  LittleEndianReader r(p, slot_bytes);
   if (r.u32() != magic) return std::nullopt;
   const std::uint32_t length = r.u32();
   if (length < kRecordHeaderBytes + 4 || length > slot_bytes) return std::nullopt;
-  if (crc32(p, length - 4) != Reader(p + length - 4, 4).u32()) return std::nullopt;
+  if (crc32(p, length - 4) != support::load_le32(p + length - 4)) return std::nullopt;
   JournalRecord rec;
   rec.sequence = r.u64();
   rec.state.key_programmed = r.u8() != 0;
@@ -230,18 +185,7 @@ std::optional<JournalRecord> decode_record(std::uint32_t magic, const std::uint8
 }
 
 [[noreturn]] void corrupt(const std::string& path, const std::string& why) {
-  throw FileStoreCorrupt(path + ": " + why);
-}
-
-void sync_directory(const std::string& file_path) {
-  const auto slash = file_path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : file_path.substr(0, slash + 1);
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw StoreError(dir + ": cannot open directory: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) throw StoreError(dir + ": fsync failed: " + std::strerror(err));
+  throw FileStoreCorrupt(path, why);
 }
 
 }  // namespace
@@ -262,7 +206,7 @@ std::unique_ptr<FileStore> FileStore::create(std::unique_ptr<StorageFile> file, 
                                              Durability durability, unsigned journal_slots) {
   check_size_mult(size_mult);
   check_journal_slots(journal_slots);
-  if (file->size() != 0) throw StoreError(file->path() + ": refusing to create an image over existing data");
+  if (file->size() != 0) throw StoreError(file->path(), "refusing to create an image over existing data");
   const Layout layout{size_mult, journal_slots};
   std::unique_ptr<FileStore> store(new FileStore(std::move(file), size_mult, durability, journal_slots));
   StorageFile& f = *store->file_;
@@ -276,7 +220,7 @@ std::unique_ptr<FileStore> FileStore::create(std::unique_ptr<StorageFile> file, 
   const std::uint32_t zero_crc = crc32(zero_block, sizeof zero_block);
   std::vector<std::uint8_t> table;
   table.reserve(layout.table_bytes());
-  Writer w(table);
+  LittleEndianWriter w(table);
   for (std::uint32_t i = 0; i < layout.half_sectors(); ++i) w.u32(zero_crc);
   f.write_at(layout.table_offset(), table.data(), table.size());
   f.sync();  // a new image is always made durable, whatever the policy
@@ -306,10 +250,10 @@ void FileStore::load() {
   if (!std::equal(kMagic.begin(), kMagic.end(), header.begin())) {
     corrupt(path, "not an emmcsim RPMB image (bad magic)");
   }
-  if (crc32(header.data(), kHeaderBytes - 4) != Reader(header.data() + kHeaderBytes - 4, 4).u32()) {
+  if (crc32(header.data(), kHeaderBytes - 4) != support::load_le32(header.data() + kHeaderBytes - 4)) {
     corrupt(path, "header checksum mismatch (the header is damaged)");
   }
-  Reader hr(header.data() + kMagic.size(), kHeaderBytes - kMagic.size());
+  LittleEndianReader hr(header.data() + kMagic.size(), kHeaderBytes - kMagic.size());
   const std::uint32_t version = hr.u32();
   const std::uint32_t size_mult = hr.u32();
   const std::uint32_t slot_bytes = hr.u32();
@@ -345,7 +289,22 @@ void FileStore::load() {
   if (!checkpoint) corrupt(path, "no intact checkpoint (both checkpoint slots are damaged)");
   checkpoint_sequence_ = checkpoint->sequence;
 
-  // The journal records after it must follow it without a gap.
+  // The data in place and its checksums, read before the journal. A process may be committing
+  // while the image is opened read-only (open_read_only). It puts data in place only in a
+  // checkpoint, for commits up to the one that fills the journal, and reuses the journal slot of
+  // the commit after our checkpoint only once that is done. So whatever in-place data was read
+  // here, the journal read next either still holds every commit it came from (redoing them gives
+  // the state and data of one commit) or lacks the first record after our checkpoint (a gap:
+  // refused, and open_read_only reads again).
+  std::vector<std::uint8_t> table(layout.table_bytes());
+  f.read_at(layout.table_offset(), table.data(), table.size());
+  checksums_.resize(layout.half_sectors());
+  LittleEndianReader tr(table.data(), table.size());
+  for (auto& c : checksums_) c = tr.u32();
+  data_.resize(layout.data_bytes());
+  f.read_at(layout.data_offset(), data_.data(), data_.size());
+
+  // The journal records after the checkpoint must follow it without a gap.
   std::vector<std::uint8_t> ring(journal_slots * kJournalSlotBytes);
   f.read_at(kJournalOffset, ring.data(), ring.size());
   std::vector<JournalRecord> records;
@@ -375,13 +334,6 @@ void FileStore::load() {
                               "to #{}", newest + 1, newest));
   }
 
-  std::vector<std::uint8_t> table(layout.table_bytes());
-  f.read_at(layout.table_offset(), table.data(), table.size());
-  checksums_.resize(layout.half_sectors());
-  Reader tr(table.data(), table.size());
-  for (auto& c : checksums_) c = tr.u32();
-  data_.resize(layout.data_bytes());
-  f.read_at(layout.data_offset(), data_.data(), data_.size());
   changed_since_checkpoint_.assign(layout.half_sectors(), false);
 
   // Redo, in memory, what the journal holds beyond the checkpoint; the next checkpoint puts it
@@ -432,7 +384,7 @@ void FileStore::checkpoint() {
     const std::size_t offset = std::size_t{i} * kHalfSectorSize;
     file_->write_at(layout.data_offset() + offset, data_.data() + offset, std::size_t{end - i} * kHalfSectorSize);
     entry.clear();
-    Writer w(entry);
+    LittleEndianWriter w(entry);
     for (std::uint32_t j = i; j < end; ++j) w.u32(checksums_[j]);
     file_->write_at(layout.table_offset() + std::uint64_t{i} * 4, entry.data(), entry.size());
     i = end;
@@ -448,7 +400,7 @@ void FileStore::checkpoint() {
 }
 
 void FileStore::commit(const Commit& c) {
-  if (failed_) throw StoreError(path() + ": an earlier commit failed; reopen the image");
+  if (failed_) throw StoreError(path(), "an earlier commit failed; reopen the image");
   if (c.count > kMaxCommitHalfSectors || std::uint64_t{c.address} + c.count > half_sectors()) {
     throw std::out_of_range("RPMB commit beyond the partition or larger than 32 half-sectors");
   }
@@ -480,7 +432,7 @@ std::unique_ptr<FileStore> FileStore::create_at(const std::string& path, std::ui
   check_size_mult(size_mult);
   check_journal_slots(journal_slots);
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) throw StoreError(path + ": already exists");
+  if (::stat(path.c_str(), &st) == 0) throw StoreError(path, "already exists");
   const std::string temporary = path + ".creating";
   ::unlink(temporary.c_str());  // left by a creation that was interrupted
   {
@@ -490,14 +442,31 @@ std::unique_ptr<FileStore> FileStore::create_at(const std::string& path, std::ui
   if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
     const int err = errno;
     ::unlink(temporary.c_str());
-    throw StoreError(path + ": cannot move the new image into place: " + std::strerror(err));
+    throw StoreError("rename " + temporary + " to", path, err);
   }
-  sync_directory(path);
+  support::sync_directory(support::parent_directory(path));
   return open_at(path, durability);
 }
 
 std::unique_ptr<FileStore> FileStore::open_at(const std::string& path, Durability durability) {
   return open(std::make_unique<PosixStorageFile>(path, PosixStorageFile::Mode::open_existing), durability);
+}
+
+std::unique_ptr<FileStore> FileStore::open_read_only(const std::string& path) {
+  // Opening writes nothing, and load() reads the data in place before the journal (see there).
+  // A commit in the middle of the reads is at worst a torn newest record (skipped, as after a
+  // crash: the state is the commit before), a seal read without the record it follows, or a
+  // journal that moved past a checkpoint made meanwhile; the last two look like damage. The file
+  // read again a moment later is consistent.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return open(std::make_unique<PosixStorageFile>(path, PosixStorageFile::Mode::read_only),
+                  Durability::os_managed);
+    } catch (const FileStoreCorrupt&) {
+      if (attempt == kReadOnlyAttempts) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 5)));
+    }
+  }
 }
 
 }  // namespace emmcsim::rpmb

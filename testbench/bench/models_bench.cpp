@@ -4,7 +4,8 @@
 // One SystemC elaboration holds two platforms, each with its own EmmcDevice on a RAM image:
 //   bare   an SC_THREAD drives the device's eMMC bus directly with EmmcBusHost;
 //   sdhci  an SC_THREAD programs an Sdhci (registers on a TLM socket, an interrupt line, system
-//          memory on its DMA socket), as a driver does, in front of the other device.
+//          memory on its DMA socket) with the testbench's SdhciDriver, the register sequences of
+//          Linux's sdhci.c, in front of the other device.
 // Both bring their card up to high speed, 8-bit, 50 MHz. Each benchmark iteration sets a job
 // for one thread, notifies it and runs sc_start() until the kernel is idle again.
 //
@@ -36,11 +37,10 @@
 #include <vector>
 
 #include "emmcsim/mmc/image.hpp"
-#include "emmcsim/models/adma2.hpp"
 #include "emmcsim/models/emmc_bus_host.hpp"
 #include "emmcsim/models/emmc_device.hpp"
 #include "emmcsim/models/sdhci.hpp"
-#include "emmcsim/models/sdhci_registers.hpp"
+#include "sdhci_driver.hpp"
 #include "system_memory.hpp"
 
 extern "C" int sc_main(int, char**) { return 0; }
@@ -49,11 +49,10 @@ namespace {
 
 namespace models = emmcsim::models;
 namespace mmc = emmcsim::mmc;
-namespace reg = emmcsim::models::sdhci;
+using emmcsim::testing::SdhciDriver;
 
 constexpr std::uint32_t kBlocks = 128;
 constexpr std::uint32_t kBytes = kBlocks * 512;
-constexpr std::uint32_t kDescriptors = 0x1000;
 constexpr std::uint32_t kData = 0x10000;
 constexpr std::uint32_t kRca = 1u << 16;
 
@@ -105,48 +104,13 @@ class BareHost : public Worker {
   std::unique_ptr<models::EmmcBusHost> host_;
 };
 
-// The Sdhci platform's CPU: register accesses on its socket, waits on the interrupt line.
+// The Sdhci platform's CPU: its worker runs SdhciDriver's sequences on the registers.
 class Cpu : public Worker {
  public:
   tlm_utils::simple_initiator_socket<Cpu> bus;
   sc_core::sc_in<bool> irq;
   explicit Cpu(sc_core::sc_module_name name) : Worker(name), bus("bus"), irq("irq") {}
-
-  std::uint32_t read(std::uint32_t offset, unsigned width) { return access(tlm::TLM_READ_COMMAND, offset, 0, width); }
-  void write(std::uint32_t offset, std::uint32_t value, unsigned width) {
-    access(tlm::TLM_WRITE_COMMAND, offset, value, width);
-  }
-  std::uint16_t wait_for(std::uint16_t mask) {
-    write(reg::kNormalIntSignalEnable, mask, 2);
-    std::uint16_t status = 0;
-    while (!((status = static_cast<std::uint16_t>(read(reg::kNormalIntStatus, 2))) & (mask | reg::kIntErrorSummary)))
-      wait(irq.value_changed_event());
-    write(reg::kNormalIntStatus, status & mask, 2);
-    return status;
-  }
-  std::uint32_t command(std::uint8_t index, std::uint32_t arg, std::uint16_t flags, std::uint16_t mode = 0) {
-    write(reg::kArgument, arg, 4);
-    write(reg::kTransferMode, mode | (std::uint32_t{reg::command_word(index, flags)} << 16), 4);
-    wait_for(reg::kIntCommandComplete);
-    if ((flags & reg::kCmdResponseMask) == reg::kCmdResponseShortBusy) wait_for(reg::kIntTransferComplete);
-    return read(reg::kResponse, 4);
-  }
-  void set_clock(std::uint16_t divider) {
-    write(reg::kClockControl, reg::divider_bits(divider) | reg::kClockInternalEnable | reg::kClockCardEnable, 2);
-  }
-
- private:
-  std::uint32_t access(tlm::tlm_command command, std::uint32_t offset, std::uint32_t value, unsigned width) {
-    if (emmcsim::testing::register_access(bus, command, offset, reinterpret_cast<std::uint8_t*>(&value), width) !=
-        tlm::TLM_OK_RESPONSE)
-      throw std::runtime_error("register access refused");
-    return value;
-  }
 };
-
-constexpr std::uint16_t kR1 = reg::kCmdResponseShort | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
-constexpr std::uint16_t kR1b = reg::kCmdResponseShortBusy | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
-std::uint32_t switch_arg(std::uint32_t index, std::uint32_t value) { return (3u << 24) | (index << 16) | (value << 8); }
 
 struct World {
   World()
@@ -159,13 +123,15 @@ struct World {
         sdhci("sdhci"),
         memory("memory", 1u << 20),
         cpu("cpu"),
-        irq("irq") {
+        irq("irq"),
+        driver(cpu.bus, cpu.irq, memory) {
     bare.bus.bind(bare_card.bus);
     cpu.bus.bind(sdhci.regs);
     sdhci.dma.bind(memory.socket);
     sdhci.card.bind(card.bus);
     sdhci.irq(irq);
     cpu.irq(irq);
+    driver.on_unexpected = [](const std::string& what) { throw std::runtime_error("SdhciDriver: " + what); };
     sc_core::sc_start(sc_core::SC_ZERO_TIME);  // every thread waits for its first job
     bare.run([this] { bring_up_bare(); });
     cpu.run([this] { bring_up_sdhci(); });
@@ -180,37 +146,16 @@ struct World {
     h.execute({3, kRca});
     h.execute({7, kRca});
     h.set_clock(25'000'000);
-    h.execute({6, switch_arg(183, 2)});
+    h.execute({6, SdhciDriver::switch_argument(183, 2)});
     h.wait_while_busy();
-    h.execute({6, switch_arg(185, 1)});
+    h.execute({6, SdhciDriver::switch_argument(185, 1)});
     h.wait_while_busy();
     h.set_clock(50'000'000);
   }
+  // init, identification, 8-bit high speed at 50 MHz, as the bare platform.
   void bring_up_sdhci() {
-    cpu.write(reg::kSoftwareReset, reg::kResetAll, 1);
-    cpu.write(reg::kNormalIntStatusEnable, 0x7FFF, 2);
-    cpu.write(reg::kErrorIntStatusEnable, 0xFFFF, 2);
-    cpu.write(reg::kErrorIntSignalEnable, 0xFFFF, 2);
-    cpu.write(reg::kPowerControl, reg::kPower330 | reg::kPowerOn, 1);
-    cpu.set_clock(250);  // 400 kHz
-    cpu.command(0, 0, reg::kCmdResponseNone);
-    while (!(cpu.command(1, 0x40FF8080, reg::kCmdResponseShort) & (1u << 31))) {
-    }
-    cpu.command(2, 0, reg::kCmdResponseLong | reg::kCmdCrcCheck);
-    cpu.command(3, kRca, kR1);
-    cpu.command(7, kRca, kR1);
-    cpu.set_clock(4);  // 25 MHz
-    cpu.command(6, switch_arg(183, 2), kR1b);
-    cpu.command(6, switch_arg(185, 1), kR1b);
-    cpu.write(reg::kHostControl1, reg::kCtrl8BitBus | reg::kCtrlHighSpeed | reg::kCtrlAdma32, 1);
-    cpu.set_clock(2);  // 50 MHz
-    models::Adma2Descriptor d;
-    d.valid = d.end = true;
-    d.action = models::Adma2Action::transfer;
-    d.address = kData;
-    d.length = kBytes;
-    const auto bytes = d.encode();
-    std::memcpy(memory.bytes.data() + kDescriptors, bytes.data(), bytes.size());
+    driver.init();
+    driver.bring_up_high_speed();
   }
 
   void read_bare(bool one_burst) {
@@ -228,26 +173,13 @@ struct World {
     if (moved != kBlocks) throw std::runtime_error("the bare read moved " + std::to_string(moved) + " blocks");
   }
   void read_sdhci(bool adma) {
-    cpu.write(reg::kBlockSize, 512, 2);
-    cpu.write(reg::kBlockCount, kBlocks, 2);
-    std::uint16_t mode = reg::kTrnRead | reg::kTrnMultiBlock | reg::kTrnBlockCountEnable | reg::kTrnAutoCmd23;
-    if (adma) {
-      mode |= reg::kTrnDmaEnable;
-      cpu.write(reg::kAdmaAddress, kDescriptors, 4);
-    }
-    cpu.write(reg::kSdmaAddress, kBlocks, 4);  // Argument 2: the Auto CMD23 count
-    cpu.command(18, 0, kR1 | reg::kCmdDataPresent, mode);
-    if (!adma) {
-      for (std::uint32_t b = 0; b < kBlocks; ++b) {
-        cpu.wait_for(reg::kIntBufferReadReady);
-        for (std::uint32_t i = 0; i < 512; i += 4) {
-          const std::uint32_t word = cpu.read(reg::kBufferDataPort, 4);
-          std::memcpy(buffer.data() + 512 * b + i, &word, 4);
-        }
-      }
-    }
-    const std::uint16_t status = cpu.wait_for(reg::kIntTransferComplete);
-    if (status & reg::kIntErrorSummary) throw std::runtime_error("the Sdhci read failed");
+    emmcsim::testing::Transfer t;
+    t.blocks = kBlocks;
+    t.auto_cmd23 = kBlocks;
+    t.mode = adma ? emmcsim::testing::DataMode::adma2 : emmcsim::testing::DataMode::pio;
+    t.memory = kData;  // ADMA2: one descriptor
+    t.pio = &buffer;
+    if (driver.transfer(18, 0, t).error != 0) throw std::runtime_error("the Sdhci read failed");
   }
 
   mmc::DeviceConfig config;
@@ -260,6 +192,7 @@ struct World {
   emmcsim::testing::SystemMemory memory;
   Cpu cpu;
   sc_core::sc_signal<bool> irq;
+  SdhciDriver driver;
   std::vector<std::uint8_t> buffer = std::vector<std::uint8_t>(kBytes);
 };
 

@@ -6,10 +6,8 @@
 // the card. Afterwards a normal client still works, and SIGTERM still stops the daemon cleanly.
 //
 // The tests share one daemon and run in declaration order (do not shuffle): the last one stops it.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -22,7 +20,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -37,6 +34,8 @@
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_protocol.hpp"
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
+#include "daemon_process.hpp"
+#include "scratch_directory.hpp"
 
 namespace {
 
@@ -50,30 +49,18 @@ constexpr int kReceiveTimeoutMs = 10000;
 
 // ---- the daemon ----------------------------------------------------------------------------------
 
+// The one daemon the suite shares, in a scratch directory; daemon_process.hpp starts and stops it.
 struct Daemon {
-  std::string dir;
-  std::string socket;
-  std::string stderr_path;
-  pid_t pid = -1;
+  emmcsim::testing::ScratchDirectory scratch{"emmcsim-bad-input"};
+  std::string socket = scratch.file("mmc.sock");
+  emmcsim::e2e::DaemonProcess process{emmcsim::e2e::emmcsim_binary(),
+                                      {"serve", "--image", scratch.file("card"), "--mmc-socket", socket},
+                                      scratch.file("daemon.log")};
+  bool started = false;
   int exit_status = -1;  // set once reaped
 
-  std::string log() const {
-    std::ifstream in(stderr_path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  bool alive() {
-    if (pid <= 0) return false;
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == 0) return true;
-    if (r == pid) {
-      exit_status = status;
-      pid = -1;
-    }
-    return false;
-  }
+  std::string log() const { return process.log_tail(std::string::npos); }
+  bool alive() { return process.running() && !process.exited(&exit_status); }
 };
 
 Daemon& daemon_process() {
@@ -81,67 +68,12 @@ Daemon& daemon_process() {
   return d;
 }
 
-bool can_connect(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// Starts `emmcsim serve` and waits (bounded, polling) until its socket accepts connections.
+// Starts `emmcsim serve` and waits (bounded) until it listens.
 void start_daemon(Daemon& d) {
-  const char* binary = std::getenv("EMMCSIM_BIN");
-  ASSERT_NE(binary, nullptr) << "set EMMCSIM_BIN to the emmcsim executable";
-  // A socket path must fit in 107 bytes: a long $TMPDIR is not used.
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && tmp[0] == '/' && std::strlen(tmp) < 60 ? tmp : "/tmp") +
-                        "/emmcsim-bad-input-XXXXXX";
-  ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-  d.dir = pattern;
-  d.socket = d.dir + "/mmc.sock";
-  d.stderr_path = d.dir + "/daemon.stderr";
-  const std::string image = d.dir + "/card";
-
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0) << std::strerror(errno);
-  if (pid == 0) {
-    const int err = ::open(d.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (err < 0) ::_exit(126);
-    ::dup2(err, STDERR_FILENO);
-    ::dup2(err, STDOUT_FILENO);
-    ::execl(binary, binary, "serve", "--image", image.c_str(), "--mmc-socket", d.socket.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  d.pid = pid;
-  const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-  while (!can_connect(d.socket)) {
-    ASSERT_TRUE(d.alive()) << "emmcsim serve exited during start-up (status " << d.exit_status << "):\n" << d.log();
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the socket never accepted a connection:\n" << d.log();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ASSERT_FALSE(emmcsim::e2e::emmcsim_binary().empty()) << "set EMMCSIM_BIN to the emmcsim executable";
+  d.started = true;
+  ASSERT_NO_THROW(d.process.start(kStartTimeout));
   EXPECT_NE(d.log().find("emmcsim: listening on " + d.socket), std::string::npos) << d.log();
-}
-
-// SIGTERM, then waits (bounded) for the exit.
-void stop_daemon(Daemon& d, int signal_number) {
-  if (d.pid <= 0) return;
-  ::kill(d.pid, signal_number);
-  const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
-  while (d.alive()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(d.pid, SIGKILL);
-      ::waitpid(d.pid, &d.exit_status, 0);
-      d.pid = -1;
-      ADD_FAILURE() << "emmcsim serve did not stop within 30 s of signal " << signal_number;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 // ---- raw connections -------------------------------------------------------------------------------
@@ -301,15 +233,11 @@ class BadInput : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     Daemon& d = daemon_process();
-    if (d.pid <= 0 && d.dir.empty()) start_daemon(d);
+    if (!d.started) start_daemon(d);
   }
   static void TearDownTestSuite() {
     Daemon& d = daemon_process();
-    if (d.pid > 0) stop_daemon(d, SIGKILL);  // only when the last test did not run
-    if (!d.dir.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(d.dir, ignored);
-    }
+    d.process.kill_now();  // only when the last test did not stop it; the directory goes at exit
   }
   void SetUp() override {
     Daemon& d = daemon_process();
@@ -317,7 +245,7 @@ class BadInput : public ::testing::Test {
   }
   void TearDown() override {
     Daemon& d = daemon_process();
-    if (d.pid > 0 || d.exit_status < 0) {
+    if (d.process.running() || d.exit_status < 0) {
       EXPECT_TRUE(d.alive()) << "the daemon died (status " << d.exit_status << "):\n" << d.log();
     }
   }
@@ -561,8 +489,8 @@ TEST_F(BadInput, EveryBadInputWasLoggedAsAWarning) {
 // Last: stops the shared daemon.
 TEST_F(BadInput, SigtermStopsTheDaemonWithStatusZeroAndRemovesTheSocket) {
   Daemon& d = daemon_process();
-  stop_daemon(d, SIGTERM);
-  ASSERT_EQ(d.pid, -1);
+  d.exit_status = d.process.terminate(kStopTimeout);  // SIGKILL after the timeout
+  ASSERT_FALSE(d.process.running());
   ASSERT_TRUE(WIFEXITED(d.exit_status)) << "status " << d.exit_status << "\n" << d.log();
   EXPECT_EQ(WEXITSTATUS(d.exit_status), 0) << d.log();
   struct stat st {};

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end check of `emmcsim image`: creating image directories from the default, from a
-# configuration file and around an existing raw disk image; what `info` shows; exit status 2 and
-# a message naming the field or file for bad configurations and damaged images; file modes.
+# configuration file and around an existing raw disk image; what `info` shows, also of an image
+# `emmcsim serve` is serving; exit status 2 and a message naming the field or file for bad
+# configurations and damaged images; file modes.
 set -uo pipefail
 emmcsim=$1
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+daemon=
+trap '[ -n "$daemon" ] && kill -9 "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -22,6 +24,9 @@ check() {  # check DESCRIPTION EXPECTED_STATUS EXPECTED_OUTPUT_PATTERN -- comman
 }
 
 check "create the default image" 0 "created image card" -- "$emmcsim" image create card
+cp out.txt create.txt
+check "create names the boot partitions as Linux does" 0 "boot0 +4 MiB +boot0.img" -- cat create.txt
+grep -q "boot2" create.txt && fail "create printed a JEDEC-numbered boot partition name"
 for f in device.json user.img boot0.img boot1.img rpmb.img; do
   [ -e "card/$f" ] || fail "card/$f was not created"
 done
@@ -37,7 +42,10 @@ echo "ok: files checked for mode 0600"
 [ "$(du -k card/user.img | cut -f1)" -lt 1024 ] && echo "ok: user.img is sparse" || fail "user.img is not sparse"
 
 check "info shows the capacity" 0 "capacity +8 GiB .*sector .*addressing" -- "$emmcsim" image info card
-check "info lists the boot partitions" 0 "boot2 +4 MiB +boot1.img" -- "$emmcsim" image info card
+check "info lists the boot partitions" 0 "boot1 +4 MiB +boot1.img" -- "$emmcsim" image info card
+check "info shows the eMMC version" 0 "version +eMMC 5.1 \(EXT_CSD_REV 8\)" -- "$emmcsim" image info card
+grep -q "in use" out.txt && fail "info says an image nobody holds is in use"
+check "info --json shows the version" 0 "\"ext_csd_rev\": 8" -- "$emmcsim" image info --json card
 check "info shows the CID" 0 "PNM \"EMSIM1\"" -- "$emmcsim" image info card
 check "info shows the bus modes" 0 "bus modes +HS26 HS52 DDR52 HS200 HS400" -- "$emmcsim" image info card
 check "info shows REL_WR_SEC_C" 0 "REL_WR_SEC_C +1 " -- "$emmcsim" image info card
@@ -58,6 +66,24 @@ check "info shows the new counter" 0 "RPMB write counter +1" -- "$emmcsim" image
 "$emmcsim" image info card > info.txt 2>&1
 "$emmcsim" image info --json card >> info.txt 2>&1
 grep -q SECRETKEY info.txt && fail "the key appeared in info output" || echo "ok: the key never appears in info"
+
+# `image info` reads an image `emmcsim serve` is serving (without taking its lock) and says so.
+"$emmcsim" serve --image card --mmc-socket "$work/mmc.sock" > serve.log 2>&1 &
+daemon=$!
+for _ in $(seq 300); do grep -q "listening on" serve.log && break; sleep 0.1; done
+if grep -q "listening on" serve.log; then
+  check "info on a served image" 0 "in use +yes: another process" -- "$emmcsim" image info card
+  check "info on a served image shows the version" 0 "version +eMMC 5.1" -- "$emmcsim" image info card
+  check "info --json on a served image" 0 "\"in_use\": true" -- "$emmcsim" image info --json card
+  check "write through the daemon" 0 "counter now 2" -- "$emmcsim" rpmb --mmc-socket "$work/mmc.sock" write 1 one.bin key.bin
+  check "info sees the daemon's commit" 0 "RPMB write counter +2" -- "$emmcsim" image info card
+  check "the daemon still holds the image" 2 "in use by another process" -- "$emmcsim" rpmb --image card info
+  kill "$daemon"; wait "$daemon"; daemon=
+  check "info after the daemon stopped" 0 "RPMB write counter +2" -- "$emmcsim" image info card
+  grep -q "in use" out.txt && fail "info still says in use after the daemon stopped"
+else
+  fail "emmcsim serve did not start: $(cat serve.log)"
+fi
 
 cat > custom.json <<'EOF'
 {

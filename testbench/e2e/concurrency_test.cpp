@@ -26,7 +26,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -37,6 +36,7 @@
 #include <vector>
 
 #include "daemon_process.hpp"
+#include "scratch_directory.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/rpmb/protocol.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
@@ -181,7 +181,7 @@ class Concurrency : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(emmcsim_binary().empty()) << "set EMMCSIM_BIN to the emmcsim executable";
-    dir_ = make_temp_dir("emmcsim-conc");
+    dir_ = scratch_.path();
     socket_ = dir_ + "/mmc.sock";
     daemon_ = std::make_unique<DaemonProcess>(
         emmcsim_binary(), std::vector<std::string>{"serve", "--image", dir_ + "/card", "--mmc-socket", socket_},
@@ -200,8 +200,7 @@ class Concurrency : public ::testing::Test {
           << "SIGTERM: the daemon " << describe_wait_status(status) << "; its log:\n" << daemon_->log_tail();
     }
     daemon_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-    else std::cout << "kept " << dir_ << " (image and daemon.log)\n";
+    if (HasFailure()) std::cout << "kept " << scratch_.keep() << " (image and daemon.log)\n";
   }
 
   std::uint32_t read_counter(rpmb::Host& host) {
@@ -218,6 +217,7 @@ class Concurrency : public ::testing::Test {
     return r.data;
   }
 
+  emmcsim::testing::ScratchDirectory scratch_{"emmcsim-conc"};
   std::string dir_;
   std::string socket_;
   std::unique_ptr<DaemonProcess> daemon_;

@@ -37,19 +37,6 @@ inline std::string emmcsim_binary() {
   return bin != nullptr ? std::string(bin) : std::string();
 }
 
-// A fresh directory under $TMPDIR (or /tmp) for an image and a socket. Kept short: a Unix
-// socket path must fit in 107 bytes.
-inline std::string make_temp_dir(const std::string& prefix) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string base = tmp != nullptr && tmp[0] == '/' && std::strlen(tmp) < 60 ? tmp : "/tmp";
-  std::string templ = base + "/" + prefix + "-XXXXXX";
-  std::vector<char> buffer(templ.begin(), templ.end());
-  buffer.push_back('\0');
-  if (::mkdtemp(buffer.data()) == nullptr)
-    throw std::runtime_error("mkdtemp " + templ + ": " + std::strerror(errno));
-  return std::string(buffer.data());
-}
-
 // Describes a wait status: "exited with status 0", "killed by signal 9".
 inline std::string describe_wait_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));

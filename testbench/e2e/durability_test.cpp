@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -34,6 +33,7 @@
 #include <vector>
 
 #include "daemon_process.hpp"
+#include "scratch_directory.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/rpmb/protocol.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
@@ -84,9 +84,11 @@ struct RpmbConnection {
 // A daemon in a fresh directory.
 struct DaemonFixture {
   explicit DaemonFixture(const std::string& prefix)
-      : dir(make_temp_dir(prefix)),
+      : scratch(prefix),
+        dir(scratch.path()),
         socket(dir + "/mmc.sock"),
         daemon(emmcsim_binary(), {"serve", "--image", dir + "/card", "--mmc-socket", socket}, dir + "/daemon.log") {}
+  emmcsim::testing::ScratchDirectory scratch;  // kept when the test fails
   std::string dir;
   std::string socket;
   DaemonProcess daemon;
@@ -360,8 +362,7 @@ TEST(Durability, RpmbWritesSurviveKill9) {
             << model.committed() << ", " << ms_since(t_start) / 1000.0 << " s\n";
   const int final_status = f.daemon.terminate();
   EXPECT_TRUE(WIFEXITED(final_status) && WEXITSTATUS(final_status) == 0) << describe_wait_status(final_status);
-  if (!HasFailure()) std::filesystem::remove_all(f.dir);
-  else std::cout << "kept " << f.dir << " (image and daemon.log)\n";
+  if (HasFailure()) std::cout << "kept " << f.scratch.keep() << " (image and daemon.log)\n";
 }
 
 // ---- User area ----------------------------------------------------------------------------
@@ -520,8 +521,7 @@ TEST(Durability, UserAreaWritesSurviveKill9) {
             << ms_since(t_start) / 1000.0 << " s\n";
   const int final_status = f.daemon.terminate();
   EXPECT_TRUE(WIFEXITED(final_status) && WEXITSTATUS(final_status) == 0) << describe_wait_status(final_status);
-  if (!HasFailure()) std::filesystem::remove_all(f.dir);
-  else std::cout << "kept " << f.dir << " (image and daemon.log)\n";
+  if (HasFailure()) std::cout << "kept " << f.scratch.keep() << " (image and daemon.log)\n";
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon_process.hpp"
+#include "scratch_directory.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/rpmb/protocol.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
@@ -51,7 +52,7 @@ const rpmb::Key kKey = {'e', 'm', 'm', 'c', 's', 'i', 'm', '-', 't', 'i', 'm', '
 class TimedServe : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = make_temp_dir("emmcsim-timed");
+    dir_ = scratch_.path();
     socket_ = dir_ + "/mmc.sock";
     std::ofstream(dir_ + "/timing_profile.json") << R"({
       "nand_page_size": "16KiB", "page_read": "40us", "page_program": "300us",
@@ -76,7 +77,6 @@ class TimedServe : public ::testing::Test {
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_wait_status(status) << "\n"
                                                                   << daemon_->log_tail();
     }
-    std::filesystem::remove_all(dir_);
   }
 
   static void expect_timed(const bridge::ReplyStatus& s) {
@@ -85,6 +85,7 @@ class TimedServe : public ::testing::Test {
     EXPECT_GT(s.simulated_ps, 0u);
   }
 
+  emmcsim::testing::ScratchDirectory scratch_{"emmcsim-timed"};
   std::string dir_, socket_;
   std::string fault_plan_;  // a derived fixture's --fault-plan
   std::unique_ptr<DaemonProcess> daemon_;
@@ -275,7 +276,8 @@ TEST_F(TimedServeFaults, ABadCrcFailsTheReadAndExtraBusySlowsTheWrite) {
 }
 
 TEST(TimedServeStartup, ABadProfileIsRefusedAndNothingIsCreated) {
-  const std::string dir = make_temp_dir("emmcsim-timed-bad");
+  const emmcsim::testing::ScratchDirectory scratch("emmcsim-timed-bad");
+  const std::string& dir = scratch.path();
   std::ofstream(dir + "/profile.json") << R"({ "ext_csd_write": "300ms" })";  // GENERIC_CMD6_TIME is 250 ms
   std::ofstream(dir + "/typo.json") << R"({ "page_raed": "40us" })";
   for (const char* profile : {"profile.json", "typo.json"}) {
@@ -290,11 +292,11 @@ TEST(TimedServeStartup, ABadProfileIsRefusedAndNothingIsCreated) {
         << log;
     EXPECT_FALSE(std::filesystem::exists(dir + "/card")) << "the image was created for a profile that was refused";
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(TimedServeStartup, TracesAndFaultPlansNeedTheTimedModelAndGoodFiles) {
-  const std::string dir = make_temp_dir("emmcsim-timed-trace");
+  const emmcsim::testing::ScratchDirectory scratch("emmcsim-timed-trace");
+  const std::string& dir = scratch.path();
   std::ofstream(dir + "/faults.json") << R"({ "faults": [] })";
   std::ofstream(dir + "/bad_faults.json") << R"({ "faults": [ { "kind": "bitrot", "command": 1 } ] })";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -312,7 +314,6 @@ TEST(TimedServeStartup, TracesAndFaultPlansNeedTheTimedModelAndGoodFiles) {
     EXPECT_NE(daemon.log_tail().find(message), std::string::npos) << daemon.log_tail();
     EXPECT_FALSE(std::filesystem::exists(dir + "/card")) << "the image was created though serve refused to start";
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "daemon_process.hpp"
+#include "scratch_directory.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
@@ -53,7 +54,7 @@ class VirtioRpmbDaemon : public ::testing::Test {
  protected:
   void SetUp() override {
     if (emmcsim_binary().empty()) GTEST_SKIP() << "EMMCSIM_BIN is not set";
-    dir_ = make_temp_dir("emmcsim-virtio");
+    dir_ = scratch_.path();
     mmc_socket_ = dir_ + "/mmc.sock";
     vhost_socket_ = dir_ + "/vhost.sock";
   }
@@ -64,10 +65,6 @@ class VirtioRpmbDaemon : public ::testing::Test {
       std::ifstream in(dir_ + log);
       const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       EXPECT_EQ(text.find("Sanitizer"), std::string::npos) << dir_ + log << ":\n" << text;
-    }
-    if (!dir_.empty()) {
-      const std::string command = "rm -rf '" + dir_ + "'";
-      if (std::system(command.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", dir_.c_str());
     }
   }
   void start(std::vector<std::string> extra = {}) {
@@ -111,6 +108,7 @@ class VirtioRpmbDaemon : public ::testing::Test {
     EXPECT_EQ(guest.program_key(test_key()).result, static_cast<std::uint16_t>(rpmb::ResultCode::general_failure));
   }
 
+  emmcsim::testing::ScratchDirectory scratch_{"emmcsim-virtio"};
   std::string dir_, mmc_socket_, vhost_socket_;
   std::unique_ptr<DaemonProcess> daemon_;
 };

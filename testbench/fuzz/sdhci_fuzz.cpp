@@ -14,8 +14,8 @@
 // ends (at most kMaxSteps), each an op byte:
 //   op % 6 = 0  register write: offset byte, width byte (% 4: 1, 2, 4, 8 bytes), u32 value
 //   op % 6 = 1  register read: offset byte, width byte
-//   op % 6 = 2  a kRecipes entry: a well-formed register sequence (power on, clocks, commands
-//               with data) so that inputs reach deep states quickly
+//   op % 6 = 2  a kRecipes entry: a well-formed register sequence written with SdhciDriver (power
+//               on, clocks, commands with data) so that inputs reach deep states quickly
 //   op % 6 = 3  memory write: u16 address, length byte, then that many bytes
 //   op % 6 = 4  time passes: u16 microseconds of simulation
 //   op % 6 = 5  an ADMA2 descriptor at u16 address: attribute byte, u16 length, u16 data address
@@ -28,7 +28,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <memory>
+#include <string>
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
@@ -42,6 +44,7 @@
 #include "emmcsim/models/sdhci.hpp"
 #include "emmcsim/models/sdhci_registers.hpp"
 #include "fuzz_support.hpp"
+#include "sdhci_driver.hpp"
 #include "system_memory.hpp"
 
 namespace {
@@ -49,26 +52,20 @@ namespace {
 namespace mmc = emmcsim::mmc;
 namespace models = emmcsim::models;
 namespace reg = emmcsim::models::sdhci;
+using emmcsim::testing::kRespR1;
+using emmcsim::testing::kRespR1b;
+using emmcsim::testing::SdhciDriver;
 
 constexpr std::size_t kMaxSteps = 128;
 constexpr std::size_t kMemorySize = 64 * 1024;
 
+// The CPU's sockets; SdhciDriver makes the accesses (from outside any thread: only its steps that
+// write registers are used, never those that wait).
 class Cpu : public sc_core::sc_module {
  public:
   tlm_utils::simple_initiator_socket<Cpu> bus;
-  explicit Cpu(sc_core::sc_module_name name) : sc_module(name), bus("bus") {}
-  tlm::tlm_response_status access(bool write, std::uint64_t offset, std::uint8_t* data, unsigned width) {
-    return emmcsim::testing::register_access(bus, write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, offset, data,
-                                             width);
-  }
-  void write(std::uint32_t offset, std::uint32_t value, unsigned width) {
-    if (access(true, offset, reinterpret_cast<std::uint8_t*>(&value), width) != tlm::TLM_OK_RESPONSE) __builtin_trap();
-  }
-  std::uint32_t read(std::uint32_t offset, unsigned width) {
-    std::uint32_t value = 0;
-    if (access(false, offset, reinterpret_cast<std::uint8_t*>(&value), width) != tlm::TLM_OK_RESPONSE) __builtin_trap();
-    return value;
-  }
+  sc_core::sc_in<bool> irq;
+  explicit Cpu(sc_core::sc_module_name name) : sc_module(name), bus("bus"), irq("irq") {}
 };
 
 struct Platform {
@@ -79,16 +76,19 @@ struct Platform {
         sdhci("sdhci"),
         memory("memory", kMemorySize),
         cpu("cpu"),
-        irq("irq") {
+        irq("irq"),
+        driver(cpu.bus, cpu.irq, memory) {
     cpu.bus.bind(sdhci.regs);
     sdhci.dma.bind(memory.socket);
     sdhci.card.bind(device.bus);
     sdhci.irq(irq);
+    cpu.irq(irq);
+    driver.on_unexpected = [](const std::string&) { __builtin_trap(); };  // a refused access inside the map
     sc_core::sc_report_handler::set_actions(models::Sdhci::kMessageType, sc_core::SC_DO_NOTHING);
     sc_core::sc_report_handler::set_actions(models::EmmcDevice::kMessageType, sc_core::SC_DO_NOTHING);
     sc_core::sc_start(sc_core::SC_ZERO_TIME);
-    capabilities = cpu.read(reg::kCapabilities, 4);
-    capabilities_high = cpu.read(reg::kCapabilities + 4, 4);
+    capabilities = driver.rd32(reg::kCapabilities);
+    capabilities_high = driver.rd32(reg::kCapabilities + 4);
   }
   void advance(const sc_core::sc_time& t) {
     const sc_core::sc_time until = sc_core::sc_time_stamp() + t;
@@ -102,6 +102,7 @@ struct Platform {
   emmcsim::testing::SystemMemory memory;
   Cpu cpu;
   sc_core::sc_signal<bool> irq;
+  SdhciDriver driver;
   std::uint32_t capabilities = 0;
   std::uint32_t capabilities_high = 0;
 };
@@ -111,69 +112,83 @@ Platform& platform() {
   return *p;
 }
 
-// Well-formed sequences: (offset, width, value) triples.
-struct Write {
-  std::uint32_t offset;
-  unsigned width;
-  std::uint32_t value;
-};
-std::uint32_t command(std::uint8_t index, std::uint16_t flags, std::uint16_t mode) {
-  return mode | (std::uint32_t{reg::command_word(index, flags)} << 16);
-}
-constexpr std::uint16_t kR1 = reg::kCmdResponseShort | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
-constexpr std::uint16_t kR1b = reg::kCmdResponseShortBusy | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
-const std::vector<std::vector<Write>> kRecipes = {
+// Well-formed sequences, each a few of SdhciDriver's register writes. The list's order is part
+// of the corpus's meaning (an input picks a recipe by index): add at the end.
+using Recipe = void (*)(SdhciDriver&);
+constexpr std::uint16_t kReadMulti = reg::kTrnBlockCountEnable | reg::kTrnRead | reg::kTrnMultiBlock;
+constexpr std::uint16_t kWriteMulti = reg::kTrnBlockCountEnable | reg::kTrnMultiBlock;
+constexpr std::uint16_t kClockOn = reg::kClockInternalEnable | reg::kClockCardEnable;
+const Recipe kRecipes[] = {
     // power and a 400 kHz clock, every status enabled and signalled
-    {{reg::kNormalIntStatusEnable, 4, 0xFFFF7FFF}, {reg::kNormalIntSignalEnable, 4, 0xFFFF7FFF},
-     {reg::kPowerControl, 1, reg::kPower330 | reg::kPowerOn},
-     {reg::kClockControl, 2, reg::divider_bits(250) | reg::kClockInternalEnable | reg::kClockCardEnable}},
+    [](SdhciDriver& d) {
+      d.wr32(reg::kNormalIntStatusEnable, 0xFFFF7FFF);
+      d.wr32(reg::kNormalIntSignalEnable, 0xFFFF7FFF);
+      d.wr8(reg::kPowerControl, reg::kPower330 | reg::kPowerOn);
+      d.wr16(reg::kClockControl, reg::divider_bits(250) | kClockOn);
+    },
     // 50 MHz, 8-bit, high speed
-    {{reg::kClockControl, 2, reg::divider_bits(2) | reg::kClockInternalEnable | reg::kClockCardEnable},
-     {reg::kHostControl1, 1, reg::kCtrl8BitBus | reg::kCtrlHighSpeed}},
+    [](SdhciDriver& d) {
+      d.wr16(reg::kClockControl, reg::divider_bits(2) | kClockOn);
+      d.wr8(reg::kHostControl1, reg::kCtrl8BitBus | reg::kCtrlHighSpeed);
+    },
     // CMD0, CMD1, CMD2, CMD3, CMD7 (one each; the card needs CMD1 repeated)
-    {{reg::kArgument, 4, 0}, {reg::kTransferMode, 4, command(0, 0, 0)}},
-    {{reg::kArgument, 4, 0x40FF8080}, {reg::kTransferMode, 4, command(1, reg::kCmdResponseShort, 0)}},
-    {{reg::kArgument, 4, 0}, {reg::kTransferMode, 4, command(2, reg::kCmdResponseLong, 0)}},
-    {{reg::kArgument, 4, 1u << 16}, {reg::kTransferMode, 4, command(3, kR1, 0)}},
-    {{reg::kArgument, 4, 1u << 16}, {reg::kTransferMode, 4, command(7, kR1, 0)}},
+    [](SdhciDriver& d) { d.issue_command(0, 0, 0); },
+    [](SdhciDriver& d) { d.issue_command(1, 0x40FF8080, reg::kCmdResponseShort); },
+    [](SdhciDriver& d) { d.issue_command(2, 0, reg::kCmdResponseLong); },
+    [](SdhciDriver& d) { d.issue_command(3, 1u << 16, kRespR1); },
+    [](SdhciDriver& d) { d.issue_command(7, 1u << 16, kRespR1); },
     // CMD6 bus width 8, HS_TIMING 1, PARTITION_CONFIG RPMB
-    {{reg::kArgument, 4, (3u << 24) | (183u << 16) | (2u << 8)}, {reg::kTransferMode, 4, command(6, kR1b, 0)}},
-    {{reg::kArgument, 4, (3u << 24) | (185u << 16) | (1u << 8)}, {reg::kTransferMode, 4, command(6, kR1b, 0)}},
-    {{reg::kArgument, 4, (3u << 24) | (179u << 16) | (3u << 8)}, {reg::kTransferMode, 4, command(6, kR1b, 0)}},
+    [](SdhciDriver& d) { d.issue_command(6, SdhciDriver::switch_argument(183, 2), kRespR1b); },
+    [](SdhciDriver& d) { d.issue_command(6, SdhciDriver::switch_argument(185, 1), kRespR1b); },
+    [](SdhciDriver& d) { d.issue_command(6, SdhciDriver::switch_argument(179, 3), kRespR1b); },
     // CMD8 by PIO
-    {{reg::kBlockSize, 2, 512}, {reg::kBlockCount, 2, 1}, {reg::kArgument, 4, 0},
-     {reg::kTransferMode, 4, command(8, kR1 | reg::kCmdDataPresent, reg::kTrnRead)}},
+    [](SdhciDriver& d) {
+      d.wr16(reg::kBlockSize, 512);
+      d.wr16(reg::kBlockCount, 1);
+      d.issue_command(8, 0, kRespR1 | reg::kCmdDataPresent, reg::kTrnRead);
+    },
     // CMD18 / CMD25 of 4 blocks by ADMA2 (table at 0x100) with Auto CMD23
-    {{reg::kHostControl1, 1, reg::kCtrl8BitBus | reg::kCtrlAdma32}, {reg::kAdmaAddress, 4, 0x100},
-     {reg::kSdmaAddress, 4, 4}, {reg::kBlockSize, 2, 512}, {reg::kBlockCount, 2, 4}, {reg::kArgument, 4, 8},
-     {reg::kTransferMode, 4,
-      command(18, kR1 | reg::kCmdDataPresent,
-              reg::kTrnDmaEnable | reg::kTrnBlockCountEnable | reg::kTrnAutoCmd23 | reg::kTrnRead | reg::kTrnMultiBlock)}},
-    {{reg::kHostControl1, 1, reg::kCtrl8BitBus | reg::kCtrlAdma32}, {reg::kAdmaAddress, 4, 0x100},
-     {reg::kSdmaAddress, 4, 4}, {reg::kBlockSize, 2, 512}, {reg::kBlockCount, 2, 4}, {reg::kArgument, 4, 8},
-     {reg::kTransferMode, 4,
-      command(25, kR1 | reg::kCmdDataPresent,
-              reg::kTrnDmaEnable | reg::kTrnBlockCountEnable | reg::kTrnAutoCmd23 | reg::kTrnMultiBlock)}},
+    [](SdhciDriver& d) {
+      d.wr8(reg::kHostControl1, reg::kCtrl8BitBus | reg::kCtrlAdma32);
+      d.wr32(reg::kAdmaAddress, 0x100);
+      d.wr32(reg::kSdmaAddress, 4);
+      d.wr16(reg::kBlockSize, 512);
+      d.wr16(reg::kBlockCount, 4);
+      d.issue_command(18, 8, kRespR1 | reg::kCmdDataPresent, reg::kTrnDmaEnable | reg::kTrnAutoCmd23 | kReadMulti);
+    },
+    [](SdhciDriver& d) {
+      d.wr8(reg::kHostControl1, reg::kCtrl8BitBus | reg::kCtrlAdma32);
+      d.wr32(reg::kAdmaAddress, 0x100);
+      d.wr32(reg::kSdmaAddress, 4);
+      d.wr16(reg::kBlockSize, 512);
+      d.wr16(reg::kBlockCount, 4);
+      d.issue_command(25, 8, kRespR1 | reg::kCmdDataPresent, reg::kTrnDmaEnable | reg::kTrnAutoCmd23 | kWriteMulti);
+    },
     // CMD18 of 16 blocks by SDMA at 0x2000, 4 KiB boundary, Auto CMD12
-    {{reg::kHostControl1, 1, reg::kCtrl8BitBus}, {reg::kSdmaAddress, 4, 0x2000}, {reg::kBlockSize, 2, 512},
-     {reg::kBlockCount, 2, 16}, {reg::kArgument, 4, 0},
-     {reg::kTransferMode, 4,
-      command(18, kR1 | reg::kCmdDataPresent,
-              reg::kTrnDmaEnable | reg::kTrnBlockCountEnable | reg::kTrnAutoCmd12 | reg::kTrnRead | reg::kTrnMultiBlock)}},
+    [](SdhciDriver& d) {
+      d.wr8(reg::kHostControl1, reg::kCtrl8BitBus);
+      d.wr32(reg::kSdmaAddress, 0x2000);
+      d.wr16(reg::kBlockSize, 512);
+      d.wr16(reg::kBlockCount, 16);
+      d.issue_command(18, 0, kRespR1 | reg::kCmdDataPresent, reg::kTrnDmaEnable | reg::kTrnAutoCmd12 | kReadMulti);
+    },
     // the SDMA address written again (resumes a paused transfer)
-    {{reg::kSdmaAddress, 4, 0x3000}},
+    [](SdhciDriver& d) { d.wr32(reg::kSdmaAddress, 0x3000); },
     // CMD13, CMD12 (abort)
-    {{reg::kArgument, 4, 1u << 16}, {reg::kTransferMode, 4, command(13, kR1, 0)}},
-    {{reg::kArgument, 4, 0}, {reg::kTransferMode, 4, command(12, kR1b | reg::kCmdTypeAbort, 0)}},
+    [](SdhciDriver& d) { d.issue_command(13, 1u << 16, kRespR1); },
+    [](SdhciDriver& d) { d.issue_command(12, 0, kRespR1b | reg::kCmdTypeAbort); },
     // resets of the lines, clearing every status
-    {{reg::kSoftwareReset, 1, reg::kResetCmd | reg::kResetData}, {reg::kNormalIntStatus, 4, 0xFFFFFFFF}},
+    [](SdhciDriver& d) {
+      d.wr8(reg::kSoftwareReset, reg::kResetCmd | reg::kResetData);
+      d.wr32(reg::kNormalIntStatus, 0xFFFFFFFF);
+    },
 };
 
-void check_after_reset(Cpu& cpu) {
-  const std::uint32_t present = cpu.read(reg::kPresentState, 4);
+void check_after_reset(SdhciDriver& d) {
+  const std::uint32_t present = d.rd32(reg::kPresentState);
   if (present & (reg::kCmdInhibit | reg::kDataInhibit | reg::kBufferReadEnable | reg::kBufferWriteEnable))
     __builtin_trap();
-  if (cpu.read(reg::kNormalIntStatus, 4) != 0) __builtin_trap();
+  if (d.rd32(reg::kNormalIntStatus) != 0) __builtin_trap();
 }
 
 }  // namespace
@@ -186,9 +201,9 @@ extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   Platform& p = platform();
-  Cpu& cpu = p.cpu;
-  cpu.write(reg::kSoftwareReset, reg::kResetAll, 1);
-  check_after_reset(cpu);
+  SdhciDriver& d = p.driver;
+  d.wr8(reg::kSoftwareReset, reg::kResetAll);
+  check_after_reset(d);
   p.advance(sc_core::sc_time(1, sc_core::SC_US));
   std::memset(p.memory.bytes.data(), 0, p.memory.bytes.size());
   emmcsim::fuzzing::FuzzInput in(data, size);
@@ -212,12 +227,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::uint32_t value = in.u32();
         std::memcpy(bytes, &value, 4);
         const bool inside = offset % width == 0 && offset + width <= reg::kRegisterSpace;
-        const tlm::tlm_response_status status = cpu.access(op % 6 == 0, offset, bytes, width);
+        const tlm::tlm_response_status status =
+            d.access(op % 6 == 0 ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, offset, bytes, width);
         if ((status == tlm::TLM_OK_RESPONSE) != inside) __builtin_trap();
         break;
       }
       case 2:
-        for (const Write& w : kRecipes[in.byte() % kRecipes.size()]) cpu.write(w.offset, w.value, w.width);
+        kRecipes[in.byte() % std::size(kRecipes)](d);
         break;
       case 3: {
         const std::uint32_t address = in.u16();
@@ -233,20 +249,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case 5: {
         const std::uint32_t address = in.u16() & ~7u;
-        models::Adma2Descriptor d = models::Adma2Descriptor::decode({in.byte(), 0, 0, 0, 0, 0, 0, 0});
-        d.length = in.u16();
-        d.address = in.u16();
-        const auto bytes = d.encode();
+        models::Adma2Descriptor descriptor = models::Adma2Descriptor::decode({in.byte(), 0, 0, 0, 0, 0, 0, 0});
+        descriptor.length = in.u16();
+        descriptor.address = in.u16();
+        const auto bytes = descriptor.encode();
         if (address + 8 <= p.memory.bytes.size()) std::memcpy(p.memory.bytes.data() + address, bytes.data(), 8);
         break;
       }
     }
-    if (cpu.read(reg::kCapabilities, 4) != p.capabilities || cpu.read(reg::kCapabilities + 4, 4) != p.capabilities_high ||
-        (cpu.read(reg::kHostVersion, 2) & 0xFF) != reg::kSpecVersion300)
+    if (d.rd32(reg::kCapabilities) != p.capabilities || d.rd32(reg::kCapabilities + 4) != p.capabilities_high ||
+        (d.rd16(reg::kHostVersion) & 0xFF) != reg::kSpecVersion300)
       __builtin_trap();
   }
-  cpu.write(reg::kSoftwareReset, reg::kResetAll, 1);
-  check_after_reset(cpu);
+  d.wr8(reg::kSoftwareReset, reg::kResetAll);
+  check_after_reset(d);
   p.advance(sc_core::sc_time(1, sc_core::SC_US));
   return 0;
 }

@@ -1,9 +1,9 @@
-// A small virtual platform for the Sdhci scenarios: a CPU thread with an initiator socket on
-// the controller's registers and its interrupt line, system memory on the controller's DMA
-// socket, and an EmmcDevice on its eMMC bus — plus SdhciDriver, the register sequences a driver
-// like Linux's drivers/mmc/host/sdhci.c writes (reset, power, clock, commands with PIO, SDMA and
-// ADMA2 data, Auto CMD12/CMD23), written out here from the specification, not taken from the
-// model.
+// A small virtual platform for the Sdhci scenarios (sdhci_test.cpp, sdhci_version4_test.cpp,
+// gl9763e_test.cpp): a CPU thread with an initiator socket on the controller's registers and its
+// interrupt line, running a scenario's body with an SdhciDriver (testbench/common/sdhci_driver.hpp;
+// what it does not expect is a test failure); SdhciPlatform, the CPU with an Sdhci, memory and an
+// EmmcDevice; the recovery a driver does after an error; and SdhciRpmbChannel, rpmb::Host's
+// requests carried over the driver.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,26 +11,23 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <optional>
+#include <string>
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 #include <vector>
 
+#include "emmcsim/mmc/card_status.hpp"
 #include "emmcsim/mmc/image.hpp"
-#include "emmcsim/models/adma2.hpp"
 #include "emmcsim/models/emmc_device.hpp"
 #include "emmcsim/models/sdhci.hpp"
 #include "emmcsim/models/sdhci_registers.hpp"
 #include "emmcsim/rpmb/host.hpp"
+#include "sdhci_driver.hpp"
 #include "system_memory.hpp"
+#include "system_scenario.hpp"
 
 namespace emmcsim::testing {
-
-namespace reg = models::sdhci;
-
-class SdhciDriver;
 
 // The CPU: its thread runs `body` once, from time zero.
 class Cpu : public sc_core::sc_module {
@@ -52,245 +49,9 @@ class Cpu : public sc_core::sc_module {
   bool finished_ = false;
 };
 
-inline constexpr std::uint16_t kRespNone = 0;
-inline constexpr std::uint16_t kRespR1 = reg::kCmdResponseShort | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
-inline constexpr std::uint16_t kRespR1b = reg::kCmdResponseShortBusy | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
-inline constexpr std::uint16_t kRespR2 = reg::kCmdResponseLong | reg::kCmdCrcCheck;
-inline constexpr std::uint16_t kRespR3 = reg::kCmdResponseShort;
-inline constexpr std::uint32_t kRcaArg = 1u << 16;
-inline constexpr std::uint32_t kBaseClockHz = 200'000'000;
-
-// What a command left in the status registers, and when its interrupt came.
-struct CommandResult {
-  std::uint16_t normal = 0;
-  std::uint16_t error = 0;
-  std::uint32_t response = 0;
-  std::uint64_t issued_ps = 0;
-  std::uint64_t completed_ps = 0;  // command complete (or the error)
-  std::uint64_t finished_ps = 0;   // transfer complete (or the error), when there was one
-};
-
-enum class DataMode { pio, sdma, adma2 };
-
-// A data transfer for SdhciDriver::transfer.
-struct Transfer {
-  bool read = true;
-  std::uint32_t block_size = 512;
-  std::uint32_t blocks = 1;
-  DataMode mode = DataMode::adma2;
-  std::uint32_t memory = 0x10000;  // where the data is (SDMA, ADMA2), contiguous
-  std::optional<std::uint32_t> auto_cmd23;  // Argument 2
-  bool auto_cmd12 = false;
-  std::uint8_t sdma_boundary = 7;  // 4 KiB << n
-  std::vector<std::uint8_t>* pio = nullptr;  // PIO: the data (filled on reads)
-};
-
-class SdhciDriver {
- public:
-  static constexpr std::uint32_t kDescriptors = 0x1000;
-
-  SdhciDriver(Cpu& cpu, SystemMemory& memory) : cpu_(cpu), memory_(memory) {}
-
-  std::uint32_t read(std::uint32_t offset, unsigned width) {
-    std::uint32_t value = 0;
-    access(tlm::TLM_READ_COMMAND, offset, reinterpret_cast<std::uint8_t*>(&value), width);
-    return value;
-  }
-  std::uint8_t rd8(std::uint32_t o) { return static_cast<std::uint8_t>(read(o, 1)); }
-  std::uint16_t rd16(std::uint32_t o) { return static_cast<std::uint16_t>(read(o, 2)); }
-  std::uint32_t rd32(std::uint32_t o) { return read(o, 4); }
-  void write(std::uint32_t offset, std::uint32_t value, unsigned width) {
-    access(tlm::TLM_WRITE_COMMAND, offset, reinterpret_cast<std::uint8_t*>(&value), width);
-  }
-  void wr8(std::uint32_t o, std::uint8_t v) { write(o, v, 1); }
-  void wr16(std::uint32_t o, std::uint16_t v) { write(o, v, 2); }
-  void wr32(std::uint32_t o, std::uint32_t v) { write(o, v, 4); }
-  // A raw access; returns the response status.
-  tlm::tlm_response_status access(tlm::tlm_command command, std::uint64_t offset, std::uint8_t* data, unsigned width,
-                                  std::uint8_t* byte_enables = nullptr) {
-    return register_access(cpu_.bus, command, offset, data, width, byte_enables);
-  }
-
-  // Waits, on the interrupt line, until a status bit in `normal` (or any error) is set, with
-  // only those signalled.
-  std::uint16_t wait_irq(std::uint16_t normal) {
-    wr16(reg::kNormalIntSignalEnable, normal);
-    wr16(reg::kErrorIntSignalEnable, 0xFFFF);
-    for (;;) {
-      const std::uint16_t status = rd16(reg::kNormalIntStatus);
-      if (status & (normal | reg::kIntErrorSummary)) return status;
-      sc_core::wait(cpu_.irq.value_changed_event());  // the line moves a delta cycle after the status
-    }
-  }
-  bool irq() const { return cpu_.irq.read(); }
-  std::uint64_t now_ps() const { return sc_core::sc_time_stamp().value(); }
-
-  // sdhci_reset(ALL), then power at 3.3 V, 400 kHz, every status enabled, the longest timeout.
-  void init() {
-    wr8(reg::kSoftwareReset, reg::kResetAll);
-    wr16(reg::kNormalIntStatusEnable, 0x7FFF);
-    wr16(reg::kErrorIntStatusEnable, 0xFFFF);
-    wr8(reg::kPowerControl, reg::kPower330 | reg::kPowerOn);
-    wr8(reg::kTimeoutControl, 0x0E);
-    set_clock(400'000);
-  }
-  // sdhci_set_clock in 10-bit divided clock mode: the fastest clock not above `hz`.
-  void set_clock(std::uint64_t hz) {
-    std::uint16_t divider = 0;
-    if (hz < kBaseClockHz) divider = static_cast<std::uint16_t>((kBaseClockHz + 2 * hz - 1) / (2 * hz));
-    wr16(reg::kClockControl, 0);
-    wr16(reg::kClockControl, reg::divider_bits(divider) | reg::kClockInternalEnable);
-    EXPECT_TRUE(rd16(reg::kClockControl) & reg::kClockInternalStable);
-    wr16(reg::kClockControl, reg::divider_bits(divider) | reg::kClockInternalEnable | reg::kClockCardEnable);
-  }
-  void clear_status() {
-    wr16(reg::kNormalIntStatus, 0xFFFF);
-    wr16(reg::kErrorIntStatus, 0xFFFF);
-  }
-
-  // A command without data; R1b commands wait for transfer complete too.
-  CommandResult command(std::uint8_t index, std::uint32_t arg, std::uint16_t flags) {
-    CommandResult r;
-    EXPECT_FALSE(rd32(reg::kPresentState) & reg::kCmdInhibit) << "CMD" << int(index);
-    r.issued_ps = now_ps();
-    wr32(reg::kArgument, arg);
-    wr32(reg::kTransferMode, std::uint32_t{reg::command_word(index, flags)} << 16);
-    r.normal = wait_irq(reg::kIntCommandComplete);
-    r.completed_ps = now_ps();
-    r.error = rd16(reg::kErrorIntStatus);
-    r.response = rd32(reg::kResponse);
-    wr16(reg::kNormalIntStatus, reg::kIntCommandComplete);
-    if (r.error == 0 && (flags & reg::kCmdResponseMask) == reg::kCmdResponseShortBusy) {
-      r.normal |= wait_irq(reg::kIntTransferComplete);
-      r.finished_ps = now_ps();
-      r.error = rd16(reg::kErrorIntStatus);
-    }
-    clear_status();
-    return r;
-  }
-
-  // A data command: programs the block registers, DMA and transfer mode, issues it and serves
-  // the transfer to its end (transfer complete or an error).
-  CommandResult transfer(std::uint8_t index, std::uint32_t arg, const Transfer& t) {
-    CommandResult r;
-    std::uint16_t mode = t.read ? reg::kTrnRead : 0;
-    if (t.blocks > 1 || t.auto_cmd23) mode |= reg::kTrnMultiBlock | reg::kTrnBlockCountEnable;
-    if (t.auto_cmd23) mode |= reg::kTrnAutoCmd23;
-    if (t.auto_cmd12) mode |= reg::kTrnAutoCmd12;
-    std::uint8_t control = static_cast<std::uint8_t>(rd8(reg::kHostControl1) & ~reg::kCtrlDmaMask);
-    if (t.mode == DataMode::sdma) {
-      mode |= reg::kTrnDmaEnable;
-      wr32(reg::kSdmaAddress, t.memory);
-    } else if (t.mode == DataMode::adma2) {
-      mode |= reg::kTrnDmaEnable;
-      control |= reg::kCtrlAdma32;
-      if (!custom_descriptors_) write_descriptors({{t.memory, t.block_size * t.blocks}});
-      custom_descriptors_ = false;
-      wr32(reg::kAdmaAddress, kDescriptors);
-    }
-    wr8(reg::kHostControl1, control);
-    if (t.auto_cmd23) wr32(reg::kSdmaAddress, *t.auto_cmd23);
-    wr16(reg::kBlockSize, static_cast<std::uint16_t>(t.block_size | (std::uint32_t{t.sdma_boundary} << reg::kSdmaBoundaryShift)));
-    wr16(reg::kBlockCount, static_cast<std::uint16_t>(t.blocks));
-    wr32(reg::kArgument, arg);
-    r.issued_ps = now_ps();
-    wr32(reg::kTransferMode, mode | (std::uint32_t{reg::command_word(index, kRespR1 | reg::kCmdDataPresent)} << 16));
-    r.normal = wait_irq(reg::kIntCommandComplete);
-    r.completed_ps = now_ps();
-    r.response = rd32(reg::kResponse);
-    wr16(reg::kNormalIntStatus, reg::kIntCommandComplete);
-    std::size_t at = 0;
-    std::uint32_t next_sdma = t.memory;
-    while (rd16(reg::kErrorIntStatus) == 0) {
-      const std::uint16_t want = reg::kIntTransferComplete | reg::kIntDma |
-                                 (t.read ? reg::kIntBufferReadReady : reg::kIntBufferWriteReady);
-      const std::uint16_t s = wait_irq(want);
-      r.normal |= s;
-      if (s & reg::kIntErrorSummary) break;
-      if (s & (reg::kIntBufferReadReady | reg::kIntBufferWriteReady)) {
-        wr16(reg::kNormalIntStatus, s & (reg::kIntBufferReadReady | reg::kIntBufferWriteReady));
-        for (std::uint32_t i = 0; i < t.block_size; i += 4, at += 4) {
-          if (t.read) {
-            const std::uint32_t word = rd32(reg::kBufferDataPort);
-            std::memcpy(t.pio->data() + at, &word, 4);
-          } else {
-            std::uint32_t word = 0;
-            std::memcpy(&word, t.pio->data() + at, 4);
-            wr32(reg::kBufferDataPort, word);
-          }
-        }
-      }
-      if (s & reg::kIntDma) {
-        wr16(reg::kNormalIntStatus, reg::kIntDma);
-        ++dma_interrupts;
-        if (t.mode == DataMode::sdma) {  // sdhci_data_irq: on to the next boundary
-          const std::uint32_t boundary = 4096u << t.sdma_boundary;
-          next_sdma = (next_sdma & ~(boundary - 1)) + boundary;
-          wr32(reg::kSdmaAddress, next_sdma);
-        }
-      }
-      if (s & reg::kIntTransferComplete) break;
-    }
-    r.finished_ps = now_ps();
-    r.error = rd16(reg::kErrorIntStatus);
-    clear_status();
-    return r;
-  }
-
-  // The ADMA2 table for the next transfer: one transfer descriptor per segment, the last with
-  // the end attribute.
-  void write_descriptors(const std::vector<std::pair<std::uint32_t, std::uint32_t>>& segments, bool interrupt_last = false) {
-    for (std::size_t i = 0; i < segments.size(); ++i) {
-      models::Adma2Descriptor d;
-      d.valid = true;
-      d.action = models::Adma2Action::transfer;
-      d.address = segments[i].first;
-      d.length = segments[i].second;
-      d.end = i + 1 == segments.size();
-      d.interrupt = d.end && interrupt_last;
-      put_descriptor(i, d);
-    }
-  }
-  void put_descriptor(std::size_t i, const models::Adma2Descriptor& d) {
-    const auto bytes = d.encode();
-    std::memcpy(memory_.bytes.data() + kDescriptors + 8 * i, bytes.data(), bytes.size());
-    custom_descriptors_ = true;
-  }
-
-  // Card bring-up as Linux's mmc_attach_mmc does it, over the controller.
-  void identify() {
-    command(0, 0, kRespNone);
-    for (int i = 0; i < 100; ++i)
-      if (command(1, 0x40FF8080, kRespR3).response & (1u << 31)) break;
-    command(2, 0, kRespR2);
-    command(3, kRcaArg, kRespR1);
-    command(7, kRcaArg, kRespR1);
-  }
-  CommandResult switch_field(std::size_t index, std::uint8_t value) {
-    return command(6, (3u << 24) | (static_cast<std::uint32_t>(index) << 16) | (std::uint32_t{value} << 8), kRespR1b);
-  }
-  // 8-bit bus, high-speed timing, 50 MHz.
-  void bring_up_high_speed() {
-    identify();
-    set_clock(25'000'000);
-    switch_field(183, 2);
-    wr8(reg::kHostControl1, static_cast<std::uint8_t>(rd8(reg::kHostControl1) | reg::kCtrl8BitBus));
-    switch_field(185, 1);
-    wr8(reg::kHostControl1, static_cast<std::uint8_t>(rd8(reg::kHostControl1) | reg::kCtrlHighSpeed));
-    set_clock(50'000'000);
-  }
-
-  SystemMemory& memory() { return memory_; }
-  unsigned dma_interrupts = 0;
-
- private:
-  Cpu& cpu_;
-  SystemMemory& memory_;
-  bool custom_descriptors_ = false;
-};
-
 inline void Cpu::run() {
-  SdhciDriver driver(*this, memory_);
+  SdhciDriver driver(bus, irq, memory_);
+  driver.on_unexpected = [](const std::string& what) { ADD_FAILURE() << "SdhciDriver: " << what; };
   body_(driver);
   finished_ = true;
 }
@@ -306,7 +67,7 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
     t.blocks = static_cast<std::uint32_t>(count);
     t.auto_cmd23 = static_cast<std::uint32_t>(count) | (reliable_write ? 1u << 31 : 0);
     for (std::size_t i = 0; i < count; ++i)
-      std::memcpy(driver_.memory().bytes.data() + t.memory + 512 * i, frames[i].bytes(), 512);
+      std::memcpy(driver_.memory().at(t.memory + 512 * i), frames[i].bytes(), 512);
     last = driver_.transfer(25, 0, t);
     if (last.error != 0 && recover_after_error) recover_after_error();
   }
@@ -318,7 +79,7 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
     last = driver_.transfer(18, 0, t);
     if (last.error != 0 && recover_after_error) recover_after_error();
     for (std::size_t i = 0; i < count; ++i)
-      frames[i] = rpmb::Frame::from_bytes(driver_.memory().bytes.data() + t.memory + 512 * i);
+      frames[i] = rpmb::Frame::from_bytes(driver_.memory().at(t.memory + 512 * i));
   }
   CommandResult last;
   // What the driver does after a transfer error (reset the lines, CMD12): mmc_blk's recovery.
@@ -327,5 +88,65 @@ class SdhciRpmbChannel final : public rpmb::RequestChannel {
  private:
   SdhciDriver& driver_;
 };
+
+inline constexpr auto kTran = static_cast<std::uint32_t>(mmc::CardState::tran);
+
+// Each scenario elaborates in its own process (system_scenario.hpp).
+class SdhciScenario : public SystemScenario {};
+
+// Test data: n bytes that differ block to block.
+inline std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(seed + i * 13 + i / 512);
+  return v;
+}
+
+// The platform of the Sdhci scenarios: CPU, controller, memory (at memory_base) and card, bound
+// and simulated to the end; `phases` records every bus phase the card saw.
+struct SdhciPlatform {
+  explicit SdhciPlatform(std::function<void(SdhciDriver&)> body,
+                         const mmc::DeviceConfig& config = mmc::default_device_config(),
+                         const models::SdhciCapabilities& capabilities = {}, std::uint64_t memory_base = 0)
+      : image(config),
+        device("card", config, image.backend()),
+        sdhci("sdhci", capabilities),
+        memory("memory", 1u << 20),
+        cpu("cpu", memory, std::move(body)),
+        irq("irq") {
+    memory.base = memory_base;
+    cpu.bus.bind(sdhci.regs);
+    sdhci.dma.bind(memory.socket);
+    sdhci.card.bind(device.bus);
+    sdhci.irq(irq);
+    cpu.irq(irq);
+    device.on_phase([this](const models::BusPhase& p) { phases.push_back(p); });
+  }
+  void run() {
+    sc_core::sc_start();
+    EXPECT_TRUE(cpu.finished()) << "the scenario did not run to its end";
+  }
+  // The last phase the device saw for command `index`.
+  const models::BusPhase* last_command(std::uint8_t index) const {
+    for (auto it = phases.rbegin(); it != phases.rend(); ++it)
+      if (it->operation == models::EmmcBusOperation::command && it->command.index == index) return &*it;
+    return nullptr;
+  }
+  mmc::MemoryImage image;
+  models::EmmcDevice device;
+  models::Sdhci sdhci;
+  SystemMemory memory;
+  Cpu cpu;
+  sc_core::sc_signal<bool> irq;
+  std::vector<models::BusPhase> phases;
+};
+
+// A transfer that stops on an error, then the recovery a driver does (sdhci_finish_data): reset
+// CMD and DAT, CMD12 if the card is still in a data state.
+inline void recover(SdhciDriver& d) {
+  d.wr8(reg::kSoftwareReset, reg::kResetCmd | reg::kResetData);
+  const CommandResult status = d.command(13, kRcaArg, kRespR1);
+  if (mmc::status::current_state(status.response) != kTran) d.command(12, 0, kRespR1b);
+  EXPECT_EQ(mmc::status::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
+}
 
 }  // namespace emmcsim::testing

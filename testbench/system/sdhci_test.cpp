@@ -26,50 +26,9 @@ constexpr std::uint64_t kIdentHz = 400'000;
 constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;
 constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;
 constexpr std::uint64_t kNoResponse = 48 + 64 + 8;
-constexpr auto kTran = static_cast<std::uint32_t>(mmc::CardState::tran);
 
-std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
-  std::vector<std::uint8_t> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(seed + i * 13 + i / 512);
-  return v;
-}
+using Platform = SdhciPlatform;
 
-// The platform: CPU, controller, memory and card, bound and simulated to the end.
-struct Platform {
-  explicit Platform(std::function<void(SdhciDriver&)> body, const mmc::DeviceConfig& config = mmc::default_device_config())
-      : image(config),
-        device("card", config, image.backend()),
-        sdhci("sdhci"),
-        memory("memory", 1u << 20),
-        cpu("cpu", memory, std::move(body)),
-        irq("irq") {
-    cpu.bus.bind(sdhci.regs);
-    sdhci.dma.bind(memory.socket);
-    sdhci.card.bind(device.bus);
-    sdhci.irq(irq);
-    cpu.irq(irq);
-    device.on_phase([this](const models::BusPhase& p) { phases.push_back(p); });
-  }
-  void run() {
-    sc_core::sc_start();
-    EXPECT_TRUE(cpu.finished()) << "the scenario did not run to its end";
-  }
-  // The last phase the device saw for command `index`.
-  const models::BusPhase* last_command(std::uint8_t index) const {
-    for (auto it = phases.rbegin(); it != phases.rend(); ++it)
-      if (it->operation == models::EmmcBusOperation::command && it->command.index == index) return &*it;
-    return nullptr;
-  }
-  mmc::MemoryImage image;
-  models::EmmcDevice device;
-  Sdhci sdhci;
-  SystemMemory memory;
-  Cpu cpu;
-  sc_core::sc_signal<bool> irq;
-  std::vector<models::BusPhase> phases;
-};
-
-class SdhciScenario : public SystemScenario {};
 
 // The interrupt line once it has settled: the controller's method drives it in the next delta
 // cycle, and the signal shows the value in the one after.
@@ -122,6 +81,82 @@ TEST_F(SdhciScenario, RegistersAfterResetDescribeAVersion300Controller) {
     EXPECT_EQ(d.rd16(reg::kErrorIntStatus), 0);
     EXPECT_EQ(d.rd16(reg::kClockControl), 0);
     EXPECT_EQ(d.rd32(reg::kCapabilities), caps);
+  });
+  p.run();
+}
+
+// The register table covers the map once, in offset order, and says what each byte does.
+TEST(SdhciRegisterMap, EveryByteBelongsToExactlyOneRegister) {
+  std::uint32_t next = 0;
+  for (const Sdhci::Register& r : Sdhci::register_map()) {
+    EXPECT_EQ(r.offset, next) << r.name;
+    ASSERT_GT(r.width, 0u) << r.name;
+    if (r.access != Sdhci::RegisterAccess::rsvd) {
+      EXPECT_TRUE(r.width == 1 || r.width == 2 || r.width == 4 || r.width == 8 || r.width == 16) << r.name;
+      EXPECT_EQ(r.offset % std::min<std::uint32_t>(r.width, 8), 0u) << r.name << " is aligned to its width";
+    }
+    if (r.on_write != nullptr) {
+      EXPECT_TRUE(r.trigger < r.width || r.trigger == Sdhci::kAnyByte) << r.name;
+    }
+    if (r.computed != nullptr) {
+      EXPECT_LE(r.width, 8u) << r.name;
+    }
+    for (std::uint32_t b = r.offset; b < r.offset + r.width; ++b) EXPECT_EQ(&Sdhci::register_at(b), &r) << b;
+    next = r.offset + r.width;
+  }
+  EXPECT_EQ(next, reg::kRegisterSpace);
+  EXPECT_EQ(Sdhci::register_at(reg::kCommand + 1).on_write, Sdhci::register_at(reg::kCommand).on_write);
+  EXPECT_EQ(Sdhci::register_at(reg::kSoftwareReset).access, Sdhci::RegisterAccess::wo);
+  EXPECT_EQ(Sdhci::register_at(reg::kNormalIntStatus + 1).access, Sdhci::RegisterAccess::w1c);
+  EXPECT_EQ(Sdhci::register_at(reg::kBufferDataPort + 3).access, Sdhci::RegisterAccess::port);
+  EXPECT_NE(Sdhci::register_at(reg::kPresentState).computed, nullptr);
+}
+
+// Byte-granular registers: a wide write writes each register it covers by its own rule, then
+// runs their actions in offset order.
+TEST_F(SdhciScenario, OneWriteActsOnEveryRegisterItCovers) {
+  Platform p([](SdhciDriver& d) {
+    d.init();
+    // Clock control, timeout control and a CMD-line reset in one 32-bit write at 0x2C.
+    const std::uint16_t clock = reg::divider_bits(250) | reg::kClockInternalEnable | reg::kClockCardEnable;
+    d.wr32(reg::kClockControl, clock | (0x0Bu << 16) | (std::uint32_t{reg::kResetCmd} << 24));
+    EXPECT_EQ(d.rd16(reg::kClockControl), clock | reg::kClockInternalStable);
+    EXPECT_EQ(d.rd8(reg::kTimeoutControl), 0x0B);
+    EXPECT_EQ(d.rd8(reg::kSoftwareReset), 0) << "done at once";
+    // The same with reset all: it acts last, so it clears what the write just set.
+    d.wr32(reg::kClockControl, clock | (0x0Bu << 16) | (std::uint32_t{reg::kResetAll} << 24));
+    EXPECT_EQ(d.rd32(reg::kClockControl), 0u);
+    // The internal clock stable bit is the controller's: writing it changes nothing.
+    d.wr16(reg::kClockControl, reg::kClockInternalStable);
+    EXPECT_EQ(d.rd16(reg::kClockControl), 0);
+    // Reserved bytes and write-only registers read 0; read-only ones keep their value.
+    d.wr8(reg::kAdmaErrorStatus + 1, 0xFF);
+    d.wr32(0x70, 0xFFFFFFFF);
+    d.wr32(0xF8, 0xFFFFFFFF);
+    d.wr16(reg::kForceAutoCmdError, 0xFFFF);
+    d.wr16(reg::kHostVersion, 0);
+    EXPECT_EQ(d.rd8(reg::kAdmaErrorStatus + 1), 0);
+    EXPECT_EQ(d.rd32(0x70), 0u);
+    EXPECT_EQ(d.rd32(0xF8), 0u);
+    EXPECT_EQ(d.rd16(reg::kForceAutoCmdError), 0);
+    EXPECT_EQ(d.rd16(reg::kHostVersion) & 0xFF, reg::kSpecVersion300);
+    // Bit 15 of the normal status is the error summary: clearing it takes clearing the errors.
+    d.init();
+    d.wr16(reg::kForceErrorInt, reg::kErrCommandCrc);
+    d.wr16(reg::kNormalIntStatus, 0xFFFF);
+    EXPECT_EQ(d.rd16(reg::kNormalIntStatus), reg::kIntErrorSummary);
+    d.wr16(reg::kErrorIntStatus, reg::kErrCommandCrc);
+    EXPECT_EQ(d.rd16(reg::kNormalIntStatus), 0);
+    // A 64-bit write of argument, transfer mode and command issues the command.
+    std::uint64_t cmd0 = std::uint64_t{reg::command_word(0, kRespNone)} << 48;
+    EXPECT_EQ(d.access(tlm::TLM_WRITE_COMMAND, reg::kArgument, reinterpret_cast<std::uint8_t*>(&cmd0), 8),
+              tlm::TLM_OK_RESPONSE);
+    EXPECT_TRUE(d.rd32(reg::kPresentState) & reg::kCmdInhibit);
+    EXPECT_TRUE(d.wait_irq(reg::kIntCommandComplete) & reg::kIntCommandComplete);
+    // A byte write to the command's lower byte alone issues nothing.
+    d.clear_status();
+    d.wr8(reg::kCommand, 0);
+    EXPECT_FALSE(d.rd32(reg::kPresentState) & reg::kCmdInhibit);
   });
   p.run();
 }
@@ -324,15 +359,6 @@ TEST_F(SdhciScenario, ADataTimeoutComesAfterTheTimeoutControlsCount) {
     EXPECT_FALSE(d.rd32(reg::kPresentState) & reg::kDataInhibit);
   });
   p.run();
-}
-
-// A transfer that stops on an error, then the recovery a driver does (sdhci_finish_data): reset
-// CMD and DAT, CMD12 if the card is still in a data state.
-void recover(SdhciDriver& d) {
-  d.wr8(reg::kSoftwareReset, reg::kResetCmd | reg::kResetData);
-  const CommandResult status = d.command(13, kRcaArg, kRespR1);
-  if (st::current_state(status.response) != kTran) d.command(12, 0, kRespR1b);
-  EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);
 }
 
 TEST_F(SdhciScenario, AdmaErrorsNameTheFailingDescriptorAndTheControllerRecovers) {

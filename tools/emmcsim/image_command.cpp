@@ -21,6 +21,7 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/mmc/nonvolatile_state.hpp"
 #include "emmcsim/mmc/partition.hpp"
+#include "emmcsim/mmc/registers.hpp"
 
 namespace emmcsim::tools {
 namespace {
@@ -36,21 +37,23 @@ struct Options {
 
 const char* yes_no(bool value) { return value ? "yes" : "no"; }
 
-std::string file_for(Partition p) {
-  switch (p) {
-    case Partition::user:
-      return Image::kUserFile;
-    case Partition::boot1:
-      return "boot0.img";
-    case Partition::boot2:
-      return "boot1.img";
-    case Partition::rpmb:
-      return rpmb::FileStore::kFileName;
-    default:
-      return fmt::format("gp{}.img", static_cast<int>(p) - static_cast<int>(Partition::gp1) + 1);
+// The JEDEC version an EXT_CSD_REV stands for (JESD84-B51 EXT_CSD[192]).
+std::string emmc_version(std::uint8_t ext_csd_rev) {
+  switch (ext_csd_rev) {
+    case 0: return "MMC 4.0";
+    case 1: return "MMC 4.1";
+    case 2: return "MMC 4.2";
+    case 3: return "MMC 4.3";
+    case 5: return "eMMC 4.41";
+    case 6: return "eMMC 4.5";
+    case 7: return "eMMC 5.0";
+    case 8: return "eMMC 5.1";
+    default: return "unknown";
   }
 }
 
+// The EXT_CSD_REV the card built from `config` reports.
+std::uint8_t ext_csd_rev_of(const DeviceConfig& config) { return build_ext_csd(config)[ext_csd::kExtCsdRev]; }
 
 std::string bus_mode_list(const BusModes& modes) {
   std::vector<std::string> names;
@@ -122,7 +125,8 @@ int run_create(const Options& o) {
   const DeviceConfig& made = image->config();
   fmt::print("created image {}\n", image->directory());
   for (const auto& [partition, size] : partitions_of(made)) {
-    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), describe_size(size), file_for(partition));
+    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), describe_size(size),
+               Image::file_name(partition));
   }
   if (!o.user_image.empty()) fmt::print("  user.img links to {}\n", user_link_target(image->directory()));
   return 0;
@@ -134,19 +138,27 @@ void field(const char* label, fmt::format_string<Args...> format, Args&&... args
   fmt::print("{:<20}{}\n", label, fmt::format(format, std::forward<Args>(args)...));
 }
 
-void print_info_text(Image& image, const NonvolatileState& state) {
-  const DeviceConfig& c = image.config();
-  const rpmb::PartitionState& rpmb_state = image.rpmb_store().state();
+constexpr const char* kInUseNote =
+    "yes: another process (a running emmcsim) holds the image; these values may change";
+
+void print_info_text(const ImageInfo& info) {
+  const DeviceConfig& c = info.config;
+  const rpmb::PartitionState& rpmb_state = info.rpmb;
+  const NonvolatileState& state = info.nonvolatile;
   const CidConfig& cid = c.cid;
-  field("image", "{}", image.directory());
+  const std::uint8_t rev = ext_csd_rev_of(c);
+  field("image", "{}", info.directory);
+  if (info.in_use) field("in use", "{}", kInUseNote);
+  field("version", "{} (EXT_CSD_REV {})", emmc_version(rev), rev);
   field("capacity", "{} ({} bytes, {} sectors), {} addressing", describe_size(c.user_capacity), c.user_capacity,
         c.user_capacity / kSectorSize,
         c.sector_addressing() ? "sector (above 2 GiB)" : "byte (2 GiB or less)");
   fmt::print("partitions\n");
-  const std::string link = user_link_target(image.directory());
+  const std::string link = user_link_target(info.directory);
   for (const auto& [partition, size] : partitions_of(c)) {
-    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), describe_size(size), file_for(partition),
-               partition == Partition::user && !link.empty() ? " -> " + link : "");
+    const std::string target = partition == Partition::user && !link.empty() ? " -> " + link : "";
+    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), describe_size(size),
+               Image::file_name(partition), target);
   }
   field("CID", "MID 0x{:02X}, OID 0x{:02X}, PNM \"{}\", PRV {}.{}, PSN 0x{:08X}, MDT {:02}/{}, CBX {} ({})",
         cid.manufacturer_id, cid.oem_id, cid.product_name, cid.product_revision >> 4,
@@ -171,20 +183,24 @@ void print_info_text(Image& image, const NonvolatileState& state) {
         group_summary(state.permanent_wp_groups));
 }
 
-void print_info_json(Image& image, const NonvolatileState& state) {
-  const DeviceConfig& c = image.config();
-  const rpmb::PartitionState& rpmb_state = image.rpmb_store().state();
+void print_info_json(const ImageInfo& info) {
+  const DeviceConfig& c = info.config;
+  const rpmb::PartitionState& rpmb_state = info.rpmb;
+  const NonvolatileState& state = info.nonvolatile;
+  const std::uint8_t rev = ext_csd_rev_of(c);
   nlohmann::ordered_json out;
-  out["directory"] = image.directory();
+  out["directory"] = info.directory;
+  out["in_use"] = info.in_use;
+  out["version"] = {{"name", emmc_version(rev)}, {"ext_csd_rev", rev}};
   out["config"] = nlohmann::ordered_json::parse(to_json(c));
   out["sector_addressing"] = c.sector_addressing();
   nlohmann::ordered_json partitions = nlohmann::ordered_json::array();
-  const std::string link = user_link_target(image.directory());
+  const std::string link = user_link_target(info.directory);
   for (const auto& [partition, size] : partitions_of(c)) {
     nlohmann::ordered_json entry;
     entry["name"] = std::string(partition_name(partition));
     entry["bytes"] = size;
-    entry["file"] = file_for(partition);
+    entry["file"] = Image::file_name(partition);
     if (partition == Partition::user && !link.empty()) entry["links_to"] = link;
     partitions.push_back(entry);
   }
@@ -199,13 +215,13 @@ void print_info_json(Image& image, const NonvolatileState& state) {
   std::cout << out.dump(2) << "\n";
 }
 
+// Reads the image without locking it: it works on an image `emmcsim serve` is serving.
 int run_info(const Options& o) {
-  const auto image = Image::open(o.image_dir);
-  const NonvolatileState state = image->backend().nonvolatile->load();
+  const ImageInfo info = Image::inspect(o.image_dir);
   if (o.json) {
-    print_info_json(*image, state);
+    print_info_json(info);
   } else {
-    print_info_text(*image, state);
+    print_info_text(info);
   }
   return 0;
 }
@@ -243,9 +259,10 @@ void add_image_command(CLI::App& app, Command& selected) {
 
   auto* info = image->add_subcommand(
       "info",
-      "Show an image: capacity and addressing mode, partitions and their files, CID, bus modes, "
-      "reliable-write and RPMB settings, cache, erase/write-protect groups, whether an RPMB key is "
-      "programmed and the write counter (never the key)");
+      "Show an image: the eMMC version, capacity and addressing mode, partitions and their files, CID, "
+      "bus modes, reliable-write and RPMB settings, cache, erase/write-protect groups, whether an RPMB "
+      "key is programmed and the write counter (never the key). Reads the image without locking it, so "
+      "it also works on an image `emmcsim serve` is serving (and says so)");
   info->add_option("DIR", options->image_dir, "Image directory")->required();
   info->add_flag("--json", options->json, "Print the same as one JSON object");
   info->callback([options, &selected] { selected = [options] { return run_info(*options); }; });

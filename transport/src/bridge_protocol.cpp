@@ -4,72 +4,58 @@
 #include <cerrno>
 #include <cstring>
 
+#include "emmcsim/support/little_endian.hpp"
+
 namespace emmcsim::transport::bridge {
 namespace {
 
-class Writer {
- public:
-  void u8(std::uint8_t v) { bytes_.push_back(v); }
-  void u16(std::uint16_t v) {
-    for (int i = 0; i < 2; ++i) bytes_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  void u32(std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) bytes_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  void u64(std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) bytes_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  void raw(const std::uint8_t* p, std::size_t n) { bytes_.insert(bytes_.end(), p, p + n); }
-  void zeros(std::size_t n) { bytes_.insert(bytes_.end(), n, 0); }
-  void status(const ReplyStatus& s) {
-    u32(static_cast<std::uint32_t>(s.error));
-    u32(s.flags);
-    u64(s.simulated_ps);
-  }
-  std::vector<std::uint8_t> message(MessageType type, std::uint32_t request_id) {
-    if (bytes_.size() > kMaxPayload) {
-      throw ProtocolError(ENOMEM, false, "message payload exceeds the protocol's limit");
-    }
-    Writer header;
-    header.u32(kMagic);
-    header.u16(kVersion);
-    header.u16(static_cast<std::uint16_t>(type));
-    header.u32(request_id);
-    header.u32(static_cast<std::uint32_t>(bytes_.size()));
-    header.raw(bytes_.data(), bytes_.size());
-    return std::move(header.bytes_);
-  }
+using support::LittleEndianWriter;
 
- private:
-  std::vector<std::uint8_t> bytes_;
-};
+void write_status(LittleEndianWriter& w, const ReplyStatus& s) {
+  w.u32(static_cast<std::uint32_t>(s.error));
+  w.u32(s.flags);
+  w.u64(s.simulated_ps);
+}
 
+// The header, then the payload.
+std::vector<std::uint8_t> message(MessageType type, std::uint32_t request_id,
+                                  const std::vector<std::uint8_t>& payload) {
+  if (payload.size() > kMaxPayload) {
+    throw ProtocolError(ENOMEM, false, "message payload exceeds the protocol's limit");
+  }
+  std::vector<std::uint8_t> out;
+  out.reserve(kHeaderSize + payload.size());
+  LittleEndianWriter w(out);
+  w.u32(kMagic);
+  w.u16(kVersion);
+  w.u16(static_cast<std::uint16_t>(type));
+  w.u32(request_id);
+  w.u32(static_cast<std::uint32_t>(payload.size()));
+  w.bytes(payload.data(), payload.size());
+  return out;
+}
+
+// Reads the fields of one message part; a part that ends early, or any other problem fail()
+// names, is a ProtocolError (EINVAL) that starts with `what` ("ioctl request: …").
 class Reader {
  public:
-  Reader(const std::uint8_t* p, std::size_t n, const char* what) : p_(p), n_(n), what_(what) {}
-  std::uint8_t u8() { return take(1)[0]; }
-  std::uint16_t u16() {
-    const std::uint8_t* b = take(2);
-    return static_cast<std::uint16_t>(b[0] | (b[1] << 8));
-  }
-  std::uint32_t u32() {
-    const std::uint8_t* b = take(4);
-    std::uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | b[i];
-    return v;
-  }
-  std::uint64_t u64() {
-    const std::uint8_t* b = take(8);
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | b[i];
-    return v;
-  }
+  Reader(const std::uint8_t* p, std::size_t n, const char* what)
+      : what_(what), in_(p, n, [this, n](std::size_t, std::size_t) {
+          fail("payload of " + std::to_string(n) + " bytes is truncated");
+        }) {}
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  std::uint8_t u8() { return in_.u8(); }
+  std::uint16_t u16() { return in_.u16(); }
+  std::uint32_t u32() { return in_.u32(); }
+  std::uint64_t u64() { return in_.u64(); }
   std::vector<std::uint8_t> bytes(std::size_t n) {
-    const std::uint8_t* b = take(n);
+    const std::uint8_t* b = in_.bytes(n);
     return std::vector<std::uint8_t>(b, b + n);
   }
   void zeros(std::size_t n, const char* field) {
-    const std::uint8_t* b = take(n);
+    const std::uint8_t* b = in_.bytes(n);
     for (std::size_t i = 0; i < n; ++i) {
       if (b[i] != 0) fail(std::string(field) + " must be zero");
     }
@@ -81,29 +67,17 @@ class Reader {
     s.simulated_ps = u64();
     return s;
   }
-  std::size_t remaining() const { return n_ - at_; }
+  std::size_t remaining() const { return in_.remaining(); }
   void end() {
-    if (at_ != n_) {
-      fail(std::to_string(n_ - at_) + " bytes after the end of the message");
-    }
+    if (remaining() != 0) fail(std::to_string(remaining()) + " bytes after the end of the message");
   }
   [[noreturn]] void fail(const std::string& why) const {
     throw ProtocolError(EINVAL, false, std::string(what_) + ": " + why);
   }
 
  private:
-  const std::uint8_t* take(std::size_t k) {
-    if (k > n_ - at_) {
-      fail("payload of " + std::to_string(n_) + " bytes is truncated");
-    }
-    const std::uint8_t* b = p_ + at_;
-    at_ += k;
-    return b;
-  }
-  const std::uint8_t* p_;
-  std::size_t n_;
-  std::size_t at_ = 0;
   const char* what_;
+  support::LittleEndianReader in_;  // never returns from running out: the handler throws
 };
 
 Node read_node(Reader& r) {
@@ -271,9 +245,10 @@ MessageType reply_type_for(MessageType request) {
 }
 
 std::vector<std::uint8_t> encode_request(std::uint32_t request_id, const Request& request) {
-  Writer w;
+  std::vector<std::uint8_t> payload;
+  LittleEndianWriter w(payload);
   struct Visitor {
-    Writer& w;
+    LittleEndianWriter& w;
     void operator()(const IoctlRequest& q) const {
       w.u8(static_cast<std::uint8_t>(q.node));
       w.u8(q.multi ? 1 : 0);
@@ -287,7 +262,7 @@ std::vector<std::uint8_t> encode_request(std::uint32_t request_id, const Request
         }
         w.u32(static_cast<std::uint32_t>(c.data.size()));
       }
-      for (const IoctlCommand& c : q.commands) w.raw(c.data.data(), c.data.size());
+      for (const IoctlCommand& c : q.commands) w.bytes(c.data.data(), c.data.size());
     }
     void operator()(const BlockReadRequest& q) const {
       w.u8(static_cast<std::uint8_t>(q.node));
@@ -300,7 +275,7 @@ std::vector<std::uint8_t> encode_request(std::uint32_t request_id, const Request
       w.zeros(3);
       w.u32(static_cast<std::uint32_t>(q.data.size()));
       w.u64(q.offset);
-      w.raw(q.data.data(), q.data.size());
+      w.bytes(q.data.data(), q.data.size());
     }
     void operator()(const FlushRequest& q) const {
       w.u8(static_cast<std::uint8_t>(q.node));
@@ -309,7 +284,7 @@ std::vector<std::uint8_t> encode_request(std::uint32_t request_id, const Request
     void operator()(const DescribeRequest&) const {}
   };
   std::visit(Visitor{w}, request);
-  return w.message(request_type(request), request_id);
+  return message(request_type(request), request_id, payload);
 }
 
 Request decode_request(const MessageHeader& header, const std::uint8_t* payload, std::size_t size) {
@@ -368,55 +343,56 @@ Request decode_request(const MessageHeader& header, const std::uint8_t* payload,
 }
 
 std::vector<std::uint8_t> encode_reply(std::uint32_t request_id, const Reply& reply) {
-  Writer w;
+  std::vector<std::uint8_t> payload;
+  LittleEndianWriter w(payload);
   MessageType type = MessageType::error_reply;
   struct Visitor {
-    Writer& w;
+    LittleEndianWriter& w;
     MessageType& type;
     void operator()(const IoctlReply& p) const {
       type = MessageType::ioctl_reply;
-      w.status(p.status);
+      write_status(w, p.status);
       w.u32(static_cast<std::uint32_t>(p.results.size()));
       for (const IoctlCommandResult& c : p.results) {
         for (std::uint32_t v : c.response) w.u32(v);
         w.u32(static_cast<std::uint32_t>(c.data.size()));
       }
-      for (const IoctlCommandResult& c : p.results) w.raw(c.data.data(), c.data.size());
+      for (const IoctlCommandResult& c : p.results) w.bytes(c.data.data(), c.data.size());
     }
     void operator()(const BlockReadReply& p) const {
       type = MessageType::block_read_reply;
-      w.status(p.status);
+      write_status(w, p.status);
       w.u32(static_cast<std::uint32_t>(p.data.size()));
       w.u32(0);
-      w.raw(p.data.data(), p.data.size());
+      w.bytes(p.data.data(), p.data.size());
     }
     void operator()(const BlockWriteReply& p) const {
       type = MessageType::block_write_reply;
-      w.status(p.status);
+      write_status(w, p.status);
     }
     void operator()(const FlushReply& p) const {
       type = MessageType::flush_reply;
-      w.status(p.status);
+      write_status(w, p.status);
     }
     void operator()(const DescribeReply& p) const {
       type = MessageType::describe_reply;
-      w.status(p.status);
+      write_status(w, p.status);
       w.u32(kVersion);
       w.u32(static_cast<std::uint32_t>(kNodeCount));
       for (std::uint64_t s : p.node_size) w.u64(s);
       w.u32(p.rpmb_size_mult);
       w.u32(p.rel_sectors);
-      w.raw(p.cid.data(), p.cid.size());
+      w.bytes(p.cid.data(), p.cid.size());
     }
     void operator()(const ErrorReply& p) const {
       type = MessageType::error_reply;
-      w.status(p.status);
+      write_status(w, p.status);
       w.u32(static_cast<std::uint32_t>(p.message.size()));
-      w.raw(reinterpret_cast<const std::uint8_t*>(p.message.data()), p.message.size());
+      w.bytes(reinterpret_cast<const std::uint8_t*>(p.message.data()), p.message.size());
     }
   };
   std::visit(Visitor{w, type}, reply);
-  return w.message(type, request_id);
+  return message(type, request_id, payload);
 }
 
 Reply decode_reply(const MessageHeader& header, const std::uint8_t* payload, std::size_t size) {

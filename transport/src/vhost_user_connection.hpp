@@ -32,11 +32,12 @@
 #include <variant>
 #include <vector>
 
+#include "emmcsim/support/file.hpp"
 #include "emmcsim/transport/vhost_user_message.hpp"
-#include "unique_fd.hpp"
 
 namespace emmcsim::transport {
 
+using support::UniqueFd;
 using VhostUserStrand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
 enum class CloseReason {

@@ -1,30 +1,17 @@
 // vhost-user message codec (see vhost_user_message.hpp).
 #include "emmcsim/transport/vhost_user_message.hpp"
 
-#include <cstring>
+#include "emmcsim/support/little_endian.hpp"
 
 namespace emmcsim::transport::vhost_user {
 
 namespace {
 
-std::uint32_t get32(const std::uint8_t* p) {
-  std::uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-std::uint64_t get64(const std::uint8_t* p) {
-  std::uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-void put32(std::vector<std::uint8_t>& out, std::uint32_t v) {
-  const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
-  out.insert(out.end(), p, p + sizeof(v));
-}
-void put64(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
-  out.insert(out.end(), p, p + sizeof(v));
-}
+// Fields in the host's byte order, which is little-endian on every host emmcsim builds for.
+std::uint32_t get32(const std::uint8_t* p) { return support::load_le32(p); }
+std::uint64_t get64(const std::uint8_t* p) { return support::load_le64(p); }
+void put32(std::vector<std::uint8_t>& out, std::uint32_t v) { support::LittleEndianWriter(out).u32(v); }
+void put64(std::vector<std::uint8_t>& out, std::uint64_t v) { support::LittleEndianWriter(out).u64(v); }
 
 constexpr std::size_t kRegionSize = 32;
 constexpr std::size_t kConfigHeaderSize = 12;

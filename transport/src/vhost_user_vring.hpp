@@ -20,11 +20,12 @@
 
 #include "emmcsim/transport/guest_memory.hpp"
 #include "emmcsim/transport/split_virtqueue.hpp"
+#include "emmcsim/support/file.hpp"
 #include "emmcsim/transport/vhost_user_message.hpp"
-#include "unique_fd.hpp"
 
 namespace emmcsim::transport {
 
+using support::UniqueFd;
 class BackendChannel;
 
 class Vring {

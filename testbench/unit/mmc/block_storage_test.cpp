@@ -21,6 +21,7 @@
 #include <memory>
 #include <ostream>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "emmcsim/mmc/block_storage.hpp"
 #include "emmcsim/mmc/nonvolatile_state.hpp"
 #include "emmcsim/mmc/partition.hpp"
+#include "scratch_directory.hpp"
 
 namespace emmcsim::mmc {
 namespace {
@@ -35,27 +37,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-// A fresh directory under the test temporary directory, removed with its contents afterwards.
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    std::string pattern = ::testing::TempDir() + "emmcsim-block-storage-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + pattern);
-    path_ = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using emmcsim::testing::ScratchDirectory;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -401,10 +383,29 @@ TEST_F(NonvolatileStateFile, AMissingFileIsTheEmptyState) {
 TEST_F(NonvolatileStateFile, EveryFieldRoundTripsThroughTheFile) {
   FileNonvolatileStore(path_).save(full_state());
   EXPECT_TRUE(FileNonvolatileStore(path_).load() == full_state());
-  // Partitions are keyed by their names, so the file reads naturally.
+  // Partitions are keyed by their names (Linux's boot0/boot1), so the file reads naturally.
   const std::string text = read_text(path_);
-  EXPECT_THAT(
-      text, AllOf(HasSubstr("\"user\""), HasSubstr("\"gp2\""), HasSubstr("\"boot2\""), HasSubstr("\"gp4\"")));
+  EXPECT_THAT(text, AllOf(HasSubstr("\"format\": 2"), HasSubstr("\"user\""), HasSubstr("\"gp2\""),
+                          HasSubstr("\"boot1\": ["), HasSubstr("\"gp4\"")));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("boot2")));
+}
+
+// Format 1 named the boot partitions by JEDEC's numbering (boot1, boot2); such a file still loads,
+// and the next save writes format 2 with Linux's names.
+TEST_F(NonvolatileStateFile, AFormat1FileWithJedecBootNamesStillLoads) {
+  write_text(path_, R"({"format": 1, "password": "", "temporary_wp_groups": {"boot1": [2], "boot2": [3]},
+                       "permanent_wp_groups": {"user": [1]}})");
+  FileNonvolatileStore store(path_);
+  const NonvolatileState loaded = store.load();
+  EXPECT_EQ(loaded.temporary_wp_groups.at(Partition::boot1), std::set<std::uint32_t>{2});
+  EXPECT_EQ(loaded.temporary_wp_groups.at(Partition::boot2), std::set<std::uint32_t>{3});
+  EXPECT_EQ(loaded.permanent_wp_groups.at(Partition::user), std::set<std::uint32_t>{1});
+  store.save(loaded);
+  EXPECT_THAT(read_text(path_), AllOf(HasSubstr("\"format\": 2"), HasSubstr("\"boot0\": [\n      2")));
+  EXPECT_TRUE(store.load() == loaded);
+
+  write_text(path_, R"({"format": 1, "temporary_wp_groups": {"boot0": [1]}})");
+  EXPECT_THROW(store.load(), StorageError) << "boot0 is no name of format 1";
 }
 
 TEST_F(NonvolatileStateFile, SaveReplacesTheFileWithMode0600AndLeavesNoTemporary) {
@@ -465,7 +466,7 @@ INSTANTIATE_TEST_SUITE_P(
         DamagedState{"NumberOutOfRange", "{\"format\": 1e999}", "not valid JSON"},
         DamagedState{"NotAnObject", "[1, 2]", "not a JSON object"},
         DamagedState{"NoFormat", "{\"password\": \"\"}", "no 'format' field"},
-        DamagedState{"OtherFormat", "{\"format\": 2}", "format: 2 is not the supported version"},
+        DamagedState{"OtherFormat", "{\"format\": 3}", "format: 3 is not the supported version"},
         DamagedState{"UnknownField", "{\"format\": 1, \"pasword\": \"00\"}", "unknown field 'pasword'"},
         DamagedState{"ByteTooLarge", "{\"format\": 1, \"boot_bus_conditions\": 300}",
                      "boot_bus_conditions: 300 is not a number from 0 to 255"},

@@ -16,6 +16,7 @@
 #include "card_harness.hpp"
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "scratch_directory.hpp"
 
 namespace emmcsim::mmc {
 namespace {
@@ -1111,26 +1112,7 @@ TEST_F(CardDataTest, TuningBlockInHs200Is128BytesOn8BitAnd64On4Bit) {
 // ---------------------------------------------------------------------------------------------
 // A file-backed image: data written through a card is there after reopening
 
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern_text = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/emmcsim-card-data-XXXXXX";
-    std::vector<char> buffer(pattern_text.begin(), pattern_text.end());
-    buffer.push_back('\0');
-    if (::mkdtemp(buffer.data()) != nullptr) path_ = buffer.data();
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TemporaryDirectory = emmcsim::testing::ScratchDirectory;
 
 // CMD0, CMD1 until ready, CMD2, CMD3, CMD7 on a card without a harness around it.
 void identify_and_select(Card& card) {

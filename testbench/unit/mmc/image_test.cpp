@@ -1,8 +1,9 @@
 // Image directories: create() writes every file the configuration calls for (sparse, mode 0600,
 // device.json last) and leaves nothing behind when it fails; open() accepts exactly what create()
 // made and refuses, naming the file, every mismatch with device.json: missing, resized or extra
-// partition files, a bad or missing device.json, a damaged state.json. An existing raw disk image
-// can be adopted as the user area. MemoryImage gives the same backend shape in RAM.
+// partition files, a bad or missing device.json, a damaged state.json. inspect() reads an image
+// as `image info` shows it, without locks, also while another open holds it. An existing raw
+// disk image can be adopted as the user area. MemoryImage gives the same backend shape in RAM.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -30,6 +31,7 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/mmc/nonvolatile_state.hpp"
 #include "emmcsim/mmc/partition.hpp"
+#include "scratch_directory.hpp"
 
 namespace emmcsim::mmc {
 namespace {
@@ -41,27 +43,7 @@ using ::testing::HasSubstr;
 constexpr std::uint64_t KiB = 1024;
 constexpr std::uint64_t MiB = 1024 * KiB;
 
-// A fresh directory under the test temporary directory, removed with its contents afterwards.
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    std::string pattern = ::testing::TempDir() + "emmcsim-image-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + pattern);
-    path_ = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using emmcsim::testing::ScratchDirectory;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -363,6 +345,8 @@ TEST_P(ImageOpenDamaged, IsRefusedWithAMessageNamingTheFile) {
   ASSERT_NO_THROW(Image::open(dir_)) << "the undamaged image must open";
   GetParam().apply(dir_);
   EXPECT_THAT(error_of([&] { Image::open(dir_); }), HasSubstr(GetParam().message));
+  EXPECT_THAT(error_of([&] { Image::inspect(dir_); }), HasSubstr(GetParam().message))
+      << "inspect checks the files as open does";
 }
 
 const Damage kDamages[] = {
@@ -434,6 +418,70 @@ TEST_F(ImageOpen, MessagesNameTheImageDirectory) {
   const std::string message = error_of([&] { Image::open(dir_); });
   EXPECT_THAT(message, HasSubstr("image " + dir_ + ": boot1.img is missing (device.json configures 256 KiB"));
   EXPECT_THROW(Image::open(dir_), ImageError);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspecting, also while a simulator holds the image
+
+using ImageInspect = ImageTest;
+
+// Moves the RPMB write counter to `counter`, with a key, as accepted writes do.
+void commit_counter(rpmb::FileStore& store, std::uint32_t counter) {
+  rpmb::PartitionState next = store.state();
+  next.key_programmed = true;
+  next.key.fill(0x5A);
+  next.write_counter = counter;
+  store.commit(rpmb::Commit{&next, 0, 0, nullptr});
+}
+
+TEST_F(ImageInspect, ReadsAnImageAnotherOpenHoldsWithoutDisturbingIt) {
+  const DeviceConfig config = small_config();
+  auto holder = Image::create(dir_, config);  // holds every file locked, as `emmcsim serve` does
+  commit_counter(holder->rpmb_store(), 2);
+  NonvolatileState state;
+  state.password = {1, 2, 3};
+  state.temporary_wp_groups[Partition::boot2] = {3};
+  holder->backend().nonvolatile->save(state);
+
+  const ImageInfo info = Image::inspect(dir_);
+  EXPECT_TRUE(info.in_use);
+  EXPECT_EQ(info.directory, dir_);
+  EXPECT_TRUE(info.config == config);
+  EXPECT_TRUE(info.rpmb.key_programmed);
+  EXPECT_EQ(info.rpmb.write_counter, 2u);
+  EXPECT_EQ(info.rpmb.key, rpmb::Key{}) << "the key never leaves the store";
+  EXPECT_TRUE(info.nonvolatile == state);
+
+  // The inspection took no lock: the holder goes on, and what it commits is seen next time.
+  EXPECT_THAT(error_of([&] { Image::open(dir_); }), HasSubstr("in use by another process"));
+  commit_counter(holder->rpmb_store(), 3);
+  EXPECT_EQ(Image::inspect(dir_).rpmb.write_counter, 3u);
+
+  holder.reset();
+  const ImageInfo after = Image::inspect(dir_);
+  EXPECT_FALSE(after.in_use);
+  EXPECT_EQ(after.rpmb.write_counter, 3u);
+  EXPECT_NO_THROW(Image::open(dir_));
+}
+
+TEST_F(ImageInspect, ChangesNothing) {
+  Image::create(dir_, small_config());
+  const std::set<std::string> names = names_in(dir_);
+  const std::string rpmb_before = read_text(dir_ + "/rpmb.img");
+  const ImageInfo info = Image::inspect(dir_);
+  EXPECT_FALSE(info.in_use);
+  EXPECT_FALSE(info.rpmb.key_programmed);
+  EXPECT_TRUE(info.nonvolatile == NonvolatileState{});
+  EXPECT_EQ(names_in(dir_), names) << "no state.json, no temporary file";
+  EXPECT_EQ(read_text(dir_ + "/rpmb.img"), rpmb_before);
+}
+
+TEST(ImageFileNames, AreThePartitionNames) {
+  EXPECT_EQ(Image::file_name(Partition::user), "user.img");
+  EXPECT_EQ(Image::file_name(Partition::boot1), "boot0.img");  // JEDEC's boot partition 1
+  EXPECT_EQ(Image::file_name(Partition::boot2), "boot1.img");
+  EXPECT_EQ(Image::file_name(Partition::rpmb), rpmb::FileStore::kFileName);
+  EXPECT_EQ(Image::file_name(Partition::gp3), "gp3.img");
 }
 
 // ---------------------------------------------------------------------------------------------

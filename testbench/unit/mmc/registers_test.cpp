@@ -694,7 +694,8 @@ TEST(RegistersExtCsd, HeaderIndicesMatchJedec) {
 // Partition numbering (PARTITION_CONFIG[2:0])
 
 TEST(RegistersPartitionAccess, NamesAndAccessValues) {
-  const char* const names[] = {"user", "boot1", "boot2", "rpmb", "gp1", "gp2", "gp3", "gp4"};
+  // Linux's names (JEDEC's boot partitions 1 and 2 are boot0 and boot1).
+  const char* const names[] = {"user", "boot0", "boot1", "rpmb", "gp1", "gp2", "gp3", "gp4"};
   for (unsigned access = 0; access < 8; ++access) {
     const auto partition = partition_from_access(static_cast<std::uint8_t>(access));
     ASSERT_TRUE(partition.has_value()) << access;

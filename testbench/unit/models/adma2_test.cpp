@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -70,6 +71,55 @@ TEST(Adma2Descriptor, ALengthOfZeroIs65536) {
   EXPECT_EQ(d.length, 65536u);
   EXPECT_EQ(d.encode()[2], 0);
   EXPECT_EQ(d.encode()[3], 0);
+}
+
+TEST(Adma2Descriptor, The64BitFormatsCarryTheUpperAddressHalf) {
+  // Version 3's 12-byte and version 4's 16-byte descriptors: u16 attr, u16 length, u64 address,
+  // and in the 16-byte one a reserved word.
+  std::array<std::uint8_t, 16> bytes = {0x21, 0x00, 0x00, 0x10, 0x00, 0x20, 0x00, 0x00,
+                                        0x34, 0x12, 0x00, 0x00, 0xEE, 0xEE, 0xEE, 0xEE};
+  for (Adma2Format format : {Adma2Format::bits64, Adma2Format::bits64_v4}) {
+    const Adma2Descriptor d = Adma2Descriptor::decode(bytes.data(), format);
+    EXPECT_EQ(d.action, Adma2Action::transfer);
+    EXPECT_EQ(d.length, 4096u);
+    EXPECT_EQ(d.address, 0x1234'0000'2000u);
+    std::array<std::uint8_t, 16> out{};
+    out.fill(0x55);
+    d.encode(out.data(), format);
+    EXPECT_TRUE(std::equal(out.begin(), out.begin() + 12, bytes.begin()));
+    if (format == Adma2Format::bits64_v4) {
+      EXPECT_EQ(out[12], 0) << "the reserved word is written as 0";
+    } else {
+      EXPECT_EQ(out[12], 0x55) << "a 12-byte descriptor ends at 12";
+    }
+  }
+  EXPECT_EQ(Adma2Descriptor::decode(bytes.data(), Adma2Format::bits32).address, 0x2000u);
+}
+
+TEST(Adma2Walker, Walks64BitTablesByTheirDescriptorSize) {
+  for (Adma2Format format : {Adma2Format::bits64, Adma2Format::bits64_v4}) {
+    const std::size_t size = Adma2Descriptor::size(format);
+    Memory m;
+    auto put = [&](std::size_t i, const Adma2Descriptor& d) { d.encode(m.bytes.data() + 0x100 + size * i, format); };
+    put(0, transfer(0, 512));
+    put(1, of(Adma2Action::nop));
+    put(2, transfer(0, 512, true));
+    Adma2Descriptor high = transfer(0, 512);
+    high.address = 0x1'0000'0000;
+    put(0, high);
+    Adma2Descriptor last = transfer(0, 512, true);
+    last.address = 0x2'0000'0200;
+    put(2, last);
+    Adma2Walker w(0x100, format, m.reader());
+    const Adma2Walker::Step first = w.next(512);
+    ASSERT_EQ(first.error, Adma2Error::none);
+    EXPECT_EQ(first.address, 0x1'0000'0000u);
+    const Adma2Walker::Step second = w.next(512);
+    ASSERT_EQ(second.error, Adma2Error::none);
+    EXPECT_EQ(second.address, 0x2'0000'0200u);
+    EXPECT_TRUE(w.ended());
+    EXPECT_EQ(w.descriptor_address(), 0x100 + 3 * size);
+  }
 }
 
 TEST(Adma2Walker, WalksTransfersNopsAndLinksInPiecesOfAtMostTheAskedLength) {

@@ -33,6 +33,7 @@
 #include "emmcsim/rpmb/file_store.hpp"
 #include "emmcsim/rpmb/protocol.hpp"
 #include "emmcsim/rpmb/storage_file.hpp"
+#include "scratch_directory.hpp"
 
 namespace emmcsim::rpmb {
 namespace {
@@ -42,26 +43,7 @@ using ::testing::HasSubstr;
 // ---------------------------------------------------------------------------------------------
 // Scratch files
 
-// A fresh directory under the test temporary directory, removed with its contents afterwards.
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    std::string pattern = ::testing::TempDir() + "emmcsim-file-store-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed: " + pattern);
-    path_ = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using emmcsim::testing::ScratchDirectory;
 
 std::vector<std::uint8_t> read_whole_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -13,6 +13,7 @@
 #include "emmcsim/rpmb/file_store.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/rpmb/store.hpp"
+#include "scratch_directory.hpp"
 #include "test_support.hpp"
 
 namespace emmcsim::rpmb {
@@ -111,11 +112,8 @@ void run_random_sequence(std::uint32_t seed, bool file_backed, std::uint32_t sta
   initial.write_counter = start_counter;
   model.counter = start_counter;
 
-  const std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) / fmt::format("emmcsim-refmodel-{}-{}", seed, ::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "rpmb.img").string();
+  const emmcsim::testing::ScratchDirectory dir("emmcsim-refmodel");
+  const std::string path = dir.file("rpmb.img");
 
   std::unique_ptr<Store> store;
   auto open_store = [&] {
@@ -243,7 +241,6 @@ void run_random_sequence(std::uint32_t seed, bool file_backed, std::uint32_t sta
   EXPECT_GT(accepted_writes, start_counter == 0 ? 50 : 5) << "the sequence must exercise accepted writes";
   engine.reset();
   store.reset();
-  std::filesystem::remove_all(dir);
 }
 
 TEST(ReferenceModel, RandomSequencesOverTheMemoryStore) {

@@ -3,8 +3,6 @@
 // bad bytes: the requests' effects, the socket's setup (modes, stale and busy paths), bad input
 // answered without disturbing other clients, concurrent clients, and stop().
 #include <gtest/gtest.h>
-#include <spdlog/logger.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -13,15 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,7 +24,6 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
-#include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_protocol.hpp"
@@ -38,12 +31,12 @@
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/mmc_bus.hpp"
-#include "temp_dir.hpp"
+#include "in_process_daemon.hpp"
+#include "scratch_directory.hpp"
 
 namespace emmcsim::transport {
 namespace {
 
-namespace asio = boost::asio;
 using bridge::BridgeClient;
 using bridge::BridgeClientError;
 using bridge::Node;
@@ -63,7 +56,7 @@ mmc::DeviceConfig test_config() {
   return c;
 }
 
-using testing::TempDir;
+using testing::ScratchDirectory;
 
 mode_t mode_of(const std::string& path) {
   struct stat st {};
@@ -136,82 +129,17 @@ class RawClient {
 };
 
 // ---------------------------------------------------------------------------------------------
-// The daemon in-process: card, port, server, two io threads.
+// The daemon in-process (testbench/common/in_process_daemon.hpp) with its bridge server.
 
-class Daemon {
+class Daemon : public testing::InProcessDaemon {
  public:
   explicit Daemon(const std::string& socket_path, std::size_t max_clients = BridgeServer::kDefaultMaxClients)
-      : config_(test_config()),
-        image_(config_),
-        card_(config_, image_.backend()),
-        bus_(card_),
-        sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256)),
-        log_(std::make_shared<spdlog::logger>("bridge-test", sink_)),
-        port_(io_, bus_, [this](const std::string& what) { failures_.push_back(what); }),
-        server_(io_, port_, log_, socket_path, max_clients),
-        work_(asio::make_work_guard(io_)) {
-    log_->set_level(spdlog::level::trace);
+      : InProcessDaemon(test_config(), "bridge-test", 256) {
+    add_bridge(socket_path, max_clients);
   }
-  ~Daemon() { shutdown(); }
-
-  void start_threads() {
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
-  }
+  BridgeServer& server() { return bridge(); }
   // server.stop() on an io thread, as a signal handler's completion would call it.
-  void stop_server() {
-    std::promise<void> done;
-    asio::post(io_, [&] {
-      server_.stop();
-      done.set_value();
-    });
-    done.get_future().wait();
-  }
-  void shutdown() {
-    if (threads_.empty()) return;
-    stop_server();
-    work_.reset();
-    for (std::thread& t : threads_) t.join();
-    threads_.clear();
-  }
-
-  BridgeServer& server() { return server_; }
-  mmc::Card& card() { return card_; }
-  const mmc::DeviceConfig& config() const { return config_; }
-  std::size_t warnings_containing(const std::string& text) const {
-    std::size_t n = 0;
-    for (const auto& m : sink_->last_raw()) {
-      if (m.level == spdlog::level::warn && std::string(m.payload.data(), m.payload.size()).find(text) != std::string::npos)
-        ++n;
-    }
-    return n;
-  }
-  std::size_t debug_lines_containing(const std::string& text) const {
-    std::size_t n = 0;
-    for (const auto& m : sink_->last_raw()) {
-      if (m.level == spdlog::level::debug && std::string(m.payload.data(), m.payload.size()).find(text) != std::string::npos)
-        ++n;
-    }
-    return n;
-  }
-  std::size_t warnings() const {
-    const auto all = sink_->last_raw();
-    return static_cast<std::size_t>(
-        std::count_if(all.begin(), all.end(), [](const auto& m) { return m.level == spdlog::level::warn; }));
-  }
-
- private:
-  mmc::DeviceConfig config_;
-  mmc::MemoryImage image_;
-  mmc::Card card_;
-  CardBus bus_;
-  asio::io_context io_;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
-  std::shared_ptr<spdlog::logger> log_;
-  std::vector<std::string> failures_;
-  StrandDevicePort port_;
-  BridgeServer server_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
-  std::vector<std::thread> threads_;
+  void stop_server() { stop_servers(); }
 };
 
 class BridgeServerTest : public ::testing::Test {
@@ -224,7 +152,7 @@ class BridgeServerTest : public ::testing::Test {
   }
   void TearDown() override { daemon_.reset(); }
 
-  TempDir dir_;
+  ScratchDirectory dir_;
   std::string socket_path_;
   std::unique_ptr<Daemon> daemon_;
 };
@@ -379,7 +307,7 @@ TEST_F(BridgeServerTest, SocketIs0600InA0700DirectoryItCreated) {
 }
 
 TEST(BridgeServerSocket, AStaleSocketIsReplaced) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string path = dir.path() + "/mmc.sock";
   {  // A socket file nobody listens on: what a killed daemon leaves.
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -413,7 +341,7 @@ TEST_F(BridgeServerTest, APathWhereAServerListensIsRefused) {
 }
 
 TEST(BridgeServerSocket, ARegularFileAtThePathIsRefusedAndKept) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string path = dir.path() + "/mmc.sock";
   { std::ofstream(path) << "precious"; }
   {
@@ -428,7 +356,7 @@ TEST(BridgeServerSocket, ARegularFileAtThePathIsRefusedAndKept) {
 }
 
 TEST(BridgeServerSocket, AParentThatIsNotADirectoryIsRefused) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string file = dir.path() + "/file";
   { std::ofstream(file) << "x"; }
   Daemon daemon(file + "/mmc.sock");
@@ -436,7 +364,7 @@ TEST(BridgeServerSocket, AParentThatIsNotADirectoryIsRefused) {
 }
 
 TEST(BridgeServerSocket, ADirectoryOthersMayWriteIsRefused) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string open_dir = dir.path() + "/open";
   ASSERT_EQ(::mkdir(open_dir.c_str(), 0700), 0);
   ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
@@ -451,7 +379,7 @@ TEST(BridgeServerSocket, ATooLongPathIsRefused) {
 }
 
 TEST(BridgeClientSetup, ConnectingWithoutADaemonNamesThePath) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string path = dir.path() + "/nobody.sock";
   try {
     BridgeClient client(path);
@@ -630,7 +558,7 @@ TEST_F(BridgeServerTest, ClientCountFollowsConnections) {
 }
 
 TEST(BridgeServerLimits, ClientsBeyondTheLimitAreRefused) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string path = dir.path() + "/mmc.sock";
   Daemon daemon(path, 1);
   daemon.server().start();
@@ -665,7 +593,7 @@ TEST_F(BridgeServerTest, StopRemovesTheSocketAndClosesClients) {
 }
 
 TEST(BridgeServerStop, AServerThatNeverStartedRemovesNothing) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string path = dir.path() + "/mmc.sock";
   Daemon owner(path);
   owner.server().start();
@@ -683,7 +611,7 @@ TEST(BridgeServerStop, AServerThatNeverStartedRemovesNothing) {
 // stop() while clients keep connecting: accept handlers run on one io thread while stop() runs
 // on the other. Every client is served or refused cleanly; nothing is left behind.
 TEST(BridgeServerStop, StopWhileClientsConnect) {
-  TempDir dir;
+  ScratchDirectory dir;
   const std::string path = dir.path() + "/mmc.sock";
   Daemon daemon(path);
   daemon.server().start();

@@ -6,39 +6,33 @@
 // the device keeps working.
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <future>
 #include <memory>
 #include <thread>
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
-#include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/mmc_bus.hpp"
-#include "temp_dir.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
+#include "in_process_daemon.hpp"
+#include "scratch_directory.hpp"
 
 namespace emmcsim::transport {
 namespace {
 
-namespace asio = boost::asio;
 namespace vu = vhost_user;
 using Bytes = std::vector<std::uint8_t>;
 
-using testing::TempDir;
+using testing::ScratchDirectory;
 
 mmc::DeviceConfig test_config() {
   mmc::DeviceConfig c = mmc::default_device_config();
@@ -54,61 +48,15 @@ rpmb::Key test_key() {
   return key;
 }
 
-class Daemon {
+// The daemon in-process (testbench/common/in_process_daemon.hpp) serving virtio-rpmb, started.
+class Daemon : public testing::InProcessDaemon {
  public:
-  explicit Daemon(const std::string& socket_path)
-      : config_(test_config()),
-        image_(config_),
-        card_(config_, image_.backend()),
-        bus_(card_),
-        sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(512)),
-        log_(std::make_shared<spdlog::logger>("vhost-user-test", sink_)),
-        port_(io_, bus_),
-        device_(port_, VirtioRpmbConfig::for_card(port_.description().rpmb_size_mult, config_.en_rpmb_rel_wr)),
-        backend_(io_, device_, log_, socket_path),
-        work_(asio::make_work_guard(io_)) {
-    log_->set_level(spdlog::level::debug);
-    backend_.start();
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+  explicit Daemon(const std::string& socket_path) : InProcessDaemon(test_config(), "vhost-user-test", 512) {
+    log().set_level(spdlog::level::debug);
+    add_vhost_user(socket_path).start();
+    start_threads();
   }
-  ~Daemon() {
-    std::promise<void> stopped;
-    asio::post(io_, [&] {
-      backend_.stop();
-      stopped.set_value();
-    });
-    stopped.get_future().wait();
-    work_.reset();
-    for (auto& t : threads_) t.join();
-  }
-
-  VhostUserBackend& backend() { return backend_; }
-  StrandDevicePort& port() { return port_; }
-  std::size_t lines_containing(spdlog::level::level_enum level, const std::string& text) const {
-    std::size_t n = 0;
-    for (const auto& m : sink_->last_raw())
-      if (m.level == level && std::string(m.payload.data(), m.payload.size()).find(text) != std::string::npos) ++n;
-    return n;
-  }
-  std::string log_text() const {
-    std::string all;
-    for (const auto& line : sink_->last_formatted()) all += line;
-    return all;
-  }
-
- private:
-  mmc::DeviceConfig config_;
-  mmc::MemoryImage image_;
-  mmc::Card card_;
-  CardBus bus_;
-  asio::io_context io_;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
-  std::shared_ptr<spdlog::logger> log_;
-  StrandDevicePort port_;
-  VirtioRpmbDevice device_;
-  VhostUserBackend backend_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
-  std::vector<std::thread> threads_;
+  VhostUserBackend& backend() { return vhost_user(); }
 };
 
 class VhostUserBackendTest : public ::testing::Test {
@@ -145,7 +93,7 @@ class VhostUserBackendTest : public ::testing::Test {
     return true;
   }
 
-  TempDir dir_;
+  ScratchDirectory dir_;
   std::string socket_path_;
   std::unique_ptr<Daemon> daemon_;
   unsigned nonces_ = 0;

@@ -24,7 +24,7 @@
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_device.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
-#include "temp_dir.hpp"
+#include "scratch_directory.hpp"
 
 namespace emmcsim::transport {
 namespace {
@@ -206,7 +206,7 @@ VhostUserFrontend::Options two_queues(VhostUserFrontend::Order order) {
 class VhostUserDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override { socket_path_ = dir_.path() + "/vhost.sock"; }
-  testing::TempDir dir_;
+  testing::ScratchDirectory dir_;
   std::string socket_path_;
 };
 

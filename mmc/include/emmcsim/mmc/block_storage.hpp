@@ -5,17 +5,16 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "emmcsim/support/file.hpp"
+
 namespace emmcsim::mmc {
 
-// The medium failed (I/O error, disk full). The card turns it into an error status bit.
-class StorageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// The medium failed (I/O error, disk full) or cannot be used: the one I/O error type of emmcsim
+// (what() names the operation, the file and why). The card turns it into an error status bit.
+using StorageError = support::IoError;
 
 class BlockStorage {
  public:
@@ -57,7 +56,6 @@ class FileBlockStorage final : public BlockStorage {
   static std::unique_ptr<FileBlockStorage> create(const std::string& path, std::uint64_t sectors);
   // Opens an existing file; its size must be a multiple of 512. Throws StorageError otherwise.
   static std::unique_ptr<FileBlockStorage> open(const std::string& path);
-  ~FileBlockStorage() override;
   FileBlockStorage(const FileBlockStorage&) = delete;
   FileBlockStorage& operator=(const FileBlockStorage&) = delete;
 
@@ -69,8 +67,8 @@ class FileBlockStorage final : public BlockStorage {
   const std::string& path() const { return path_; }
 
  private:
-  FileBlockStorage(int fd, std::string path, std::uint64_t sectors);
-  int fd_;
+  FileBlockStorage(support::UniqueFd fd, std::string path, std::uint64_t sectors);
+  support::UniqueFd fd_;
   std::string path_;
   std::uint64_t sectors_;
 };

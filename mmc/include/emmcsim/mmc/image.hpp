@@ -4,7 +4,7 @@
 // On disk an image is a directory:
 //   device.json   the DeviceConfig it was created with (to_json)
 //   user.img      user data area, sparse (or a symlink to an existing raw disk image)
-//   boot0.img     boot partition 1 (JEDEC boot1), boot1.img boot partition 2 — when configured
+//   boot0.img, boot1.img  the boot partitions, when configured (JEDEC's boot partitions 1 and 2)
 //   gp1.img..gp4.img  general-purpose partitions, when configured
 //   rpmb.img      the RPMB store (rpmb::FileStore)
 //   state.json    non-volatile card state (password, write protection), once something is set
@@ -51,6 +51,19 @@ struct ImageCreateOptions {
   rpmb::Durability durability = rpmb::Durability::sync_every_commit;
 };
 
+// An image as `emmcsim image info` shows it: read by Image::inspect without locking or changing
+// anything, so also while a simulator serves the image.
+struct ImageInfo {
+  std::string directory;
+  DeviceConfig config;  // device.json
+  // The RPMB partition as of its last commit, with the key zeroed: only key_programmed says
+  // whether there is one.
+  rpmb::PartitionState rpmb;
+  NonvolatileState nonvolatile;  // state.json
+  // Another process (a simulator serving the image) holds it: the values above may change at once.
+  bool in_use = false;
+};
+
 class Image {
  public:
   // Creates DIR (must not exist, or be an empty directory) with every file of `config`.
@@ -60,6 +73,14 @@ class Image {
   // Opens an existing image; checks every file against device.json.
   static std::unique_ptr<Image> open(const std::string& dir,
                                      rpmb::Durability durability = rpmb::Durability::sync_every_commit);
+  // Reads an existing image for inspection, checking every file against device.json as open()
+  // does, but takes no lock and writes nothing: it works on an image a running simulator holds
+  // (ImageInfo::in_use says so) and reads the RPMB store's last committed state
+  // (rpmb::FileStore::open_read_only).
+  static ImageInfo inspect(const std::string& dir);
+  // The file in an image directory that holds partition `p`: "<partition_name>.img" (user.img,
+  // boot0.img, boot1.img, rpmb.img, gp1.img …).
+  static std::string file_name(Partition p);
 
   const std::string& directory() const { return dir_; }
   const DeviceConfig& config() const { return config_; }

@@ -53,6 +53,13 @@ class FileStore final : public Store {
                                               unsigned journal_slots = kDefaultJournalSlots);
   static std::unique_ptr<FileStore> open_at(const std::string& path,
                                             Durability durability = Durability::sync_every_commit);
+  // Opens an image to look at it, without a lock, so also while another process (a running
+  // simulator) holds it and commits: the store read is the state and data of the newest commit
+  // whose journal record is whole. A commit or checkpoint under way while the file is read can
+  // make it look damaged for a moment, so the file is read again, a few milliseconds apart, up to
+  // kReadOnlyAttempts times before FileStoreCorrupt is believed. commit() fails (StoreError).
+  static std::unique_ptr<FileStore> open_read_only(const std::string& path);
+  static constexpr int kReadOnlyAttempts = 20;
 
   ~FileStore() override;
 

@@ -3,20 +3,19 @@
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "emmcsim/rpmb/partition_state.hpp"
+#include "emmcsim/support/file.hpp"
 
 namespace emmcsim::rpmb {
 
-// A commit could not be made durable. The store refuses further commits until reopened; what
-// is on disk is then either the state before or the state after the failed commit.
-class StoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// The store's file failed, or a commit could not be made durable: the one I/O error type of
+// emmcsim (what() names the operation, the file and why). After a failed commit the store
+// refuses further commits until reopened; what is on disk is then either the state before or
+// the state after the failed commit.
+using StoreError = support::IoError;
 
 // The change one write-type request makes: the next state and, for a data write, the
 // half-sectors it writes.
