@@ -1,6 +1,10 @@
+// Host sequences over a HostBus (see host_sequences.hpp).
 #include "emmcsim/mmc/host_sequences.hpp"
 
 #include <fmt/format.h>
+
+#include "emmcsim/mmc/card_status.hpp"
+#include "emmcsim/mmc/command_table.hpp"
 
 namespace emmcsim::mmc {
 namespace {
@@ -32,10 +36,10 @@ std::string describe_exchange(const Command& c, const CommandOutcome& o) {
   return text;
 }
 
-void identify_and_select(Card& card, std::uint16_t rca) {
-  auto run = [&card](std::uint8_t index, std::uint32_t arg, ResponseType expected) {
+void identify_and_select(HostBus& bus, std::uint16_t rca) {
+  auto run = [&bus](std::uint8_t index, std::uint32_t arg, ResponseType expected) {
     const Command c{index, arg};
-    const CommandOutcome o = card.execute(c);
+    const CommandOutcome o = bus.execute(c);
     if (o.response.type != expected || ((expected == ResponseType::r1 || expected == ResponseType::r1b) &&
                                         (o.response.value & status::kAnyError) != 0))
       throw HostSequenceError("card bring-up: " + describe(c, o));
@@ -49,18 +53,29 @@ void identify_and_select(Card& card, std::uint16_t rca) {
   run(2, 0, ResponseType::r2);
   run(3, std::uint32_t{rca} << 16, ResponseType::r1);
   run(7, std::uint32_t{rca} << 16, ResponseType::r1);  // R1 from stby (R1b only from dis)
-  card.finish_busy();
-  if (card.state() != CardState::tran) throw HostSequenceError("card bring-up: the card is not in tran");
+  bus.wait_while_busy();
+}
+
+ExtCsd read_ext_csd(HostBus& bus) {
+  const Command c{8, 0};
+  const CommandOutcome o = bus.execute(c);
+  if (o.illegal || o.response.type == ResponseType::none || (o.response.value & status::kAnyError) != 0)
+    throw HostSequenceError("EXT_CSD read: " + describe(c, o));
+  ExtCsd ext_csd{};
+  if (o.data.direction != DataDirection::to_host || o.data.block_size != ext_csd.size() ||
+      !bus.read_blocks(ext_csd.data(), ext_csd.size(), 1).ok)
+    throw HostSequenceError("EXT_CSD read: CMD8 sent no EXT_CSD");
+  return ext_csd;
 }
 
 CommandOutcome RpmbBusChannel::command(std::uint8_t index, std::uint32_t arg) {
   const Command c{index, arg};
-  CommandOutcome o = card_.execute(c);
+  CommandOutcome o = bus_.execute(c);
   work_ += o.work;
   if (trace_) trace_(describe_exchange(c, o));
   if (o.illegal || (o.response.value & status::kAnyError) != 0)
     throw HostSequenceError("RPMB access: " + describe(c, o));
-  if (o.busy) card_.finish_busy();
+  if (o.busy) bus_.wait_while_busy();
   return o;
 }
 
@@ -71,15 +86,15 @@ void RpmbBusChannel::wait_for_tran() {
     if (status::current_state(status) == static_cast<std::uint32_t>(CardState::tran) &&
         (status & status::kReadyForData) != 0)
       return;
-    card_.finish_busy();
+    bus_.wait_while_busy();
   }
   throw HostSequenceError("RPMB access: the card stayed busy");
 }
 
 void RpmbBusChannel::select_partition(std::uint8_t access) {
-  const std::uint8_t config = card_.ext_csd()[ext_csd::kPartitionConfig];
-  const std::uint8_t value = static_cast<std::uint8_t>((config & ~7u) | access);
+  const std::uint8_t value = static_cast<std::uint8_t>((partition_config_ & ~7u) | access);
   command(6, (3u << 24) | (std::uint32_t{ext_csd::kPartitionConfig} << 16) | (std::uint32_t{value} << 8));
+  partition_config_ = value;
   wait_for_tran();
 }
 
@@ -89,7 +104,7 @@ void RpmbBusChannel::send(const rpmb::Frame* frames, std::size_t count, bool rel
     command(23, static_cast<std::uint32_t>(count) | (reliable_write ? 1u << 31 : 0));
     command(25, 0);
     for (std::size_t i = 0; i < count; ++i) {
-      const BlockOutcome b = card_.write_block(frames[i].bytes(), rpmb::kFrameSize);
+      const BlockOutcome b = bus_.write_blocks(frames[i].bytes(), rpmb::kFrameSize, 1);
       work_ += b.work;
       if (trace_ && b.transfer_complete)
         trace_(fmt::format("       {} frame(s) written [{}]", count, describe_work(b.work)));
@@ -109,7 +124,7 @@ void RpmbBusChannel::receive(rpmb::Frame* frames, std::size_t count) {
     command(23, static_cast<std::uint32_t>(count));
     command(18, 0);
     for (std::size_t i = 0; i < count; ++i) {
-      const BlockOutcome b = card_.read_block(frames[i].bytes(), rpmb::kFrameSize);
+      const BlockOutcome b = bus_.read_blocks(frames[i].bytes(), rpmb::kFrameSize, 1);
       work_ += b.work;
       if (trace_ && b.transfer_complete) trace_(fmt::format("       {} frame(s) read", count));
       if (!b.ok) throw HostSequenceError(fmt::format("RPMB access: frame {} of {} was not sent", i + 1, count));

@@ -1,7 +1,10 @@
 // EmmcBusHost (see emmc_bus_host.hpp).
 #include "emmcsim/models/emmc_bus_host.hpp"
 
+#include <limits>
 #include <string>
+
+#include "emmcsim/models/simulated_time.hpp"
 
 namespace emmcsim::models {
 
@@ -22,6 +25,16 @@ void EmmcBusHost::run(EmmcBusTransaction& t) {
   data_crc_error_ = t.extension().data_crc_error;
 }
 
+namespace {
+
+std::uint32_t transaction_block_size(std::size_t block_size) {
+  if (block_size > std::numeric_limits<std::uint32_t>::max())
+    throw TransactionRefused("eMMC bus: a block size of " + std::to_string(block_size) + " bytes");
+  return static_cast<std::uint32_t>(block_size);
+}
+
+}  // namespace
+
 mmc::CommandOutcome EmmcBusHost::execute(const mmc::Command& command) {
   EmmcBusTransaction t;
   t.set_command(command, clock_hz_);
@@ -29,16 +42,16 @@ mmc::CommandOutcome EmmcBusHost::execute(const mmc::Command& command) {
   return t.extension().command_outcome;
 }
 
-mmc::BlockOutcome EmmcBusHost::read_blocks(std::uint8_t* out, std::uint32_t block_size, std::uint32_t blocks) {
+mmc::BlockOutcome EmmcBusHost::read_blocks(std::uint8_t* out, std::size_t block_size, std::uint32_t blocks) {
   EmmcBusTransaction t;
-  t.set_read(out, block_size, blocks, clock_hz_);
+  t.set_read(out, transaction_block_size(block_size), blocks, clock_hz_);
   run(t);
   return t.extension().data_outcome;
 }
 
-mmc::BlockOutcome EmmcBusHost::write_blocks(const std::uint8_t* in, std::uint32_t block_size, std::uint32_t blocks) {
+mmc::BlockOutcome EmmcBusHost::write_blocks(const std::uint8_t* in, std::size_t block_size, std::uint32_t blocks) {
   EmmcBusTransaction t;
-  t.set_write(in, block_size, blocks, clock_hz_);
+  t.set_write(in, transaction_block_size(block_size), blocks, clock_hz_);
   run(t);
   return t.extension().data_outcome;
 }
@@ -54,5 +67,7 @@ void EmmcBusHost::power_cycle() {
   t.set_power_cycle();
   run(t);
 }
+
+std::optional<std::uint64_t> EmmcBusHost::simulated_time_ps() const { return to_ps(now()); }
 
 }  // namespace emmcsim::models

@@ -76,6 +76,7 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/frame.hpp"
 #include "emmcsim/rpmb/host.hpp"
@@ -85,7 +86,6 @@
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 
 namespace {
 
@@ -184,7 +184,7 @@ class BridgeDaemon {
   BridgeDaemon() = default;
   void start(const std::string& socket) {
     socket_ = socket;
-    bus_ = std::make_unique<transport::CardBus>(*card_);
+    bus_ = std::make_unique<mmc::CardHostBus>(*card_);
     port_ = std::make_unique<transport::StrandDevicePort>(io_.io(), *bus_);
     auto log = std::make_shared<spdlog::logger>("bridge-bench", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     log->set_level(spdlog::level::warn);
@@ -196,7 +196,7 @@ class BridgeDaemon {
   std::unique_ptr<mmc::Image> image_;
   std::unique_ptr<mmc::MemoryImage> memory_;
   std::unique_ptr<mmc::Card> card_;
-  std::unique_ptr<transport::CardBus> bus_;
+  std::unique_ptr<mmc::CardHostBus> bus_;
   IoThreads io_;  // declared before port_ and server_: they are destroyed first, after stop()
   std::unique_ptr<transport::StrandDevicePort> port_;
   std::unique_ptr<transport::BridgeServer> server_;

@@ -47,13 +47,13 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
@@ -122,7 +122,7 @@ class Daemon {
   std::string directory_;
   mmc::MemoryImage image_;
   mmc::Card card_;
-  transport::CardBus bus_;
+  mmc::CardHostBus bus_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   transport::StrandDevicePort port_;

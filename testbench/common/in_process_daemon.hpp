@@ -26,10 +26,10 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
 
@@ -143,7 +143,7 @@ class InProcessDaemon {
   mmc::DeviceConfig config_;
   mmc::MemoryImage image_;
   mmc::Card card_;
-  transport::CardBus bus_;
+  mmc::CardHostBus bus_;
   boost::asio::io_context io_;
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
   std::shared_ptr<spdlog::logger> log_;

@@ -1,5 +1,5 @@
 // libFuzzer target: the MMC-ioctl bridge protocol (transport/bridge_protocol.hpp) and what the
-// daemon does with a decoded request (LinuxBlockDriver over a CardBus on a small mmc::Card).
+// daemon does with a decoded request (LinuxBlockDriver over a CardHostBus on a small mmc::Card).
 //
 // Input: a byte stream as a client would send it over the daemon's socket — messages one after
 // the other, each a 16-byte header and payload_length bytes. For each message, as BridgeSession
@@ -52,12 +52,12 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/linux_block_driver.hpp"
 #include "emmcsim/mmc/partition.hpp"
 #include "emmcsim/mmc/registers.hpp"
 #include "emmcsim/transport/bridge_protocol.hpp"
-#include "emmcsim/transport/linux_block_driver.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 
 namespace {
 
@@ -229,8 +229,8 @@ struct Device {
   Device() : image(fuzz_config()), card(fuzz_config(), image.backend()), bus(card), driver(bus) {}
   mmc::MemoryImage image;
   mmc::Card card;
-  transport::CardBus bus;
-  transport::LinuxBlockDriver driver;
+  mmc::CardHostBus bus;
+  mmc::LinuxBlockDriver driver;
 };
 
 // The request itself moves the card out of tran (see the invariants above).

@@ -17,6 +17,7 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/host_sequences.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/mmc/registers.hpp"
@@ -59,7 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(ext_csd[ext_csd::kRpmbSizeMult] == config.rpmb_size / (128 * 1024), "RPMB_SIZE_MULT");
   MemoryImage image(config);
   Card card(config, image.backend());
-  identify_and_select(card);
+  CardHostBus bus(card);
+  identify_and_select(bus);
   require(card.state() == CardState::tran, "the card comes up to tran");
   return 0;
 }

@@ -33,13 +33,13 @@
 #include <vector>
 
 #include "emmcsim/mmc/card.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/linux_block_driver.hpp"
 #include "emmcsim/rpmb/frame.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/rpmb/mac.hpp"
 #include "emmcsim/transport/guest_memory.hpp"
-#include "emmcsim/transport/linux_block_driver.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "emmcsim/transport/split_virtqueue.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
 #include "fuzz_support.hpp"
@@ -91,8 +91,8 @@ struct Device {
   }
   mmc::MemoryImage image;
   mmc::Card card;
-  transport::CardBus bus;
-  transport::LinuxBlockDriver driver;
+  mmc::CardHostBus bus;
+  mmc::LinuxBlockDriver driver;
 };
 
 std::uint32_t write_counter(Device& d) {

@@ -18,8 +18,10 @@
 #include <fmt/format.h>
 
 #include "emmcsim/mmc/card.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/host_sequences.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/registers.hpp"
 #include "emmcsim/rpmb/file_store.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
@@ -169,6 +171,7 @@ struct Session {
   bool thirty_two_frame_writes = false;
   std::unique_ptr<mmc::Image> image;
   std::unique_ptr<mmc::Card> card;
+  std::unique_ptr<mmc::CardHostBus> card_bus;
   std::unique_ptr<mmc::RpmbBusChannel> bus_channel;
   std::unique_ptr<transport::VhostUserFrontend> frontend;
   std::unique_ptr<transport::VirtioRpmbChannel> virtio_channel;
@@ -201,8 +204,9 @@ struct Session {
     if (o.no_en_rpmb_rel_wr) config.en_rpmb_rel_wr = false;
     thirty_two_frame_writes = config.en_rpmb_rel_wr;
     card = std::make_unique<mmc::Card>(config, image->backend());
-    mmc::identify_and_select(*card);
-    bus_channel = std::make_unique<mmc::RpmbBusChannel>(*card);
+    card_bus = std::make_unique<mmc::CardHostBus>(*card);
+    mmc::identify_and_select(*card_bus);
+    bus_channel = std::make_unique<mmc::RpmbBusChannel>(*card_bus, card->ext_csd()[mmc::ext_csd::kPartitionConfig]);
     if (o.trace) bus_channel->set_trace([](const std::string& line) { std::cerr << "  " << line << "\n"; });
     host = std::make_unique<Host>(*bus_channel, std::move(key));
   }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "emmcsim/mmc/card.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/models/bus_trace.hpp"
 #include "emmcsim/models/timing_profile.hpp"
@@ -28,7 +29,6 @@
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
 #include "image_command.hpp"
@@ -131,7 +131,7 @@ int run_serve(const ServeOptions& o) {
   auto on_failure = [log](const std::string& what) { log->error("device: {}", what); };
   // The untimed card with its bus, or the timed SystemC model: the servers see a DevicePort.
   std::unique_ptr<mmc::Card> card;
-  std::unique_ptr<transport::CardBus> bus;
+  std::unique_ptr<mmc::CardHostBus> bus;
   std::unique_ptr<transport::DevicePort> device;
   std::string timing_text;
   if (timed) {
@@ -153,7 +153,7 @@ int run_serve(const ServeOptions& o) {
     device = std::move(timed_port);
   } else {
     card = std::make_unique<mmc::Card>(image->config(), image->backend());
-    bus = std::make_unique<transport::CardBus>(*card);
+    bus = std::make_unique<mmc::CardHostBus>(*card);
     device = std::make_unique<transport::StrandDevicePort>(io, *bus, on_failure);
   }
   transport::BridgeServer server(io, *device, log, socket_path);

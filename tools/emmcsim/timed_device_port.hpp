@@ -1,22 +1,17 @@
-// TimedDevicePort — the daemon's device with time (`emmcsim serve --timing approximate`).
+// TimedDevicePort — the daemon's device with time (`emmcsim serve --timing approximate`): the
+// servers' requests run on a models::TimedBlockDevice, a SystemC world of its own where the same
+// mmc::LinuxBlockDriver the untimed port runs drives the timed eMMC model, on a kernel thread of
+// its own.
 //
-// A SystemC world of its own: models::EmmcDevice (the card with bus and NAND timing) and a host
-// module whose SC_THREAD runs transport::LinuxBlockDriver over the eMMC bus — the same driver the
-// untimed port runs, over a timed MmcBus. sc_start() runs on a kernel thread the port starts.
-//
-// submit() queues the request and wakes the kernel with async_request_update() (the queue's
-// primitive channel is attached suspending, so the kernel waits for work instead of ending);
-// the driver thread runs requests one at a time, in arrival order, and completes each with its
-// simulated duration (bridge::ReplyStatus::kTimed, simulated_ps). Completions are called on the
-// kernel thread; the servers post them back to their own strands. Device state is touched only by
-// the kernel thread.
-//
-// Simulated time advances with bus activity only: wall-clock time between requests is not
-// simulated, so a request's duration is the same however fast clients send.
+// submit() posts the request as a job into the kernel thread; the driver runs requests one at a
+// time, in arrival order, and completes each with its simulated duration
+// (bridge::ReplyStatus::kTimed, simulated_ps). Completions are called on the kernel thread; the
+// servers post them back to their own strands. Device state is touched only by the kernel thread.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -24,6 +19,7 @@
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/models/bus_trace.hpp"
 #include "emmcsim/models/fault_plan.hpp"
+#include "emmcsim/models/timed_block_device.hpp"
 #include "emmcsim/models/timing_profile.hpp"
 #include "emmcsim/transport/device_port.hpp"
 
@@ -43,7 +39,8 @@ class TimedDevicePort final : public transport::DevicePort {
   // configuration's EXT_CSD does not allow, std::runtime_error when the card does not come up.
   TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBackend backend, const models::TimingProfile& profile,
                   std::function<void(const std::string&)> on_failure = {}, TimedBusTrace trace = {});
-  // Stops the kernel (after a shutdown(), or abandoning queued requests) and joins its thread.
+  // Stops the kernel (after a shutdown(), or after the requests already submitted) and joins its
+  // thread; then finishes the bus trace.
   ~TimedDevicePort() override;
   TimedDevicePort(const TimedDevicePort&) = delete;
   TimedDevicePort& operator=(const TimedDevicePort&) = delete;
@@ -60,8 +57,10 @@ class TimedDevicePort final : public transport::DevicePort {
   std::string bus_description() const;
 
  private:
-  struct World;
-  std::unique_ptr<World> world_;
+  std::function<void(const std::string&)> on_failure_;
+  TimedBusTrace trace_file_;
+  std::optional<models::BusTraceWriter> trace_;  // written by the kernel thread; outlives timed_
+  std::optional<models::TimedBlockDevice> timed_;
 };
 
 }  // namespace emmcsim::tools

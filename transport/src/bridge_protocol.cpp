@@ -183,16 +183,6 @@ IoctlRequest decode_ioctl(Reader& r) {
 
 }  // namespace
 
-const char* node_name(Node node) {
-  switch (node) {
-    case Node::user: return "user";
-    case Node::boot0: return "boot0";
-    case Node::boot1: return "boot1";
-    case Node::rpmb: return "rpmb";
-  }
-  return "?";
-}
-
 MessageHeader decode_header(const std::uint8_t* bytes, std::size_t size) {
   if (size < kHeaderSize) {
     throw ProtocolError(EPROTO, true, "message header truncated at " + std::to_string(size) + " bytes");

@@ -20,6 +20,7 @@
 
 #include "card_harness.hpp"
 #include "emmcsim/mmc/card.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/host_sequences.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/engine.hpp"
@@ -908,7 +909,8 @@ TEST_F(CardRpmbBusRules, CounterKeyAndDataSurvivePowerCycleAndANewCard) {
 
   // A new Card on the same backend.
   Card second(h.card().config(), h.image().backend());
-  ASSERT_NO_THROW(identify_and_select(second));
+  CardHostBus second_bus(second);
+  ASSERT_NO_THROW(identify_and_select(second_bus));
   RpmbBus bus2(second);
   EXPECT_TRUE(same_frame(bus2.read_counter(nonce), expected_counter_response(2, nonce, key)));
   const std::vector<Frame> back = bus2.read_type(read_request(3, nonce), 2);
@@ -925,7 +927,8 @@ TEST_F(CardRpmbBusRules, DeviceConfigWriteShowsSecureWpEnInExtCsd) {
   ASSERT_GE(before[ec::kExtCsdRev], 7u);
   EXPECT_EQ(before[ec::kSecureWpInfo] & 0x02u, 0u) << "SECURE_WP_EN_STATUS before any configuration";
 
-  RpmbBusChannel channel(h.card());
+  CardHostBus card_bus(h.card());
+  RpmbBusChannel channel(card_bus, h.card().ext_csd()[ec::kPartitionConfig]);
   rpmb::Host host(channel, key);
   ASSERT_TRUE(host.program_key(key).ok());
   // Signed with another key: authentication failure, nothing set.

@@ -30,7 +30,6 @@
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "in_process_daemon.hpp"
 #include "scratch_directory.hpp"
 

@@ -19,7 +19,6 @@
 #include "emmcsim/mmc/device_config.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"

@@ -12,11 +12,11 @@
 
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
 #include "emmcsim/transport/device_port.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
 
 namespace emmcsim::transport {
@@ -168,7 +168,7 @@ class CardBehindPort {
   mmc::DeviceConfig config_;
   mmc::MemoryImage image_;
   mmc::Card card_;
-  CardBus bus_;
+  mmc::CardHostBus bus_;
   asio::io_context io_;
   StrandDevicePort port_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;

@@ -11,17 +11,19 @@
 // node (the shim's read/write/pread/pwrite for dd and blkid), a cache flush (fsync), or a
 // request for the device's description (node sizes).
 //
-// This code is dependency-free standard C++ (the shim links it into arbitrary processes) and
-// never trusts a byte: every decode checks sizes and values and throws ProtocolError.
+// The requests and replies themselves are mmc's (emmcsim/mmc/mmcblk_requests.hpp, header-only);
+// this is their wire format. This code is dependency-free standard C++ (the shim links it into
+// arbitrary processes) and never trusts a byte: every decode checks sizes and values and throws
+// ProtocolError.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <variant>
 #include <vector>
+
+#include "emmcsim/mmc/mmcblk_requests.hpp"
 
 namespace emmcsim::transport::bridge {
 
@@ -29,18 +31,22 @@ inline constexpr std::uint32_t kMagic = 0x424D4D45;  // "EMMB" in byte order E M
 inline constexpr std::uint16_t kVersion = 1;
 inline constexpr std::size_t kHeaderSize = 16;
 
-// Linux's limits (include/uapi/linux/mmc/ioctl.h).
-inline constexpr std::size_t kMaxCommands = 255;               // MMC_IOC_MAX_CMDS
-inline constexpr std::size_t kMaxCommandBytes = 512 * 1024;    // MMC_IOC_MAX_BYTES
+// The wire carries the requests and replies of emmcsim/mmc/mmcblk_requests.hpp; here they are
+// named as the protocol's own.
+using mmc::mmcblk::kMaxBlockTransfer;
+using mmc::mmcblk::kMaxCommandBytes;
+using mmc::mmcblk::kMaxCommands;
+using mmc::mmcblk::kNodeCount;
+using mmc::mmcblk::kSectorSize;
+using mmc::mmcblk::Node;
+using mmc::mmcblk::node_name;
+
 // emmcsim's own limits: the data of one request (written and read, all commands together), and
 // so the largest payload a peer may announce. The kernel's only bound here is memory.
 inline constexpr std::size_t kMaxRequestDataBytes = 32 * 1024 * 1024;
 inline constexpr std::size_t kCommandDescriptorSize = 48;
 inline constexpr std::size_t kMaxPayload =
     8 + kMaxCommands * kCommandDescriptorSize + kMaxRequestDataBytes;
-// Block reads and writes (the shim splits larger ones).
-inline constexpr std::size_t kSectorSize = 512;
-inline constexpr std::size_t kMaxBlockTransfer = 512 * 1024;
 
 enum class MessageType : std::uint16_t {
   ioctl_request = 0x0001,
@@ -55,11 +61,6 @@ enum class MessageType : std::uint16_t {
   describe_reply = 0x0085,
   error_reply = 0x00FF,  // the request could not be decoded; see ErrorReply
 };
-
-// The device nodes of one card, as /dev/mmcblkN, /dev/mmcblkNboot0, boot1 and rpmb.
-enum class Node : std::uint8_t { user = 0, boot0 = 1, boot1 = 2, rpmb = 3 };
-inline constexpr std::size_t kNodeCount = 4;
-const char* node_name(Node node);  // "user", "boot0", "boot1", "rpmb"
 
 struct MessageHeader {
   MessageType type = MessageType::error_reply;
@@ -83,113 +84,48 @@ class ProtocolError : public std::runtime_error {
   bool fatal_;
 };
 
-// ---- Requests ---------------------------------------------------------------------------
+// ---- Payloads ----------------------------------------------------------------------------
+//
+// Requests (node: 0 user, 1 boot0, 2 boot1, 3 rpmb):
+//   ioctl_request        u8 node, u8 multi (0: MMC_IOC_CMD, 1: MMC_IOC_MULTI_CMD), u16 zero,
+//                        u32 count, count × 48-byte command descriptors, then the data of every
+//                        writing command in order. A descriptor is struct mmc_ioc_cmd without
+//                        response[] and data_ptr, twelve u32: write_flag, is_acmd, opcode, arg,
+//                        flags, blksz, blocks, postsleep_min_us, postsleep_max_us,
+//                        data_timeout_ns, cmd_timeout_ms, and the number of data bytes that
+//                        follow for it (blksz * blocks when write_flag is non-zero, else 0).
+//   block_read_request   u8 node, u8[3] zero, u32 length, u64 offset.
+//   block_write_request  as block_read_request, then `length` bytes.
+//   flush_request        u8 node, u8[3] zero.
+//   describe_request     empty.
+// Replies, each starting with the status (16 bytes): i32 error, u32 flags, u64 simulated_ps:
+//   ioctl_reply          status, u32 count, count × (u32 response[4], u32 data_length), then the
+//                        data.
+//   block_read_reply     status, u32 length, u32 zero, then the data.
+//   block_write_reply    status.
+//   flush_reply          status.
+//   describe_reply       status, u32 protocol version, u32 node count (4), node count × u64 size
+//                        in bytes, u32 rpmb size multiple, u32 reliable write sectors, 16 bytes
+//                        CID.
+//   error_reply          status (error set), u32 length, then a UTF-8 message.
 
-// One struct mmc_ioc_cmd (without response[] and data_ptr): 48 bytes on the wire, in this order,
-// the last being the number of data bytes that follow for this command (blksz * blocks when
-// write_flag is non-zero, else 0).
-struct IoctlCommand {
-  std::uint32_t write_flag = 0;  // non-zero: data to the card; bit 31: reliable write
-  std::uint32_t is_acmd = 0;
-  std::uint32_t opcode = 0;
-  std::uint32_t arg = 0;
-  std::uint32_t flags = 0;  // MMC_RSP_* | MMC_CMD_*
-  std::uint32_t blksz = 0;
-  std::uint32_t blocks = 0;
-  std::uint32_t postsleep_min_us = 0;
-  std::uint32_t postsleep_max_us = 0;
-  std::uint32_t data_timeout_ns = 0;
-  std::uint32_t cmd_timeout_ms = 0;
-  std::vector<std::uint8_t> data;  // writes only
+using mmc::mmcblk::BlockReadRequest;
+using mmc::mmcblk::BlockWriteRequest;
+using mmc::mmcblk::DescribeRequest;
+using mmc::mmcblk::FlushRequest;
+using mmc::mmcblk::IoctlCommand;
+using mmc::mmcblk::IoctlRequest;
+using mmc::mmcblk::Request;
 
-  std::size_t data_bytes() const { return std::size_t{blksz} * blocks; }
-  bool writes() const { return write_flag != 0; }
-};
-
-// Payload: u8 node, u8 multi (0: MMC_IOC_CMD, 1: MMC_IOC_MULTI_CMD), u16 zero, u32 count,
-// count × 48-byte descriptors, then the data of every writing command in order.
-struct IoctlRequest {
-  Node node = Node::user;
-  bool multi = false;  // MMC_IOC_MULTI_CMD (else MMC_IOC_CMD: exactly one command)
-  std::vector<IoctlCommand> commands;
-};
-
-// Payload: u8 node, u8[3] zero, u32 length, u64 offset. Offset and length are multiples of 512;
-// 0 < length <= 512 KiB.
-struct BlockReadRequest {
-  Node node = Node::user;
-  std::uint64_t offset = 0;
-  std::uint32_t length = 0;
-};
-// Payload: as BlockReadRequest, then `length` bytes.
-struct BlockWriteRequest {
-  Node node = Node::user;
-  std::uint64_t offset = 0;
-  std::vector<std::uint8_t> data;
-};
-// Payload: u8 node, u8[3] zero. Data written to the node is on stable storage afterwards.
-struct FlushRequest {
-  Node node = Node::user;
-};
-// Empty payload.
-struct DescribeRequest {};
-
-using Request = std::variant<IoctlRequest, BlockReadRequest, BlockWriteRequest, FlushRequest,
-                             DescribeRequest>;
-
-// ---- Replies ------------------------------------------------------------------------------
-
-// Every reply payload starts with this (16 bytes): i32 error, u32 flags, u64 simulated_ps.
-struct ReplyStatus {
-  std::int32_t error = 0;  // 0, or the positive errno the ioctl/read/write fails with
-  // Set when the device runs timed (`--timing approximate`): simulated_ps is the simulated
-  // duration of the request on the eMMC bus and in the device.
-  static constexpr std::uint32_t kTimed = 1u << 0;
-  std::uint32_t flags = 0;
-  std::uint64_t simulated_ps = 0;
-};
-
-struct IoctlCommandResult {
-  std::array<std::uint32_t, 4> response{};  // what the kernel copies back to mmc_ioc_cmd
-  std::vector<std::uint8_t> data;           // reads (write_flag == 0): blksz * blocks bytes
-};
-// Payload: status, u32 count, count × (u32 response[4], u32 data_length), then the data.
-// `results` has one entry per request command (responses of commands never issued are zero,
-// read data of commands never issued is zeros — the kernel copies both back the same way).
-struct IoctlReply {
-  ReplyStatus status;
-  std::vector<IoctlCommandResult> results;
-};
-// Payload: status, u32 length, u32 zero, then the data.
-struct BlockReadReply {
-  ReplyStatus status;
-  std::vector<std::uint8_t> data;
-};
-// Payload: status.
-struct BlockWriteReply {
-  ReplyStatus status;
-};
-struct FlushReply {
-  ReplyStatus status;
-};
-// Payload: status, u32 protocol version, u32 node count (4), node count × u64 size in bytes
-// (0: the card has no such node), u32 rpmb size multiple (EXT_CSD RPMB_SIZE_MULT), u32 reliable
-// write sectors (REL_WR_SEC_C), 16 bytes CID (as the kernel's sysfs shows it).
-struct DescribeReply {
-  ReplyStatus status;
-  std::array<std::uint64_t, kNodeCount> node_size{};
-  std::uint32_t rpmb_size_mult = 0;
-  std::uint32_t rel_sectors = 0;
-  std::array<std::uint8_t, 16> cid{};
-};
-// Payload: status (error set), u32 length, then a UTF-8 message saying what was wrong.
-struct ErrorReply {
-  ReplyStatus status;
-  std::string message;
-};
-
-using Reply = std::variant<IoctlReply, BlockReadReply, BlockWriteReply, FlushReply,
-                           DescribeReply, ErrorReply>;
+using mmc::mmcblk::BlockReadReply;
+using mmc::mmcblk::BlockWriteReply;
+using mmc::mmcblk::DescribeReply;
+using mmc::mmcblk::ErrorReply;
+using mmc::mmcblk::FlushReply;
+using mmc::mmcblk::IoctlCommandResult;
+using mmc::mmcblk::IoctlReply;
+using mmc::mmcblk::Reply;
+using mmc::mmcblk::ReplyStatus;
 
 // ---- Encoding and decoding ---------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 // port is how other threads reach it: submit() hands a request over and returns at once; the
 // reply comes back through the completion, called on the owner.
 //
-// StrandDevicePort is the untimed owner: a LinuxBlockDriver over an MmcBus (CardBus around
-// mmc::Card), serialized by an Asio strand, so requests from many clients reach the card one at a
-// time, in arrival order, as the kernel's block queue would issue them. A timed port (the SystemC
-// model, `--timing approximate`) implements the same interface by injecting requests into the
-// SystemC kernel thread; its replies carry the simulated duration (ReplyStatus::kTimed).
+// StrandDevicePort is the untimed owner: an mmc::LinuxBlockDriver over an mmc::HostBus
+// (mmc::CardHostBus around mmc::Card), serialized by an Asio strand, so requests from many clients
+// reach the card one at a time, in arrival order, as the kernel's block queue would issue them.
+// The timed port (tools/, `--timing approximate`) implements the same interface by running the
+// same driver over the timed model in the SystemC kernel thread; its replies carry the simulated
+// duration (ReplyStatus::kTimed).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -15,8 +16,9 @@
 #include <memory>
 #include <string>
 
+#include "emmcsim/mmc/host_bus.hpp"
+#include "emmcsim/mmc/linux_block_driver.hpp"
 #include "emmcsim/transport/bridge_protocol.hpp"
-#include "emmcsim/transport/linux_block_driver.hpp"
 
 namespace emmcsim::transport {
 
@@ -32,9 +34,9 @@ class DevicePort {
 
 class StrandDevicePort final : public DevicePort {
  public:
-  // Probes the card (LinuxBlockDriver); `bus` must outlive the port. `on_failure` hears about
+  // Probes the card (mmc::LinuxBlockDriver); `bus` must outlive the port. `on_failure` hears about
   // requests that threw (an I/O error under the card): they are answered with EIO.
-  StrandDevicePort(boost::asio::io_context& io, MmcBus& bus,
+  StrandDevicePort(boost::asio::io_context& io, mmc::HostBus& bus,
                    std::function<void(const std::string&)> on_failure = {});
   void submit(bridge::Request request, Completion done) override;
   void shutdown(std::function<void(int)> done) override;
@@ -42,7 +44,7 @@ class StrandDevicePort final : public DevicePort {
 
  private:
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
-  LinuxBlockDriver driver_;
+  mmc::LinuxBlockDriver driver_;
   bridge::DescribeReply description_;
   std::function<void(const std::string&)> on_failure_;
 };

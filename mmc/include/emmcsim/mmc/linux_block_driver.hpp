@@ -1,6 +1,8 @@
 // LinuxBlockDriver: what Linux's MMC block driver (drivers/mmc/core/block.c) does between a
-// process and the card, so that bridge requests reach the card exactly as ioctls and block I/O on
-// /dev/mmcblkN* would (spec/mmc-ioctl.md):
+// process and the card, over any HostBus (the untimed card, or the timed bus of the SystemC
+// models), so that requests on the device nodes (mmcblk_requests.hpp: what the MMC-ioctl bridge
+// and virtio-rpmb carry) reach the card exactly as ioctls and block I/O on /dev/mmcblkN* would
+// (spec/mmc-ioctl.md):
 //
 //  * probe: CMD0, CMD1 until ready, CMD2, CMD3 (RCA 1), CMD7, CMD8 (EXT_CSD) at 400 kHz, then the
 //    fastest bus mode the card offers to a host that can do them all (mmc_select_timing():
@@ -29,41 +31,44 @@
 // out of tran anyway (a caller's CMD0, CMD5, CMD7 or CMD15; a bus test), the driver resets it as
 // mmc_blk_reset() does: a power cycle and the probe sequence again. Data, key and counter persist.
 //
-// Not thread-safe: one owner (the device strand) calls it.
+// Not thread-safe: one owner calls it (the daemon's device strand; in the SystemC models, the
+// SC_THREAD that owns the bus host — models::LinuxDriverHost).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <string>
 
+#include "emmcsim/mmc/host_bus.hpp"
+#include "emmcsim/mmc/mmcblk_requests.hpp"
 #include "emmcsim/mmc/registers.hpp"
-#include "emmcsim/transport/bridge_protocol.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 
-namespace emmcsim::transport {
+namespace emmcsim::mmc {
 
 class LinuxBlockDriver {
  public:
   // Probes the card over `bus` (which must outlive the driver). Throws std::runtime_error when the
   // card does not come up.
-  explicit LinuxBlockDriver(MmcBus& bus);
+  explicit LinuxBlockDriver(HostBus& bus);
 
-  bridge::Reply handle(const bridge::Request& request);
+  mmcblk::Reply handle(const mmcblk::Request& request);
 
-  bridge::IoctlReply ioctl(const bridge::IoctlRequest& request);
-  bridge::BlockReadReply read(const bridge::BlockReadRequest& request);
-  bridge::BlockWriteReply write(const bridge::BlockWriteRequest& request);
-  bridge::FlushReply flush(const bridge::FlushRequest& request);
-  bridge::DescribeReply describe() const { return description_; }
+  mmcblk::IoctlReply ioctl(const mmcblk::IoctlRequest& request);
+  mmcblk::BlockReadReply read(const mmcblk::BlockReadRequest& request);
+  mmcblk::BlockWriteReply write(const mmcblk::BlockWriteRequest& request);
+  mmcblk::FlushReply flush(const mmcblk::FlushRequest& request);
+  mmcblk::DescribeReply describe() const { return description_; }
 
   // What the kernel does at shutdown: back to the user area, cache flushed. Returns 0 or an errno.
   int shutdown();
 
-  // Observers for tests.
+  // The PARTITION_CONFIG the driver believes the card has: the partition of the last request's
+  // node, the user area after an rpmb-node request. A host sequence sharing the bus with the
+  // driver (RpmbBusChannel) starts from it.
   std::uint8_t partition_config() const { return part_config_; }
   // How many times a request left the card unusable and the driver reset it.
   std::uint64_t card_resets() const { return card_resets_; }
-  const mmc::ExtCsd& ext_csd() const { return ext_csd_; }
+  const ExtCsd& ext_csd() const { return ext_csd_; }
 
   static constexpr std::uint16_t kRca = 1;  // Linux gives the eMMC RCA 1
   // Clocks the driver sets (the host's f_init and each mode's maximum).
@@ -74,36 +79,36 @@ class LinuxBlockDriver {
 
  private:
   struct CommandResult {
-    mmc::CommandOutcome outcome;
+    CommandOutcome outcome;
     int error = 0;  // cmd.error: ETIMEDOUT when no response came
   };
 
   void probe();
   void select_bus_speed();  // mmc_select_timing() and the bus width / HS400 steps around it
   void switch_during_probe(std::size_t index, std::uint8_t value, const char* what);
-  static bool leaves_transfer_state(const bridge::IoctlRequest& request);
+  static bool leaves_transfer_state(const mmcblk::IoctlRequest& request);
   CommandResult command(std::uint8_t index, std::uint32_t arg, bool response_expected = true);
   int switch_partition(std::uint8_t access);    // mmc_blk_part_switch
   int poll_until_ready(bool switch_command);    // mmc_poll_for_busy with CMD13
   void recover();  // back to tran: CMD12 (data, rcv), CMD14 (btst), or a power cycle and probe
-  int run_ioctl_command(bridge::Node node, const bridge::IoctlCommand& c, bool caller_sent_cmd23,
-                        bridge::IoctlCommandResult& result);
-  int check_node_range(bridge::Node node, std::uint64_t offset, std::size_t length) const;
+  int run_ioctl_command(mmcblk::Node node, const mmcblk::IoctlCommand& c, bool caller_sent_cmd23,
+                        mmcblk::IoctlCommandResult& result);
+  int check_node_range(mmcblk::Node node, std::uint64_t offset, std::size_t length) const;
   int transfer_sectors(bool write, std::uint64_t sector, std::uint8_t* buffer, std::uint32_t sectors);
   void track_switch(std::uint32_t arg);
-  bridge::ReplyStatus status(int error) const;
+  mmcblk::ReplyStatus status(int error) const;
 
-  MmcBus& bus_;
+  HostBus& bus_;
   bool block_addressing_ = true;
-  mmc::ExtCsd ext_csd_{};
+  ExtCsd ext_csd_{};
   std::uint8_t part_config_ = 0;  // the PARTITION_CONFIG the kernel believes the card has
   bool cache_enabled_ = false;
-  bridge::DescribeReply description_;
+  mmcblk::DescribeReply description_;
   std::uint64_t request_start_ps_ = 0;
   std::uint64_t card_resets_ = 0;
 };
 
 // Access value of PARTITION_CONFIG for a node: user 0, boot0 1, boot1 2, rpmb 3.
-std::uint8_t partition_access_of(bridge::Node node);
+std::uint8_t partition_access_of(mmcblk::Node node);
 
-}  // namespace emmcsim::transport
+}  // namespace emmcsim::mmc

@@ -1,6 +1,6 @@
 // LinuxBlockDriver (see linux_block_driver.hpp): the kernel's side of the MMC ioctls and of block
-// I/O, over an MmcBus.
-#include "emmcsim/transport/linux_block_driver.hpp"
+// I/O, over a HostBus.
+#include "emmcsim/mmc/linux_block_driver.hpp"
 
 #include <array>
 #include <cerrno>
@@ -9,18 +9,17 @@
 
 #include "emmcsim/mmc/card_status.hpp"
 
-namespace emmcsim::transport {
+namespace emmcsim::mmc {
 namespace {
 
-namespace status = mmc::status;
-using bridge::Node;
+using mmcblk::Node;
 
 // MMC_RSP_* flags of struct mmc_ioc_cmd (include/linux/mmc/core.h).
 constexpr std::uint32_t kRspPresent = 1u << 0;
 constexpr std::uint32_t kRspBusy = 1u << 3;
 constexpr std::uint32_t kRspR1b = 0x1D;  // PRESENT | CRC | OPCODE | BUSY
 
-constexpr std::uint32_t kHostOcr = mmc::ocr::kSectorMode | mmc::ocr::kVoltage270_360 | mmc::ocr::kVoltage170_195;
+constexpr std::uint32_t kHostOcr = ocr::kSectorMode | ocr::kVoltage270_360 | ocr::kVoltage170_195;
 constexpr int kMaxOpCondPolls = 10000;
 constexpr int kMaxStatusPolls = 64;  // untimed: the card is ready at the first poll
 constexpr std::uint32_t kReliableWrite = 1u << 31;
@@ -50,7 +49,7 @@ constexpr std::uint32_t switch_arg(std::size_t index, std::uint8_t value) {
 }
 
 bool in_tran_and_ready(std::uint32_t r1) {
-  return status::current_state(r1) == static_cast<std::uint32_t>(mmc::CardState::tran) &&
+  return status::current_state(r1) == static_cast<std::uint32_t>(CardState::tran) &&
          (r1 & status::kReadyForData) != 0;
 }
 
@@ -59,10 +58,10 @@ std::size_t node_index(Node node) { return static_cast<std::size_t>(node); }
 // What the protocol decoder refuses, refused here too for callers that build requests
 // themselves: more than MMC_IOC_MAX_CMDS commands, a command over MMC_IOC_MAX_BYTES, and a write
 // whose buffer is not blksz x blocks bytes (the card would read past its end).
-int check_ioctl(const bridge::IoctlRequest& request) {
-  if (request.commands.size() > bridge::kMaxCommands) return EINVAL;
-  for (const bridge::IoctlCommand& c : request.commands) {
-    if (c.data_bytes() > bridge::kMaxCommandBytes) return EOVERFLOW;
+int check_ioctl(const mmcblk::IoctlRequest& request) {
+  if (request.commands.size() > mmcblk::kMaxCommands) return EINVAL;
+  for (const mmcblk::IoctlCommand& c : request.commands) {
+    if (c.data_bytes() > mmcblk::kMaxCommandBytes) return EOVERFLOW;
     if (c.writes() && c.data.size() != c.data_bytes()) return EINVAL;
   }
   return 0;
@@ -80,7 +79,7 @@ std::uint8_t partition_access_of(Node node) {
   return 0;
 }
 
-LinuxBlockDriver::LinuxBlockDriver(MmcBus& bus) : bus_(bus) { probe(); }
+LinuxBlockDriver::LinuxBlockDriver(HostBus& bus) : bus_(bus) { probe(); }
 
 void LinuxBlockDriver::probe() {
   cache_enabled_ = false;
@@ -95,8 +94,8 @@ void LinuxBlockDriver::probe() {
   for (int i = 0; i < kMaxOpCondPolls && !ready; ++i) {
     const CommandResult r = command(1, kHostOcr);
     if (r.error != 0) throw std::runtime_error("card probe: CMD1 SEND_OP_COND got no response");
-    ready = (r.outcome.response.value & mmc::ocr::kPowerUpDone) != 0;
-    block_addressing_ = (r.outcome.response.value & mmc::ocr::kSectorMode) != 0;
+    ready = (r.outcome.response.value & ocr::kPowerUpDone) != 0;
+    block_addressing_ = (r.outcome.response.value & ocr::kSectorMode) != 0;
   }
   if (!ready) throw std::runtime_error("card probe: the OCR stayed busy");
   const CommandResult cid = command(2, 0);
@@ -107,30 +106,30 @@ void LinuxBlockDriver::probe() {
   bus_.wait_while_busy();
 
   const CommandResult ext = must(command(8, 0), "CMD8 SEND_EXT_CSD");
-  if (ext.outcome.data.direction != mmc::DataDirection::to_host ||
+  if (ext.outcome.data.direction != DataDirection::to_host ||
       !bus_.read_blocks(ext_csd_.data(), ext_csd_.size(), 1).ok)
     throw std::runtime_error("card probe: CMD8 sent no EXT_CSD");
-  part_config_ = ext_csd_[mmc::ext_csd::kPartitionConfig];
+  part_config_ = ext_csd_[ext_csd::kPartitionConfig];
   select_bus_speed();
 
-  const std::uint32_t cache_kbit = ext_csd_[mmc::ext_csd::kCacheSize] |
-                                  (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 1]} << 8) |
-                                  (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 2]} << 16) |
-                                  (std::uint32_t{ext_csd_[mmc::ext_csd::kCacheSize + 3]} << 24);
+  const std::uint32_t cache_kbit = ext_csd_[ext_csd::kCacheSize] |
+                                  (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 1]} << 8) |
+                                  (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 2]} << 16) |
+                                  (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 3]} << 24);
   if (cache_kbit > 0) {  // mmc_init_card(): "Enable the cache if supported"
-    must(command(kCmdSwitch, switch_arg(mmc::ext_csd::kCacheCtrl, 1)), "CMD6 CACHE_CTRL");
+    must(command(kCmdSwitch, switch_arg(ext_csd::kCacheCtrl, 1)), "CMD6 CACHE_CTRL");
     bus_.wait_while_busy();
     if (poll_until_ready(true) != 0) throw std::runtime_error("card probe: enabling the cache failed");
     cache_enabled_ = true;
   }
 
   std::uint64_t sectors = 0;
-  for (int i = 3; i >= 0; --i) sectors = (sectors << 8) | ext_csd_[mmc::ext_csd::kSecCount + i];
-  const std::uint64_t boot = std::uint64_t{ext_csd_[mmc::ext_csd::kBootSizeMult]} * 128 * 1024;
+  for (int i = 3; i >= 0; --i) sectors = (sectors << 8) | ext_csd_[ext_csd::kSecCount + i];
+  const std::uint64_t boot = std::uint64_t{ext_csd_[ext_csd::kBootSizeMult]} * 128 * 1024;
   description_.node_size = {sectors * 512, boot, boot,
-                            std::uint64_t{ext_csd_[mmc::ext_csd::kRpmbSizeMult]} * 128 * 1024};
-  description_.rpmb_size_mult = ext_csd_[mmc::ext_csd::kRpmbSizeMult];
-  description_.rel_sectors = ext_csd_[mmc::ext_csd::kRelWrSecC];
+                            std::uint64_t{ext_csd_[ext_csd::kRpmbSizeMult]} * 128 * 1024};
+  description_.rpmb_size_mult = ext_csd_[ext_csd::kRpmbSizeMult];
+  description_.rel_sectors = ext_csd_[ext_csd::kRelWrSecC];
 }
 
 void LinuxBlockDriver::switch_during_probe(std::size_t index, std::uint8_t value, const char* what) {
@@ -141,7 +140,7 @@ void LinuxBlockDriver::switch_during_probe(std::size_t index, std::uint8_t value
 }
 
 void LinuxBlockDriver::select_bus_speed() {
-  namespace ec = mmc::ext_csd;
+  namespace ec = ext_csd;
   const std::uint8_t type = ext_csd_[ec::kDeviceType];
   const bool strobe = (ext_csd_[ec::kStrobeSupport] & 1) != 0;
   const bool hs400 = (type & ec::kDeviceTypeHs400) != 0;
@@ -186,8 +185,8 @@ void LinuxBlockDriver::select_bus_speed() {
 LinuxBlockDriver::CommandResult LinuxBlockDriver::command(std::uint8_t index, std::uint32_t arg,
                                                           bool response_expected) {
   CommandResult r;
-  r.outcome = bus_.execute(mmc::Command{index, arg});
-  if (response_expected && (r.outcome.illegal || r.outcome.response.type == mmc::ResponseType::none))
+  r.outcome = bus_.execute(Command{index, arg});
+  if (response_expected && (r.outcome.illegal || r.outcome.response.type == ResponseType::none))
     r.error = ETIMEDOUT;
   return r;
 }
@@ -206,22 +205,22 @@ int LinuxBlockDriver::poll_until_ready(bool switch_command) {
 
 void LinuxBlockDriver::recover() {
   const CommandResult r = command(kCmdSendStatus, std::uint32_t{kRca} << 16);
-  const auto state = static_cast<mmc::CardState>(status::current_state(r.outcome.response.value));
-  if (r.error == 0 && state == mmc::CardState::tran) return;
-  if (r.error == 0 && (state == mmc::CardState::prg || state == mmc::CardState::dis)) {
+  const auto state = static_cast<CardState>(status::current_state(r.outcome.response.value));
+  if (r.error == 0 && state == CardState::tran) return;
+  if (r.error == 0 && (state == CardState::prg || state == CardState::dis)) {
     bus_.wait_while_busy();
     return;
   }
-  if (r.error == 0 && (state == mmc::CardState::data || state == mmc::CardState::rcv)) {
+  if (r.error == 0 && (state == CardState::data || state == CardState::rcv)) {
     command(kCmdStop, 0);
     bus_.wait_while_busy();
     return;
   }
-  if (r.error == 0 && state == mmc::CardState::btst) {
+  if (r.error == 0 && state == CardState::btst) {
     // A bus test (CMD19) that failed half way: CMD12 does not end it, CMD14 does (the card sends
     // the pattern back and returns to tran). Without this every later request would fail.
     const CommandResult r14 = command(kCmdBusTestRead, 0);
-    if (r14.error == 0 && r14.outcome.data.direction == mmc::DataDirection::to_host) {
+    if (r14.error == 0 && r14.outcome.data.direction == DataDirection::to_host) {
       std::vector<std::uint8_t> pattern(r14.outcome.data.block_size);
       bus_.read_blocks(pattern.data(), pattern.size(), 1);
     }
@@ -238,7 +237,7 @@ void LinuxBlockDriver::recover() {
 int LinuxBlockDriver::switch_partition(std::uint8_t access) {
   if ((part_config_ & 7u) == access) return 0;
   const auto value = static_cast<std::uint8_t>((part_config_ & ~7u) | access);
-  const CommandResult r = command(kCmdSwitch, switch_arg(mmc::ext_csd::kPartitionConfig, value));
+  const CommandResult r = command(kCmdSwitch, switch_arg(ext_csd::kPartitionConfig, value));
   if (r.error != 0) return r.error;
   // Error bits in CMD6's own response belong to the command before it (ILLEGAL_COMMAND is
   // reported one command late); the card reports a refused switch as SWITCH_ERROR in the CMD13
@@ -258,9 +257,9 @@ void LinuxBlockDriver::track_switch(std::uint32_t arg) {
   const auto value = static_cast<std::uint8_t>((arg >> 8) & 0xFF);
   if (access == 0) return;  // command set change
   std::uint8_t* field = nullptr;
-  if (index == mmc::ext_csd::kPartitionConfig) field = &part_config_;
+  if (index == ext_csd::kPartitionConfig) field = &part_config_;
   std::uint8_t cache = cache_enabled_ ? 1 : 0;
-  if (index == mmc::ext_csd::kCacheCtrl) field = &cache;
+  if (index == ext_csd::kCacheCtrl) field = &cache;
   if (field == nullptr) return;
   switch (access) {
     case 1: *field = static_cast<std::uint8_t>(*field | value); break;   // set bits
@@ -270,8 +269,8 @@ void LinuxBlockDriver::track_switch(std::uint32_t arg) {
   cache_enabled_ = (cache & 1) != 0;
 }
 
-int LinuxBlockDriver::run_ioctl_command(Node node, const bridge::IoctlCommand& c, bool caller_sent_cmd23,
-                                        bridge::IoctlCommandResult& result) {
+int LinuxBlockDriver::run_ioctl_command(Node node, const mmcblk::IoctlCommand& c, bool caller_sent_cmd23,
+                                        mmcblk::IoctlCommandResult& result) {
   if (c.postsleep_max_us < c.postsleep_min_us) return EPERM;  // the kernel's own check
   if (c.is_acmd != 0) {
     if (const CommandResult app = command(55, std::uint32_t{kRca} << 16); app.error != 0) return app.error;
@@ -284,28 +283,28 @@ int LinuxBlockDriver::run_ioctl_command(Node node, const bridge::IoctlCommand& c
   }
   if (c.opcode > 63) return EINVAL;
   const CommandResult r = command(static_cast<std::uint8_t>(c.opcode), c.arg, (c.flags & kRspPresent) != 0);
-  const mmc::Response& response = r.outcome.response;
-  if (response.type == mmc::ResponseType::r2) {
+  const Response& response = r.outcome.response;
+  if (response.type == ResponseType::r2) {
     for (std::size_t i = 0; i < 4; ++i) {
       result.response[i] = (std::uint32_t{response.r2[4 * i]} << 24) | (std::uint32_t{response.r2[4 * i + 1]} << 16) |
                            (std::uint32_t{response.r2[4 * i + 2]} << 8) | response.r2[4 * i + 3];
     }
-  } else if (response.type != mmc::ResponseType::none) {
+  } else if (response.type != ResponseType::none) {
     result.response[0] = response.value;
   }
   if (r.error != 0) {
     recover();
     return r.error;
   }
-  if (!has_data && r.outcome.data.direction != mmc::DataDirection::none) {
+  if (!has_data && r.outcome.data.direction != DataDirection::none) {
     // The card opened a data phase the caller gave no buffer for (blocks 0): nothing will move,
     // so stop it now rather than leave the card in data or rcv for the next request.
     recover();
   }
   bool busy = r.outcome.busy;
   if (has_data) {
-    const mmc::DataPhase& phase = r.outcome.data;
-    const auto wanted = c.writes() ? mmc::DataDirection::to_card : mmc::DataDirection::to_host;
+    const DataPhase& phase = r.outcome.data;
+    const auto wanted = c.writes() ? DataDirection::to_card : DataDirection::to_host;
     if (phase.direction != wanted) {  // the card sends nothing / takes nothing: data timeout
       recover();
       return ETIMEDOUT;
@@ -315,7 +314,7 @@ int LinuxBlockDriver::run_ioctl_command(Node node, const bridge::IoctlCommand& c
       return EILSEQ;
     }
     const std::uint32_t available = phase.blocks == 0 ? c.blocks : std::min(phase.blocks, c.blocks);
-    const mmc::BlockOutcome b = c.writes() ? bus_.write_blocks(c.data.data(), c.blksz, available)
+    const BlockOutcome b = c.writes() ? bus_.write_blocks(c.data.data(), c.blksz, available)
                                            : bus_.read_blocks(result.data.data(), c.blksz, available);
     busy = busy || b.busy;
     if (b.blocks < available) {
@@ -337,16 +336,16 @@ int LinuxBlockDriver::run_ioctl_command(Node node, const bridge::IoctlCommand& c
   return 0;
 }
 
-bridge::IoctlReply LinuxBlockDriver::ioctl(const bridge::IoctlRequest& request) {
+mmcblk::IoctlReply LinuxBlockDriver::ioctl(const mmcblk::IoctlRequest& request) {
   request_start_ps_ = bus_.simulated_time_ps().value_or(0);
-  bridge::IoctlReply reply;
+  mmcblk::IoctlReply reply;
   reply.results.resize(request.commands.size());
   if (const int invalid = check_ioctl(request); invalid != 0) {
     reply.status = status(invalid);
     return reply;
   }
   for (std::size_t i = 0; i < request.commands.size(); ++i) {
-    const bridge::IoctlCommand& c = request.commands[i];
+    const mmcblk::IoctlCommand& c = request.commands[i];
     if (!c.writes()) reply.results[i].data.assign(c.data_bytes(), 0);
   }
   int error = 0;
@@ -367,10 +366,10 @@ bridge::IoctlReply LinuxBlockDriver::ioctl(const bridge::IoctlRequest& request) 
   return reply;
 }
 
-bool LinuxBlockDriver::leaves_transfer_state(const bridge::IoctlRequest& request) {
+bool LinuxBlockDriver::leaves_transfer_state(const mmcblk::IoctlRequest& request) {
   // Commands that take a card out of tran by design: reset, identification, sleep, deselect,
   // inactive, bus test.
-  for (const bridge::IoctlCommand& c : request.commands) {
+  for (const mmcblk::IoctlCommand& c : request.commands) {
     switch (c.opcode) {
       case 0: case 1: case 2: case 3: case 4: case 5: case 7: case 14: case 15: case 19:
         return true;
@@ -387,8 +386,8 @@ int LinuxBlockDriver::check_node_range(Node node, std::uint64_t offset, std::siz
   const std::uint64_t size = description_.node_size[node_index(node)];
   if (size == 0) return ENXIO;
   // Whole sectors, 1 .. 512 KiB, as the decoder demands (for callers that skip it).
-  if (length == 0 || length > bridge::kMaxBlockTransfer || offset % bridge::kSectorSize != 0 ||
-      length % bridge::kSectorSize != 0)
+  if (length == 0 || length > mmcblk::kMaxBlockTransfer || offset % mmcblk::kSectorSize != 0 ||
+      length % mmcblk::kSectorSize != 0)
     return EINVAL;
   if (offset > size || length > size - offset) return EINVAL;
   return 0;
@@ -407,12 +406,12 @@ int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::ui
   }
   const std::uint8_t opcode = write ? (sectors > 1 ? 25 : 24) : (sectors > 1 ? 18 : 17);
   const CommandResult r = command(opcode, static_cast<std::uint32_t>(address));
-  const auto wanted = write ? mmc::DataDirection::to_card : mmc::DataDirection::to_host;
+  const auto wanted = write ? DataDirection::to_card : DataDirection::to_host;
   if (r.error != 0 || (r.outcome.response.value & kBlockIoErrors) != 0 || r.outcome.data.direction != wanted) {
     recover();
     return EIO;
   }
-  const mmc::BlockOutcome b = write ? bus_.write_blocks(buffer, 512, sectors) : bus_.read_blocks(buffer, 512, sectors);
+  const BlockOutcome b = write ? bus_.write_blocks(buffer, 512, sectors) : bus_.read_blocks(buffer, 512, sectors);
   if (b.blocks < sectors) {
     recover();
     return EIO;
@@ -422,9 +421,9 @@ int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::ui
   return 0;
 }
 
-bridge::BlockReadReply LinuxBlockDriver::read(const bridge::BlockReadRequest& request) {
+mmcblk::BlockReadReply LinuxBlockDriver::read(const mmcblk::BlockReadRequest& request) {
   request_start_ps_ = bus_.simulated_time_ps().value_or(0);
-  bridge::BlockReadReply reply;
+  mmcblk::BlockReadReply reply;
   int error = check_node_range(request.node, request.offset, request.length);
   if (error == 0) error = switch_partition(partition_access_of(request.node)) == 0 ? 0 : EIO;
   if (error == 0) {
@@ -436,9 +435,9 @@ bridge::BlockReadReply LinuxBlockDriver::read(const bridge::BlockReadRequest& re
   return reply;
 }
 
-bridge::BlockWriteReply LinuxBlockDriver::write(const bridge::BlockWriteRequest& request) {
+mmcblk::BlockWriteReply LinuxBlockDriver::write(const mmcblk::BlockWriteRequest& request) {
   request_start_ps_ = bus_.simulated_time_ps().value_or(0);
-  bridge::BlockWriteReply reply;
+  mmcblk::BlockWriteReply reply;
   int error = check_node_range(request.node, request.offset, request.data.size());
   if (error == 0) error = switch_partition(partition_access_of(request.node)) == 0 ? 0 : EIO;
   if (error == 0) {
@@ -449,12 +448,12 @@ bridge::BlockWriteReply LinuxBlockDriver::write(const bridge::BlockWriteRequest&
   return reply;
 }
 
-bridge::FlushReply LinuxBlockDriver::flush(const bridge::FlushRequest& request) {
+mmcblk::FlushReply LinuxBlockDriver::flush(const mmcblk::FlushRequest& request) {
   request_start_ps_ = bus_.simulated_time_ps().value_or(0);
-  bridge::FlushReply reply;
+  mmcblk::FlushReply reply;
   int error = description_.node_size[node_index(request.node)] == 0 ? ENXIO : 0;
   if (error == 0 && cache_enabled_) {  // mmc_flush_cache()
-    const CommandResult r = command(kCmdSwitch, switch_arg(mmc::ext_csd::kFlushCache, 1));
+    const CommandResult r = command(kCmdSwitch, switch_arg(ext_csd::kFlushCache, 1));
     if (r.error != 0 || (r.outcome.response.value & status::kSwitchError) != 0) {
       error = EIO;
     } else {
@@ -468,30 +467,30 @@ bridge::FlushReply LinuxBlockDriver::flush(const bridge::FlushRequest& request) 
 
 int LinuxBlockDriver::shutdown() {
   const int switched = switch_partition(0);
-  const int flushed = flush(bridge::FlushRequest{}).status.error;
+  const int flushed = flush(mmcblk::FlushRequest{}).status.error;
   return switched != 0 ? switched : flushed;
 }
 
-bridge::Reply LinuxBlockDriver::handle(const bridge::Request& request) {
+mmcblk::Reply LinuxBlockDriver::handle(const mmcblk::Request& request) {
   struct Visitor {
     LinuxBlockDriver& d;
-    bridge::Reply operator()(const bridge::IoctlRequest& q) const { return d.ioctl(q); }
-    bridge::Reply operator()(const bridge::BlockReadRequest& q) const { return d.read(q); }
-    bridge::Reply operator()(const bridge::BlockWriteRequest& q) const { return d.write(q); }
-    bridge::Reply operator()(const bridge::FlushRequest& q) const { return d.flush(q); }
-    bridge::Reply operator()(const bridge::DescribeRequest&) const { return d.describe(); }
+    mmcblk::Reply operator()(const mmcblk::IoctlRequest& q) const { return d.ioctl(q); }
+    mmcblk::Reply operator()(const mmcblk::BlockReadRequest& q) const { return d.read(q); }
+    mmcblk::Reply operator()(const mmcblk::BlockWriteRequest& q) const { return d.write(q); }
+    mmcblk::Reply operator()(const mmcblk::FlushRequest& q) const { return d.flush(q); }
+    mmcblk::Reply operator()(const mmcblk::DescribeRequest&) const { return d.describe(); }
   };
   return std::visit(Visitor{*this}, request);
 }
 
-bridge::ReplyStatus LinuxBlockDriver::status(int error) const {
-  bridge::ReplyStatus s;
+mmcblk::ReplyStatus LinuxBlockDriver::status(int error) const {
+  mmcblk::ReplyStatus s;
   s.error = error;
   if (const auto now = bus_.simulated_time_ps()) {
-    s.flags |= bridge::ReplyStatus::kTimed;
+    s.flags |= mmcblk::ReplyStatus::kTimed;
     s.simulated_ps = *now - request_start_ps_;
   }
   return s;
 }
 
-}  // namespace emmcsim::transport
+}  // namespace emmcsim::mmc

@@ -1,4 +1,4 @@
-// LinuxBlockDriver over mmc::Card on a MemoryImage, through a recording MmcBus: the exact command
+// LinuxBlockDriver over mmc::Card on a MemoryImage, through a recording HostBus: the exact command
 // sequences Linux's drivers/mmc/core/block.c issues for MMC_IOC_CMD / MMC_IOC_MULTI_CMD and block
 // I/O (spec/mmc-ioctl.md, docs/bridge-protocol.md), RPMB frames as mmc-utils sends them, errno
 // mapping, the switch back to the user area on every path, and a card left in tran after every
@@ -19,23 +19,23 @@
 #include "emmcsim/mmc/card.hpp"
 #include "emmcsim/mmc/card_status.hpp"
 #include "emmcsim/mmc/device_config.hpp"
+#include "emmcsim/mmc/host_bus.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/linux_block_driver.hpp"
+#include "emmcsim/mmc/mmcblk_requests.hpp"
 #include "emmcsim/mmc/registers.hpp"
 #include "emmcsim/rpmb/frame.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "emmcsim/rpmb/mac.hpp"
 #include "emmcsim/rpmb/protocol.hpp"
-#include "emmcsim/transport/bridge_protocol.hpp"
-#include "emmcsim/transport/linux_block_driver.hpp"
-#include "emmcsim/transport/mmc_bus.hpp"
 
-namespace emmcsim::transport {
+namespace emmcsim::mmc {
 namespace {
 
-using bridge::IoctlCommand;
-using bridge::IoctlReply;
-using bridge::IoctlRequest;
-using bridge::Node;
+using mmcblk::IoctlCommand;
+using mmcblk::IoctlReply;
+using mmcblk::IoctlRequest;
+using mmcblk::Node;
 using rpmb::Frame;
 using Bytes = std::vector<std::uint8_t>;
 namespace st = mmc::status;
@@ -65,7 +65,7 @@ struct Cmd {
 };
 using Trace = std::vector<Cmd>;
 
-class RecordingBus final : public MmcBus {
+class RecordingBus final : public HostBus {
  public:
   static constexpr std::uint64_t kPsPerCommand = 1000000;
   static constexpr int kPowerCycle = -1;  // recorded in the trace like a command
@@ -98,7 +98,7 @@ class RecordingBus final : public MmcBus {
   void set_timed(bool timed) { timed_ = timed; }
 
  private:
-  CardBus inner_;
+  CardHostBus inner_;
   Trace trace_;
   std::vector<std::uint64_t> clocks_;
   std::uint64_t now_ps_ = 0;
@@ -332,8 +332,8 @@ TEST_P(DriverBusModes, ProbeSelectsTheFastestModeTheCardOffers) {
   EXPECT_EQ(count_of(rig.probe, 21), c.tuned ? 1u : 0u);
   EXPECT_EQ(rig.card.state(), mmc::CardState::tran);
   // And the card works in that mode.
-  ASSERT_EQ(rig.driver.write(bridge::BlockWriteRequest{Node::user, 4096, pattern(4096, 3)}).status.error, 0);
-  EXPECT_EQ(rig.driver.read(bridge::BlockReadRequest{Node::user, 4096, 4096}).data, pattern(4096, 3));
+  ASSERT_EQ(rig.driver.write(mmcblk::BlockWriteRequest{Node::user, 4096, pattern(4096, 3)}).status.error, 0);
+  EXPECT_EQ(rig.driver.read(mmcblk::BlockReadRequest{Node::user, 4096, 4096}).data, pattern(4096, 3));
 }
 
 mmc::BusModes modes(bool hs52, bool ddr52, bool hs200, bool hs400, bool strobe) {
@@ -366,12 +366,12 @@ TEST(DriverProbe, NoCacheNoCacheCtrl) {
   EXPECT_EQ(rig.probe.back(), (Cmd{13, kRcaArg}));
   EXPECT_EQ(std::count(rig.probe.begin(), rig.probe.end(), Cmd{6, switch_arg(ec::kCacheCtrl, 1)}), 0);
   // A flush has nothing to do.
-  EXPECT_EQ(rig.driver.flush(bridge::FlushRequest{Node::user}).status.error, 0);
+  EXPECT_EQ(rig.driver.flush(mmcblk::FlushRequest{Node::user}).status.error, 0);
   EXPECT_TRUE(rig.bus.take().empty());
 }
 
 TEST_F(DriverTest, DescribeMatchesTheConfiguration) {
-  const bridge::DescribeReply d = driver().describe();
+  const mmcblk::DescribeReply d = driver().describe();
   const mmc::DeviceConfig& c = rig_.config;
   EXPECT_EQ(d.status.error, 0);
   EXPECT_EQ(d.node_size[0], c.user_capacity);
@@ -386,7 +386,7 @@ TEST_F(DriverTest, DescribeMatchesTheConfiguration) {
 
 TEST(DriverProbe, DescribeOfASmallByteAddressedCard) {
   Rig rig(small_byte_addressed_config());
-  const bridge::DescribeReply d = rig.driver.describe();
+  const mmcblk::DescribeReply d = rig.driver.describe();
   EXPECT_EQ(d.node_size[0], 64ULL << 20);
   EXPECT_EQ(d.node_size[1], 1ULL << 20);
   EXPECT_EQ(d.node_size[3], 512ULL << 10);
@@ -644,7 +644,7 @@ TEST_F(DriverTest, TheCallersOwnCmd23IsNotDoubled) {
 
 TEST_F(DriverTest, CallersCmd23WithALargerCountIsStoppedWithCmd12) {
   const Bytes data = pattern(4 * 512, 7);
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, data}).status.error, 0);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 0, data}).status.error, 0);
   bus().take();
   // The caller announces 4 blocks and reads 2: the host controller stops the transfer.
   const IoctlReply reply = driver().ioctl(multi(Node::user, {plain(23, 4), read_cmd(18, 0, 512, 2)}));
@@ -668,7 +668,7 @@ TEST_F(DriverTest, UserNodeCmd18WithAWrongBlockSizeIsRecoveredWithCmd12) {
   EXPECT_EQ(trace, (Trace{{23, 2}, {18, 0}, {13, kRcaArg}, {12, 0}}));
   expect_settled();
   // The next request works.
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 512}).status.error, 0);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 512}).status.error, 0);
   expect_settled();
 }
 
@@ -690,14 +690,14 @@ TEST_F(DriverTest, ADataCommandWithoutABufferDoesNotStrandTheCard) {
   const IoctlReply counted = driver().ioctl(multi(Node::rpmb, {plain(23, 1), plain(18, 0, kFlagsAdtc)}));
   (void)counted;
   expect_settled();
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 1024}).status.error, 0);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 1024}).status.error, 0);
   expect_settled();
   for (std::uint32_t opcode : {17u, 18u, 24u, 25u}) {
     SCOPED_TRACE("CMD" + std::to_string(opcode) + " without a buffer on the user node");
     const IoctlReply user = driver().ioctl(single(Node::user, plain(opcode, 0, kFlagsAdtc)));
     (void)user;
     expect_settled();
-    EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 1024}).status.error, 0);
+    EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 1024}).status.error, 0);
     expect_settled();
   }
 }
@@ -721,7 +721,7 @@ TEST_F(DriverTest, PartitionSwitchesKeepTheBootEnableBits) {
   expect_settled();
 
   // Block I/O on boot1 and back, then read EXT_CSD as `mmc extcsd read` does.
-  ASSERT_EQ(driver().read(bridge::BlockReadRequest{Node::boot1, 0, 512}).status.error, 0);
+  ASSERT_EQ(driver().read(mmcblk::BlockReadRequest{Node::boot1, 0, 512}).status.error, 0);
   EXPECT_EQ(card().current_partition(), mmc::Partition::boot2);
   const IoctlReply ext = driver().ioctl(single(Node::user, read_cmd(8, 0, 512, 1)));
   EXPECT_EQ(ext.status.error, 0);
@@ -734,8 +734,8 @@ TEST_F(DriverTest, PartitionSwitchesKeepTheBootEnableBits) {
 TEST_F(DriverTest, ACallersPartitionSwitchHoldsForTheRestOfItsChain) {
   // mmc_blk_mq_issue_rq() switches to the node's partition once per request; a CMD6 in the chain
   // that selects boot0 holds for the commands after it, and the next request switches back.
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, pattern(512, 1)}).status.error, 0);
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::boot0, 0, pattern(512, 2)}).status.error, 0);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 0, pattern(512, 1)}).status.error, 0);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::boot0, 0, pattern(512, 2)}).status.error, 0);
   bus().take();
 
   const IoctlReply chain = driver().ioctl(
@@ -757,7 +757,7 @@ TEST_F(DriverTest, ACallersPartitionSwitchHoldsForTheRestOfItsChain) {
 TEST_F(DriverTest, CallersCacheCtrlOffMeansFlushSendsNothing) {
   ASSERT_EQ(driver().ioctl(single(Node::user, plain(6, switch_arg(ec::kCacheCtrl, 0), kFlagsR1b))).status.error, 0);
   bus().take();
-  EXPECT_EQ(driver().flush(bridge::FlushRequest{Node::user}).status.error, 0);
+  EXPECT_EQ(driver().flush(mmcblk::FlushRequest{Node::user}).status.error, 0);
   EXPECT_TRUE(bus().take().empty());
 }
 
@@ -818,10 +818,10 @@ TEST_F(DriverTest, Cmd9ResponseIsTheCsdAsR2Words) {
 TEST_F(DriverTest, TimedBusReportsTheSimulatedDuration) {
   bus().set_timed(true);
   const IoctlReply reply = driver().ioctl(single(Node::user, plain(13, kRcaArg)));
-  EXPECT_EQ(reply.status.flags, bridge::ReplyStatus::kTimed);
+  EXPECT_EQ(reply.status.flags, mmcblk::ReplyStatus::kTimed);
   EXPECT_EQ(reply.status.simulated_ps, RecordingBus::kPsPerCommand);
-  const bridge::BlockWriteReply w = driver().write(bridge::BlockWriteRequest{Node::user, 0, pattern(1024, 1)});
-  EXPECT_EQ(w.status.flags, bridge::ReplyStatus::kTimed);
+  const mmcblk::BlockWriteReply w = driver().write(mmcblk::BlockWriteRequest{Node::user, 0, pattern(1024, 1)});
+  EXPECT_EQ(w.status.flags, mmcblk::ReplyStatus::kTimed);
   EXPECT_EQ(w.status.simulated_ps, 3 * RecordingBus::kPsPerCommand) << "CMD23, CMD25, CMD13";
 }
 
@@ -830,17 +830,17 @@ TEST_F(DriverTest, TimedBusReportsTheSimulatedDuration) {
 
 TEST_F(DriverTest, BlockWriteAndReadCommandSequences) {
   const Bytes one = pattern(512, 1);
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 10 * 512, one}).status.error, 0);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 10 * 512, one}).status.error, 0);
   EXPECT_EQ(bus().take(), (Trace{{24, 10}, {13, kRcaArg}}));
   const Bytes four = pattern(2048, 2);
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 20 * 512, four}).status.error, 0);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 20 * 512, four}).status.error, 0);
   EXPECT_EQ(bus().take(), (Trace{{23, 4}, {25, 20}, {13, kRcaArg}}));
 
-  const bridge::BlockReadReply r1 = driver().read(bridge::BlockReadRequest{Node::user, 10 * 512, 512});
+  const mmcblk::BlockReadReply r1 = driver().read(mmcblk::BlockReadRequest{Node::user, 10 * 512, 512});
   EXPECT_EQ(r1.status.error, 0);
   EXPECT_EQ(r1.data, one);
   EXPECT_EQ(bus().take(), (Trace{{17, 10}}));
-  const bridge::BlockReadReply r4 = driver().read(bridge::BlockReadRequest{Node::user, 20 * 512, 2048});
+  const mmcblk::BlockReadReply r4 = driver().read(mmcblk::BlockReadRequest{Node::user, 20 * 512, 2048});
   EXPECT_EQ(r4.status.error, 0);
   EXPECT_EQ(r4.data, four);
   EXPECT_EQ(bus().take(), (Trace{{23, 4}, {18, 20}}));
@@ -851,24 +851,24 @@ TEST_F(DriverTest, BlockIoOnEachNodeRoundTripsAndIsIsolated) {
   const std::uint64_t offset = 64 * 1024;
   const Node nodes[] = {Node::user, Node::boot0, Node::boot1};
   for (std::size_t i = 0; i < 3; ++i) {
-    ASSERT_EQ(driver().write(bridge::BlockWriteRequest{nodes[i], offset, pattern(8192, static_cast<std::uint8_t>(i + 1))})
+    ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{nodes[i], offset, pattern(8192, static_cast<std::uint8_t>(i + 1))})
                   .status.error,
               0);
   }
   for (std::size_t i = 0; i < 3; ++i) {
-    const bridge::BlockReadReply r = driver().read(bridge::BlockReadRequest{nodes[i], offset, 8192});
+    const mmcblk::BlockReadReply r = driver().read(mmcblk::BlockReadRequest{nodes[i], offset, 8192});
     EXPECT_EQ(r.status.error, 0);
-    EXPECT_EQ(r.data, pattern(8192, static_cast<std::uint8_t>(i + 1))) << bridge::node_name(nodes[i]);
+    EXPECT_EQ(r.data, pattern(8192, static_cast<std::uint8_t>(i + 1))) << mmcblk::node_name(nodes[i]);
   }
   // Last sector of boot1, the largest transfer on user.
   const std::uint64_t boot_end = rig_.config.boot_partition_size;
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::boot1, boot_end - 512, pattern(512, 9)}).status.error, 0);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::boot1, boot_end - 512, 512}).data, pattern(512, 9));
-  const Bytes big = pattern(bridge::kMaxBlockTransfer, 4);
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 1ULL << 32, big}).status.error, 0);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 1ULL << 32, static_cast<std::uint32_t>(big.size())}).data, big);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::boot1, boot_end - 512, pattern(512, 9)}).status.error, 0);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::boot1, boot_end - 512, 512}).data, pattern(512, 9));
+  const Bytes big = pattern(mmcblk::kMaxBlockTransfer, 4);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 1ULL << 32, big}).status.error, 0);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 1ULL << 32, static_cast<std::uint32_t>(big.size())}).data, big);
   // The user area's data went through the boot partitions' switches untouched.
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, offset, 8192}).data, pattern(8192, 1));
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, offset, 8192}).data, pattern(8192, 1));
   EXPECT_EQ(card().current_partition(), mmc::Partition::user);
   expect_settled();
 }
@@ -876,39 +876,39 @@ TEST_F(DriverTest, BlockIoOnEachNodeRoundTripsAndIsIsolated) {
 TEST_F(DriverTest, BlockIoOutOfRangeIsEinvalAndTouchesNothing) {
   const std::uint64_t user = rig_.config.user_capacity;
   const std::uint64_t boot = rig_.config.boot_partition_size;
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, user, 512}).status.error, EINVAL);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, user - 512, 1024}).status.error, EINVAL);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0xFFFFFFFFFFFFFE00ULL, 1024}).status.error, EINVAL);
-  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::boot0, boot, Bytes(512)}).status.error, EINVAL);
-  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::boot1, boot - 512, Bytes(1024)}).status.error, EINVAL);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, user, 512}).status.error, EINVAL);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, user - 512, 1024}).status.error, EINVAL);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0xFFFFFFFFFFFFFE00ULL, 1024}).status.error, EINVAL);
+  EXPECT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::boot0, boot, Bytes(512)}).status.error, EINVAL);
+  EXPECT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::boot1, boot - 512, Bytes(1024)}).status.error, EINVAL);
   EXPECT_TRUE(bus().take().empty());
   // The last sector is in range.
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, user - 512, 512}).status.error, 0);
-  const bridge::BlockReadReply failed = driver().read(bridge::BlockReadRequest{Node::user, user, 512});
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, user - 512, 512}).status.error, 0);
+  const mmcblk::BlockReadReply failed = driver().read(mmcblk::BlockReadRequest{Node::user, user, 512});
   EXPECT_TRUE(failed.data.empty()) << "no data on error";
   expect_settled();
 }
 
 TEST_F(DriverTest, BlockIoOnTheRpmbNodeIsEinval) {
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::rpmb, 0, 512}).status.error, EINVAL);
-  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::rpmb, 0, Bytes(512)}).status.error, EINVAL);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::rpmb, 0, 512}).status.error, EINVAL);
+  EXPECT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::rpmb, 0, Bytes(512)}).status.error, EINVAL);
   EXPECT_TRUE(bus().take().empty());
   expect_settled();
 }
 
 TEST_F(DriverTest, FlushIssuesFlushCache) {
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, pattern(512, 3)}).status.error, 0);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 0, pattern(512, 3)}).status.error, 0);
   bus().take();
-  EXPECT_EQ(driver().flush(bridge::FlushRequest{Node::user}).status.error, 0);
+  EXPECT_EQ(driver().flush(mmcblk::FlushRequest{Node::user}).status.error, 0);
   EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kFlushCache, 1)}, {13, kRcaArg}}));
   // Flushing a boot node flushes the same cache.
-  EXPECT_EQ(driver().flush(bridge::FlushRequest{Node::boot0}).status.error, 0);
+  EXPECT_EQ(driver().flush(mmcblk::FlushRequest{Node::boot0}).status.error, 0);
   EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kFlushCache, 1)}, {13, kRcaArg}}));
   expect_settled();
 }
 
 TEST_F(DriverTest, ShutdownSwitchesBackAndFlushes) {
-  ASSERT_EQ(driver().read(bridge::BlockReadRequest{Node::boot0, 0, 512}).status.error, 0);
+  ASSERT_EQ(driver().read(mmcblk::BlockReadRequest{Node::boot0, 0, 512}).status.error, 0);
   EXPECT_EQ(card().current_partition(), mmc::Partition::boot1);
   bus().take();
   EXPECT_EQ(driver().shutdown(), 0);
@@ -919,15 +919,15 @@ TEST_F(DriverTest, ShutdownSwitchesBackAndFlushes) {
 
 TEST_F(DriverTest, HandleDispatchesEveryRequestType) {
   EXPECT_TRUE(std::holds_alternative<IoctlReply>(driver().handle(single(Node::user, plain(13, kRcaArg)))));
-  EXPECT_TRUE(std::holds_alternative<bridge::BlockWriteReply>(
-      driver().handle(bridge::BlockWriteRequest{Node::user, 0, Bytes(512, 1)})));
-  const bridge::Reply read = driver().handle(bridge::BlockReadRequest{Node::user, 0, 512});
-  ASSERT_TRUE(std::holds_alternative<bridge::BlockReadReply>(read));
-  EXPECT_EQ(std::get<bridge::BlockReadReply>(read).data, Bytes(512, 1));
-  EXPECT_TRUE(std::holds_alternative<bridge::FlushReply>(driver().handle(bridge::FlushRequest{Node::user})));
-  const bridge::Reply d = driver().handle(bridge::DescribeRequest{});
-  ASSERT_TRUE(std::holds_alternative<bridge::DescribeReply>(d));
-  EXPECT_EQ(std::get<bridge::DescribeReply>(d).node_size[0], rig_.config.user_capacity);
+  EXPECT_TRUE(std::holds_alternative<mmcblk::BlockWriteReply>(
+      driver().handle(mmcblk::BlockWriteRequest{Node::user, 0, Bytes(512, 1)})));
+  const mmcblk::Reply read = driver().handle(mmcblk::BlockReadRequest{Node::user, 0, 512});
+  ASSERT_TRUE(std::holds_alternative<mmcblk::BlockReadReply>(read));
+  EXPECT_EQ(std::get<mmcblk::BlockReadReply>(read).data, Bytes(512, 1));
+  EXPECT_TRUE(std::holds_alternative<mmcblk::FlushReply>(driver().handle(mmcblk::FlushRequest{Node::user})));
+  const mmcblk::Reply d = driver().handle(mmcblk::DescribeRequest{});
+  ASSERT_TRUE(std::holds_alternative<mmcblk::DescribeReply>(d));
+  EXPECT_EQ(std::get<mmcblk::DescribeReply>(d).node_size[0], rig_.config.user_capacity);
 }
 
 // Requests that bypass the protocol decoder (a caller of the driver's API) must not make it read
@@ -938,12 +938,12 @@ TEST_F(DriverTest, MalformedDirectRequestsAreRefused) {
   EXPECT_EQ(driver().ioctl(single(Node::user, short_write)).status.error, EINVAL);
   IoctlCommand huge_read = read_cmd(18, 0, 512, 2048);  // 1 MiB
   EXPECT_EQ(driver().ioctl(single(Node::user, huge_read)).status.error, EOVERFLOW);
-  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, Bytes(700, 1)}).status.error, EINVAL);
-  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, Bytes()}).status.error, EINVAL);
-  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 100, Bytes(512)}).status.error, EINVAL);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 0}).status.error, EINVAL);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 700}).status.error, EINVAL);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 1024 * 1024}).status.error, EINVAL);
+  EXPECT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 0, Bytes(700, 1)}).status.error, EINVAL);
+  EXPECT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 0, Bytes()}).status.error, EINVAL);
+  EXPECT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 100, Bytes(512)}).status.error, EINVAL);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 0}).status.error, EINVAL);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 700}).status.error, EINVAL);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 1024 * 1024}).status.error, EINVAL);
   EXPECT_TRUE(bus().take().empty());
   expect_settled();
 }
@@ -955,17 +955,17 @@ TEST(DriverShapes, ByteAddressedCardBlockIo) {
   Rig rig(small_byte_addressed_config());
   ASSERT_FALSE(rig.config.sector_addressing());
   const Bytes data = pattern(2048, 5);
-  ASSERT_EQ(rig.driver.write(bridge::BlockWriteRequest{Node::user, 100 * 512, data}).status.error, 0);
+  ASSERT_EQ(rig.driver.write(mmcblk::BlockWriteRequest{Node::user, 100 * 512, data}).status.error, 0);
   EXPECT_EQ(rig.bus.take(), (Trace{{23, 4}, {25, 100 * 512}, {13, kRcaArg}})) << "byte addresses";
-  const bridge::BlockReadReply r = rig.driver.read(bridge::BlockReadRequest{Node::user, 100 * 512, 2048});
+  const mmcblk::BlockReadReply r = rig.driver.read(mmcblk::BlockReadRequest{Node::user, 100 * 512, 2048});
   EXPECT_EQ(r.status.error, 0);
   EXPECT_EQ(r.data, data);
   const std::uint64_t last = rig.config.user_capacity - 512;
-  ASSERT_EQ(rig.driver.write(bridge::BlockWriteRequest{Node::user, last, pattern(512, 6)}).status.error, 0);
-  EXPECT_EQ(rig.driver.read(bridge::BlockReadRequest{Node::user, last, 512}).data, pattern(512, 6));
-  ASSERT_EQ(rig.driver.write(bridge::BlockWriteRequest{Node::boot0, 512, pattern(512, 7)}).status.error, 0);
-  EXPECT_EQ(rig.driver.read(bridge::BlockReadRequest{Node::boot0, 512, 512}).data, pattern(512, 7));
-  EXPECT_EQ(rig.driver.read(bridge::BlockReadRequest{Node::user, 512, 512}).data, Bytes(512, 0));
+  ASSERT_EQ(rig.driver.write(mmcblk::BlockWriteRequest{Node::user, last, pattern(512, 6)}).status.error, 0);
+  EXPECT_EQ(rig.driver.read(mmcblk::BlockReadRequest{Node::user, last, 512}).data, pattern(512, 6));
+  ASSERT_EQ(rig.driver.write(mmcblk::BlockWriteRequest{Node::boot0, 512, pattern(512, 7)}).status.error, 0);
+  EXPECT_EQ(rig.driver.read(mmcblk::BlockReadRequest{Node::boot0, 512, 512}).data, pattern(512, 7));
+  EXPECT_EQ(rig.driver.read(mmcblk::BlockReadRequest{Node::user, 512, 512}).data, Bytes(512, 0));
   EXPECT_EQ(rig.card.state(), mmc::CardState::tran);
 }
 
@@ -977,9 +977,9 @@ TEST(DriverShapes, AbsentBootNodesAreEnxio) {
   EXPECT_EQ(rig.driver.describe().node_size[1], 0u);
   EXPECT_EQ(rig.driver.describe().node_size[2], 0u);
   EXPECT_EQ(rig.driver.ioctl(single(Node::boot0, plain(13, kRcaArg))).status.error, ENXIO);
-  EXPECT_EQ(rig.driver.read(bridge::BlockReadRequest{Node::boot1, 0, 512}).status.error, ENXIO);
-  EXPECT_EQ(rig.driver.write(bridge::BlockWriteRequest{Node::boot0, 0, Bytes(512)}).status.error, ENXIO);
-  EXPECT_EQ(rig.driver.flush(bridge::FlushRequest{Node::boot1}).status.error, ENXIO);
+  EXPECT_EQ(rig.driver.read(mmcblk::BlockReadRequest{Node::boot1, 0, 512}).status.error, ENXIO);
+  EXPECT_EQ(rig.driver.write(mmcblk::BlockWriteRequest{Node::boot0, 0, Bytes(512)}).status.error, ENXIO);
+  EXPECT_EQ(rig.driver.flush(mmcblk::FlushRequest{Node::boot1}).status.error, ENXIO);
   EXPECT_TRUE(rig.bus.take().empty()) << "nothing reached the card";
   // The nodes it has still work.
   EXPECT_EQ(rig.driver.ioctl(single(Node::user, plain(13, kRcaArg))).status.error, 0);
@@ -992,14 +992,14 @@ TEST(DriverShapes, AbsentBootNodesAreEnxio) {
 
 TEST_F(DriverTest, ACallersCmd0IsFollowedByAResetAndTheCardKeepsWorking) {
   program_key();
-  ASSERT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 4096, pattern(4096, 7)}).status.error, 0);
+  ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 4096, pattern(4096, 7)}).status.error, 0);
   bus().take();
   const IoctlReply reply = driver().ioctl(single(Node::user, plain(0, 0, 0)));
   EXPECT_EQ(reply.status.error, 0);
   EXPECT_EQ(driver().card_resets(), 1u);
   EXPECT_EQ(count_of(bus().take(), RecordingBus::kPowerCycle), 1u);
   expect_settled();
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 4096, 4096}).data, pattern(4096, 7));
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 4096, 4096}).data, pattern(4096, 7));
   EXPECT_EQ(read_counter(), 0u);  // the key survived: the counter reads with result 0
 }
 
@@ -1011,7 +1011,7 @@ TEST_F(DriverTest, SleepAndInactiveStateFromAnIoctlAreUndone) {
     driver().ioctl(multi(Node::user, chain));
     EXPECT_EQ(driver().card_resets(), before + 1);
     expect_settled();
-    EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 512}).status.error, 0);
+    EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 512}).status.error, 0);
   }
 }
 
@@ -1020,7 +1020,7 @@ TEST_F(DriverTest, OrdinaryRequestsNeverResetTheCard) {
   read_counter();
   driver().ioctl(single(Node::user, plain(13, kRcaArg)));
   driver().ioctl(single(Node::user, plain(13, 2u << 16)));  // fails: no response, still tran
-  driver().write(bridge::BlockWriteRequest{Node::boot0, 0, pattern(512, 1)});
+  driver().write(mmcblk::BlockWriteRequest{Node::boot0, 0, pattern(512, 1)});
   EXPECT_EQ(driver().card_resets(), 0u);
   EXPECT_EQ(count_of(bus().trace(), RecordingBus::kPowerCycle), 0u);
 }
@@ -1030,9 +1030,9 @@ TEST_F(DriverTest, AStaleIllegalCommandBitDoesNotFailTheNextBlockIo) {
   // with flags 0 (no response expected) the ioctl succeeds and no recovery reads the bit away.
   EXPECT_EQ(driver().ioctl(single(Node::user, plain(9, kRcaArg, 0))).status.error, 0);
   EXPECT_NE(card().pending_status() & mmc::status::kIllegalCommand, 0u);
-  EXPECT_EQ(driver().write(bridge::BlockWriteRequest{Node::user, 0, pattern(1024, 3)}).status.error, 0);
-  EXPECT_EQ(driver().read(bridge::BlockReadRequest{Node::user, 0, 1024}).data, pattern(1024, 3));
+  EXPECT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 0, pattern(1024, 3)}).status.error, 0);
+  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 0, 1024}).data, pattern(1024, 3));
 }
 
 }  // namespace
-}  // namespace emmcsim::transport
+}  // namespace emmcsim::mmc

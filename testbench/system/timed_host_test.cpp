@@ -1,0 +1,356 @@
+// The host layer over the timed model: host code written against mmc::HostBus (the host
+// sequences, RpmbBusChannel, LinuxBlockDriver) running over models::EmmcBusHost, and the pieces
+// that feed the SystemC kernel from other threads (JobQueue, JobThread, KernelThread,
+// LinuxDriverHost, TimedBlockDevice). Times are checked against the cycle counts of spec/emmc.md,
+// written out here. Each test is its own SystemC elaboration (system_scenario.hpp).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "emmcsim/mmc/host_sequences.hpp"
+#include "emmcsim/mmc/image.hpp"
+#include "emmcsim/mmc/linux_block_driver.hpp"
+#include "emmcsim/models/emmc_device.hpp"
+#include "emmcsim/models/job_queue.hpp"
+#include "emmcsim/models/kernel_thread.hpp"
+#include "emmcsim/models/linux_driver_host.hpp"
+#include "emmcsim/models/timed_block_device.hpp"
+#include "emmcsim/rpmb/host.hpp"
+#include "system_scenario.hpp"
+
+namespace emmcsim::testing {
+namespace {
+
+using models::EmmcBusHost;
+using models::TimingProfile;
+namespace ec = mmc::ext_csd;
+namespace mmcblk = mmc::mmcblk;
+
+constexpr std::uint64_t kNs = 1000;  // ps
+constexpr std::uint64_t kIdentHz = 400'000;
+// Cycle counts of spec/emmc.md.
+constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;  // command, N_CR, R1/R3, N_RC
+constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;  // R2
+constexpr std::uint64_t kNoResponse = 48 + 64 + 8;        // the host waits N_CR max
+constexpr std::uint64_t kBlock1Bit = 2 + 1 + 4096 + 16 + 1;  // N_AC min, start bit, 512 bytes on DAT0, CRC, end bit
+// At HS400's 200 MHz one cycle is 5 ns: an R1 command, a block at 8-bit DDR, N_AC min.
+constexpr std::uint64_t kHs400Command = kShortCommand * 5 * kNs;
+constexpr std::uint64_t kHs400ReadBlock = (1 + 256 + 16 + 1) * 5 * kNs;
+constexpr std::uint64_t kHs400NacMin = 2 * 5 * kNs;
+
+TimingProfile test_profile() {
+  TimingProfile p;
+  p.page_read = 40 * models::kMicrosecond;
+  return p;
+}
+
+rpmb::Key test_key() {
+  rpmb::Key key{};
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(0x30 + i);
+  return key;
+}
+
+std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(seed + i * 11 + i / 512);
+  return v;
+}
+
+// A device on a RAM image and a TestHost running `body`, bound and simulated to the end.
+struct Rig {
+  explicit Rig(std::function<void(EmmcBusHost&)> body)
+      : config(mmc::default_device_config()), image(config), device("card", config, image.backend(), test_profile()),
+        host("host", kIdentHz, std::move(body)) {
+    host.bus.bind(device.bus);
+  }
+  void run() {
+    sc_core::sc_start();
+    EXPECT_TRUE(host.finished()) << "the scenario did not run to its end";
+  }
+  mmc::DeviceConfig config;
+  mmc::MemoryImage image;
+  models::EmmcDevice device;
+  TestHost host;
+};
+
+class HostBusOverTheTimedModel : public SystemScenario {};
+
+TEST_F(HostBusOverTheTimedModel, BringUpAndExtCsdTakeEachCommandsCyclesAt400kHz) {
+  std::uint64_t selected = 0, read = 0;
+  mmc::ExtCsd ext_csd{};
+  Rig rig([&](EmmcBusHost& host) {
+    mmc::identify_and_select(host);
+    selected = now_ps();
+    ext_csd = mmc::read_ext_csd(host);
+    read = now_ps();
+  });
+  rig.run();
+  const std::uint64_t cycle = cycles_ps(1, kIdentHz);
+  // CMD0, three CMD1 (the default configuration answers busy twice), CMD2, CMD3, CMD7.
+  EXPECT_EQ(selected, (kNoResponse + 3 * kShortCommand + kLongCommand + 2 * kShortCommand) * cycle);
+  EXPECT_EQ(read - selected, (kShortCommand + kBlock1Bit) * cycle) << "CMD8 and one block on one data line";
+  EXPECT_EQ(read, 12'665'000'000u) << "12.665 ms, as the install consumer's controller takes";
+  EXPECT_EQ(ext_csd, rig.device.card().ext_csd());
+}
+
+TEST_F(HostBusOverTheTimedModel, TheDriverAndAnRpmbHostShareTheBus) {
+  const rpmb::Key key = test_key();
+  const std::vector<std::uint8_t> user_data = pattern(4096, 3);
+  const std::vector<std::uint8_t> rpmb_data = pattern(256, 9);
+  mmcblk::BlockWriteReply written;
+  mmcblk::BlockReadReply read_back;
+  rpmb::HostResult programmed, rpmb_written, rpmb_read, counter;
+  std::uint8_t partition_config_after = 0xFF;
+  std::uint64_t rpmb_write_ps = 0;
+  Rig rig([&](EmmcBusHost& host) {
+    mmc::LinuxBlockDriver driver(host);
+    written = driver.write(mmcblk::BlockWriteRequest{mmcblk::Node::user, 1 << 20, user_data});
+    mmc::RpmbBusChannel channel(host, driver.partition_config());
+    rpmb::Host rpmb_host(channel, key);
+    programmed = rpmb_host.program_key(key);
+    const std::uint64_t before = now_ps();
+    rpmb_written = rpmb_host.write(7, rpmb_data.data(), 1);
+    rpmb_write_ps = now_ps() - before;
+    rpmb_read = rpmb_host.read(7, 1);
+    counter = rpmb_host.read_counter(rpmb::Nonce{});
+    partition_config_after = mmc::read_ext_csd(host)[ec::kPartitionConfig];
+    read_back = driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 1 << 20, 4096});
+  });
+  rig.run();
+  EXPECT_EQ(written.status.error, 0);
+  EXPECT_NE(written.status.flags & mmcblk::ReplyStatus::kTimed, 0u);
+  EXPECT_TRUE(programmed.ok());
+  EXPECT_TRUE(rpmb_written.ok());
+  EXPECT_TRUE(rpmb_read.ok());
+  EXPECT_EQ(rpmb_read.data, rpmb_data);
+  EXPECT_TRUE(counter.ok());
+  EXPECT_EQ(counter.write_counter, 1u);
+  // The channel switched back to the user area, where the driver believes the card is.
+  EXPECT_EQ(partition_config_after & 7u, 0u);
+  EXPECT_GT(rpmb_write_ps, 1 * models::kMillisecond) << "an authenticated write waits for its commit";
+  EXPECT_EQ(read_back.status.error, 0);
+  EXPECT_EQ(read_back.data, user_data);
+}
+
+// ---- Jobs from other threads ---------------------------------------------------------------
+
+class JobsFromOtherThreads : public SystemScenario {};
+
+TEST_F(JobsFromOtherThreads, RunInOrderInTheKernelThreadAndMayWait) {
+  models::JobThread worker("worker");
+  std::vector<int> order;
+  std::vector<std::uint64_t> times;
+  std::thread::id kernel_thread;
+  std::promise<void> all_ran;
+  models::KernelThread kernel;
+  std::thread poster([&] {
+    for (int i = 0; i < 5; ++i) {
+      worker.post([&, i] {
+        kernel_thread = std::this_thread::get_id();
+        order.push_back(i);
+        sc_core::wait(10, sc_core::SC_NS);  // a job runs in the worker's SC_THREAD
+        times.push_back(now_ps());
+      });
+    }
+    worker.post([&] {
+      all_ran.set_value();
+      sc_core::sc_stop();
+    });
+  });
+  all_ran.get_future().get();
+  poster.join();
+  kernel.join();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(times, (std::vector<std::uint64_t>{10 * kNs, 20 * kNs, 30 * kNs, 40 * kNs, 50 * kNs}))
+      << "one job at a time: each waits after the one before it";
+  EXPECT_NE(kernel_thread, std::this_thread::get_id());
+  EXPECT_NE(kernel_thread, std::thread::id());
+}
+
+TEST_F(JobsFromOtherThreads, AfterCloseNoJobRunsAndTheSimulationEndsOnItsOwn) {
+  models::JobThread worker("worker");
+  std::atomic<int> ran{0};
+  std::promise<void> closed;
+  models::KernelThread kernel;
+  worker.post([&] { ++ran; });
+  worker.post([&] {
+    ++ran;
+    worker.close();
+    closed.set_value();
+  });
+  worker.post([&] { ++ran; });  // queued before the close: dropped
+  closed.get_future().get();
+  worker.post([&] { ++ran; });  // posted after it: dropped
+  kernel.join();                // no sc_stop(): nothing is left to do, nothing keeps the kernel waiting
+  EXPECT_EQ(ran, 2);
+}
+
+TEST_F(JobsFromOtherThreads, AJobThatThrowsEndsTheKernelAndIsReported) {
+  models::JobThread worker("worker");
+  std::string failure;
+  models::KernelThread kernel([&](const std::string& what) { failure = what; });
+  worker.post([] { throw std::runtime_error("the job failed"); });
+  kernel.join();
+  EXPECT_EQ(failure.rfind("SystemC kernel: ", 0), 0u) << failure;
+  EXPECT_NE(failure.find("the job failed"), std::string::npos) << failure;
+}
+
+// ---- LinuxDriverHost in a platform of its own ----------------------------------------------
+
+class LinuxDriverHostScenario : public SystemScenario {};
+
+TEST_F(LinuxDriverHostScenario, ProbesThenRunsThePostedJobsWithTheDriver) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::EmmcDevice device("card", config, image.backend(), test_profile());
+  std::exception_ptr probe_failure;
+  bool probed = false;
+  std::uint64_t probe_ended = 0;
+  models::LinuxDriverHost host("host", [&](std::exception_ptr failure) {
+    probed = true;
+    probe_failure = failure;
+    probe_ended = now_ps();
+  });
+  host.bus.bind(device.bus);
+  mmcblk::DescribeReply described;
+  mmcblk::BlockReadReply read;
+  std::uint64_t job_started = 0;
+  // Posted before the simulation starts: they run after the probe.
+  host.post([&](mmc::LinuxBlockDriver& driver) {
+    job_started = now_ps();
+    described = driver.describe();
+  });
+  host.post([&](mmc::LinuxBlockDriver& driver) {
+    read = driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 1 << 20, 4096});
+    host.close();  // the simulation ends when nothing is left to do
+  });
+  sc_core::sc_start();
+  ASSERT_TRUE(probed);
+  EXPECT_FALSE(probe_failure);
+  EXPECT_EQ(host.clock_hz(), 200'000'000u);
+  EXPECT_EQ(device.bus_mode().describe(), "HS400 8-bit DDR");
+  EXPECT_EQ(job_started, probe_ended);
+  EXPECT_EQ(described.node_size[0], config.user_capacity);
+  EXPECT_EQ(read.status.error, 0);
+  // CMD23, CMD18, the first block after the page read and the others after N_AC min.
+  EXPECT_EQ(read.status.simulated_ps, 2 * kHs400Command + 40 * models::kMicrosecond + 7 * kHs400NacMin +
+                                          8 * kHs400ReadBlock);
+}
+
+// ---- TimedBlockDevice -----------------------------------------------------------------------
+
+class TimedBlockDeviceScenario : public SystemScenario {};
+
+TEST_F(TimedBlockDeviceScenario, StartProbesAndJobsTimeTheDriversRequests) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::TimedBlockDevice timed(config, image.backend(), test_profile());
+  std::vector<models::BusPhase> phases;
+  timed.device().on_phase([&](const models::BusPhase& p) { phases.push_back(p); });
+  timed.start();
+  EXPECT_EQ(timed.bus_description(), "HS400 8-bit DDR at 200 MHz");
+  EXPECT_FALSE(phases.empty()) << "the probe's phases were observed";
+  const std::vector<std::uint8_t> data = pattern(4096, 5);
+  mmcblk::BlockWriteReply written;
+  mmcblk::BlockReadReply read;
+  timed.run([&](mmc::LinuxBlockDriver& driver) {
+    written = driver.write(mmcblk::BlockWriteRequest{mmcblk::Node::user, 1 << 20, data});
+  });
+  mmcblk::BlockReadReply unwritten;
+  timed.run([&](mmc::LinuxBlockDriver& driver) {
+    read = driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 1 << 20, 4096});
+    unwritten = driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 2 << 20, 4096});
+  });
+  EXPECT_EQ(written.status.error, 0);
+  EXPECT_NE(written.status.flags & mmcblk::ReplyStatus::kTimed, 0u);
+  EXPECT_GT(written.status.simulated_ps, 0u);
+  EXPECT_EQ(read.status.error, 0);
+  EXPECT_EQ(read.data, data);
+  EXPECT_EQ(unwritten.status.error, 0);
+  EXPECT_EQ(unwritten.status.simulated_ps, 2 * kHs400Command + 40 * models::kMicrosecond + 7 * kHs400NacMin +
+                                               8 * kHs400ReadBlock)
+      << "52.09 us, as the daemon's timed replies say";
+}
+
+TEST_F(TimedBlockDeviceScenario, JobsFromManyThreadsRunOneAtATime) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::TimedBlockDevice timed(config, image.backend(), test_profile());
+  timed.start();
+  struct Span {
+    int thread;
+    int job;
+    std::uint64_t start, end;
+  };
+  std::vector<Span> spans;  // touched by the kernel thread only
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int j = 0; j < 8; ++j) {
+        timed.post([&, t, j](mmc::LinuxBlockDriver& driver) {
+          const std::uint64_t start = now_ps();
+          driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, std::uint64_t(t * 8 + j) << 12, 4096});
+          spans.push_back(Span{t, j, start, now_ps()});
+        });
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  timed.run([](mmc::LinuxBlockDriver&) {});  // after every job posted above
+  ASSERT_EQ(spans.size(), 32u);
+  std::vector<int> next_job(4, 0);
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    EXPECT_EQ(spans[i].job, next_job[spans[i].thread]++) << "each thread's jobs in the order it posted them";
+    EXPECT_GT(spans[i].end, spans[i].start);
+    if (i > 0) {
+      EXPECT_GE(spans[i].start, spans[i - 1].end) << "one job at a time";
+    }
+  }
+}
+
+TEST_F(TimedBlockDeviceScenario, RunRethrowsAndFinishEndsTheJobs) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::TimedBlockDevice timed(config, image.backend(), test_profile());
+  timed.start();
+  EXPECT_THROW(timed.run([](mmc::LinuxBlockDriver&) { throw std::invalid_argument("refused"); }),
+               std::invalid_argument);
+  int shutdown_error = -1;
+  std::promise<void> finished;
+  timed.finish([&](mmc::LinuxBlockDriver& driver) {
+    shutdown_error = driver.shutdown();
+    finished.set_value();
+  });
+  finished.get_future().get();
+  EXPECT_EQ(shutdown_error, 0);
+  bool ran = false;
+  EXPECT_THROW(timed.run([&](mmc::LinuxBlockDriver&) { ran = true; }), std::future_error)
+      << "a job after the last is dropped unrun";
+  EXPECT_FALSE(ran);
+}
+
+TEST_F(TimedBlockDeviceScenario, AProbeThatFailsIsThrownByStart) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::TimedBlockDevice timed(config, image.backend(), test_profile());
+  models::FaultPlan plan;
+  plan.faults.push_back(models::Fault{models::FaultKind::command_timeout, 1, 0, 0, 0});  // every CMD1 lost
+  timed.device().set_fault_plan(plan);
+  try {
+    timed.start();
+    FAIL() << "the probe succeeded without CMD1";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("CMD1"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace emmcsim::testing
