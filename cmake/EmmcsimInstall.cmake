@@ -23,6 +23,8 @@ install(TARGETS emmcsim_transport EXPORT emmcsimTransportTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# transport's public headers only: its internal ones live in transport/src, and the test double
+# emmcsim::vhost_user_frontend (transport/frontend) is neither installed nor exported.
 install(DIRECTORY support/include/ rpmb/include/ mmc/include/ models/include/ transport/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS emmcsim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(TARGET emmcsim_mmcioctl)  # the LD_PRELOAD shim

@@ -56,6 +56,7 @@
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
+#include "emmcsim/transport/virtio_rpmb_device.hpp"
 
 namespace {
 

@@ -16,7 +16,10 @@
 //   - a decoded payload is the alternative its request takes, within the limits (1..8 memory
 //     regions, none empty or wrapping; config bytes <= 256; a vring file index <= 255), with as
 //     many descriptors as it needs;
-//   - it re-encodes to a message that decodes to an equal payload.
+//   - it re-encodes to a message that decodes to an equal payload;
+//   - the same bytes read as a back-end request (what a front-end reads on the channel of
+//     SET_BACKEND_REQ_FD: VRING_CALL, VRING_ERR, CONFIG_CHANGE_MSG) are refused without being
+//     fatal, or decode to their payload (a vring state {index, num}, or none) and round-trip.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -84,8 +87,29 @@ std::size_t fds_needed(const Payload& p, std::uint32_t request, std::size_t give
   if (auto* t = std::get_if<MemoryTable>(&p)) return t->regions.size();
   if (auto* f = std::get_if<VringFile>(&p)) return f->has_fd ? 1 : 0;
   if (request == static_cast<std::uint32_t>(Request::add_mem_reg)) return 1;
+  if (request == static_cast<std::uint32_t>(Request::set_backend_req_fd)) return 1;
   if (request == static_cast<std::uint32_t>(Request::rem_mem_reg)) return given;  // 0 or 1, the fd is dropped
   return 0;
+}
+
+// The message read by a front-end from the back-end channel.
+void check_as_backend_request(const Header& h, const std::uint8_t* payload, std::size_t fds) {
+  Payload decoded;
+  try {
+    decoded = decode_backend_payload(h.request, payload, h.size, fds);
+  } catch (const MessageError& e) {
+    require(!e.fatal(), "back-end request refusals are not fatal");
+    return;
+  }
+  require(fds == 0, "back-end requests carry no descriptors");
+  const bool vring = h.request == static_cast<std::uint32_t>(BackendRequest::vring_call) ||
+                     h.request == static_cast<std::uint32_t>(BackendRequest::vring_err);
+  require(vring ? std::holds_alternative<VringState>(decoded) && h.size == 8
+                : std::holds_alternative<NoPayload>(decoded) && h.size == 0,
+          "a back-end request decodes to the payload its request takes");
+  const std::vector<std::uint8_t> again = encode_message(h.request, kVersion, decoded);
+  const Payload twice = decode_backend_payload(h.request, again.data() + kHeaderSize, again.size() - kHeaderSize, 0);
+  require(same(decoded, twice), "a re-encoded back-end request decodes equal");
 }
 
 }  // namespace
@@ -107,6 +131,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size - at < h.size) return 0;
     const std::uint8_t* payload = data + at;
     at += h.size;
+    check_as_backend_request(h, payload, fds);
     Payload decoded;
     try {
       decoded = decode_payload(h.request, payload, h.size, fds);

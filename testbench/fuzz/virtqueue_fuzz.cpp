@@ -19,7 +19,9 @@
 //             of CMD25/CMD18, a write's data blksz * blocks, the first command reliable exactly for
 //             a write type, at most max_wr_cnt frames written and max_rd_cnt read; the driver's
 //             reply has a result per command and, on success, the response frames' bytes; the card
-//             is back in the user area afterwards; the RPMB write counter never decreases.
+//             is back in the user area afterwards; the RPMB write counter never decreases; a write
+//             burst over max_wr_cnt is answered by the device (one general-failure frame of the
+//             write's response type, with room for it) and never reaches the card.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -182,14 +184,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(chain->readable.size() + chain->writable.size() <= queue_size + transport::vring::kMaxSize, "chain length");
 
     std::uint32_t written = 0;
-    if (readable <= 33 * 512) {
-      std::vector<std::uint8_t> request = chain->gather(33 * 512);
+    // As the device gathers: the largest request (33 frames), or one frame more for a write.
+    std::vector<std::uint8_t> request = chain->gather(34 * 512);
+    const bool writes = request.size() >= 512 && is_write_type(static_cast<std::uint16_t>((request[510] << 8) | request[511]));
+    if (readable <= 33 * 512 || writes) {
       if ((flags & 4) != 0) sign_burst(request);
       try {
         const transport::VirtioRpmbPlan plan =
             transport::plan_virtio_rpmb_request(config, request.data(), request.size(), chain->writable_bytes);
         const auto& commands = plan.request.commands;
         const std::uint16_t type = static_cast<std::uint16_t>((request[510] << 8) | request[511]);
+        if (!plan.device_response.empty()) {
+          // A burst over max_wr_cnt: answered by the device, never by the card.
+          require(is_write_type(type) && commands.empty() && plan.response_frames == 1, "a device answer is for a write");
+          require(plan.device_response.size() == 512 && chain->writable_bytes >= 512, "one response frame, with room");
+          const rpmb::Frame response = rpmb::Frame::from_bytes(plan.device_response.data());
+          require(response.result() == 0x0001 && response.type() == (type << 8), "a general failure of that write");
+          written = static_cast<std::uint32_t>(chain->scatter(plan.device_response.data(), 512));
+          queue->push(chain->head, written);
+          continue;
+        }
         require(plan.request.node == transport::bridge::Node::rpmb && plan.request.multi, "the rpmb node, multi");
         require(is_write_type(type) ? (commands.size() == 1 || commands.size() == 3) : commands.size() == 2, "command count");
         for (const auto& c : commands) {

@@ -75,8 +75,21 @@ std::string request_name(std::uint32_t request) {
     case Request::rem_mem_reg: return "VHOST_USER_REM_MEM_REG";
     case Request::set_status: return "VHOST_USER_SET_STATUS";
     case Request::get_status: return "VHOST_USER_GET_STATUS";
+    case Request::set_backend_req_fd: return "VHOST_USER_SET_BACKEND_REQ_FD";
+    case Request::vring_kick: return "VHOST_USER_VRING_KICK";
   }
   return "request " + std::to_string(request);
+}
+
+std::string backend_request_name(std::uint32_t request) {
+  switch (static_cast<BackendRequest>(request)) {
+    case BackendRequest::iotlb_msg: return "VHOST_USER_BACKEND_IOTLB_MSG";
+    case BackendRequest::config_change_msg: return "VHOST_USER_BACKEND_CONFIG_CHANGE_MSG";
+    case BackendRequest::vring_host_notifier_msg: return "VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG";
+    case BackendRequest::vring_call: return "VHOST_USER_BACKEND_VRING_CALL";
+    case BackendRequest::vring_err: return "VHOST_USER_BACKEND_VRING_ERR";
+  }
+  return "back-end request " + std::to_string(request);
 }
 
 Header decode_header(const std::uint8_t* bytes, std::size_t size) {
@@ -115,8 +128,13 @@ Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::
     case Request::set_vring_base:
     case Request::get_vring_base:
     case Request::set_vring_enable:
+    case Request::vring_kick:
       expect_fds(request, fd_count, 0);
       return vring_state(request, payload, size);
+    case Request::set_backend_req_fd:
+      expect_size(request, size, 0);
+      expect_fds(request, fd_count, 1);
+      return NoPayload{};
     case Request::set_vring_addr: {
       expect_size(request, size, 40);
       expect_fds(request, fd_count, 0);
@@ -177,6 +195,27 @@ Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::
       break;
   }
   refuse(request, "not supported by this back-end");
+}
+
+Payload decode_backend_payload(std::uint32_t request, const std::uint8_t* payload, std::size_t size,
+                               std::size_t fd_count) {
+  auto refuse_backend = [request](const std::string& what) {
+    throw MessageError(false, backend_request_name(request) + ": " + what);
+  };
+  if (fd_count != 0) refuse_backend(std::to_string(fd_count) + " file descriptors came with it, expected 0");
+  switch (static_cast<BackendRequest>(request)) {
+    case BackendRequest::vring_call:
+    case BackendRequest::vring_err:
+      if (size != 8) refuse_backend("payload of " + std::to_string(size) + " bytes, expected 8");
+      return VringState{get32(payload), get32(payload + 4)};
+    case BackendRequest::config_change_msg:
+      if (size != 0) refuse_backend("payload of " + std::to_string(size) + " bytes, expected 0");
+      return NoPayload{};
+    case BackendRequest::iotlb_msg:
+    case BackendRequest::vring_host_notifier_msg:
+      break;
+  }
+  throw MessageError(false, backend_request_name(request) + ": not supported by this front-end");
 }
 
 std::vector<std::uint8_t> encode_message(std::uint32_t request, std::uint32_t flags, const Payload& payload) {

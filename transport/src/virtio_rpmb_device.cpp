@@ -65,8 +65,21 @@ VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const st
                                       static_cast<std::uint16_t>(RequestType::result_read)))
       throw VirtioRpmbRequestError(fmt::format(
           "{} frames of type {:#06x} are followed by {} frames that are not one result read (0x0005)", burst, type, rest));
-    if (config.max_wr_cnt != 0 && burst > config.max_wr_cnt)
-      throw VirtioRpmbRequestError(fmt::format("{} frames to write, more than max_wr_cnt {}", burst, config.max_wr_cnt));
+    if (config.max_wr_cnt != 0 && burst > config.max_wr_cnt) {
+      // virtio 1.2 §5.12: the device SHOULD answer with a general failure. It does so itself,
+      // without the card, when the driver gave room for the response frame.
+      if (writable_bytes < kFrameSize)
+        throw VirtioRpmbRequestError(fmt::format("{} frames to write, more than max_wr_cnt {} (and no room for a response)",
+                                                 burst, config.max_wr_cnt));
+      rpmb::Frame response;
+      response.set_type(static_cast<std::uint16_t>(type << 8));  // the response type of the request
+      response.set_result(static_cast<std::uint16_t>(rpmb::ResultCode::general_failure));
+      plan.device_response.assign(response.bytes(), response.bytes() + kFrameSize);
+      plan.device_response_reason = fmt::format("{} frames to write, more than max_wr_cnt {}: answered with a general failure", burst,
+                                 config.max_wr_cnt);
+      plan.response_frames = 1;
+      return plan;
+    }
     plan.request.commands.push_back(rpmb_write_command(frames_at(request_frames, burst), true));
     if (rest == 1) {
       if (writable_bytes < kFrameSize)
@@ -97,16 +110,21 @@ VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const st
 void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
   auto refuse = [&done](std::string why) { done(VirtioRpmbOutcome{0, std::move(why), std::nullopt}); };
   if (!chain.fault.empty()) return refuse(chain.fault);
-  // Never gather more than the largest request: max_wr_cnt frames and a result read.
+  // Never gather more than the largest request (max_wr_cnt frames and a result read), or one
+  // frame more for a write: enough to see that its burst is over max_wr_cnt.
   const std::size_t largest = (std::size_t{config_.max_wr_cnt == 0 ? std::uint8_t{32} : config_.max_wr_cnt} + 1) * kFrameSize;
-  if (chain.readable_bytes > largest)
+  std::vector<std::uint8_t> request = chain.gather(largest + kFrameSize);
+  if (chain.readable_bytes > largest && (request.size() < kFrameSize || !is_write_type(frame_type(request.data()))))
     return refuse(fmt::format("{} readable bytes, more than the largest request ({} bytes)", chain.readable_bytes, largest));
   VirtioRpmbPlan plan;
   try {
-    const std::vector<std::uint8_t> request = chain.gather(largest);
     plan = plan_virtio_rpmb_request(config_, request.data(), request.size(), chain.writable_bytes);
   } catch (const VirtioRpmbRequestError& e) {
     return refuse(e.what());
+  }
+  if (!plan.device_response.empty()) {
+    const auto written = static_cast<std::uint32_t>(chain.scatter(plan.device_response.data(), plan.device_response.size()));
+    return done(VirtioRpmbOutcome{written, std::move(plan.device_response_reason), std::nullopt});
   }
   const std::size_t response_frames = plan.response_frames;
   auto shared_chain = std::make_shared<DescriptorChain>(std::move(chain));
@@ -126,6 +144,42 @@ void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
       else outcome.written = static_cast<std::uint32_t>(shared_chain->scatter(data.data(), data.size()));
     }
     done(std::move(outcome));
+  });
+}
+
+std::uint64_t VirtioRpmbDevice::device_features() const {
+  return vhost_user::feature::kVersion1 | vhost_user::feature::kRingIndirectDesc;
+}
+
+std::optional<std::vector<std::uint8_t>> VirtioRpmbDevice::read_config(std::uint32_t offset, std::uint32_t size) const {
+  const auto bytes = config_.bytes();
+  if (offset > bytes.size() || size > bytes.size() - offset) return std::nullopt;
+  return std::vector<std::uint8_t>(bytes.begin() + offset, bytes.begin() + offset + size);
+}
+
+std::optional<std::string> VirtioRpmbDevice::write_config(std::uint32_t, const std::vector<std::uint8_t>&) {
+  return std::string("the virtio-rpmb config space is read-only");
+}
+
+// One chain at a time: the completion, back on the connection's strand, returns the chain; the
+// back-end then calls queue_event again, which pops the next.
+void VirtioRpmbDevice::queue_event(DeviceQueues& queues, std::size_t queue) {
+  if (queue != 0 || queues.in_flight(0) > 0) return;
+  std::optional<DescriptorChain> chain = queues.pop(0);
+  if (!chain) return;
+  const std::uint16_t head = chain->head;
+  serve(std::move(*chain), [queues = queues.shared_from_this(), head](VirtioRpmbOutcome outcome) {
+    queues->post([head, outcome = std::move(outcome)](DeviceQueues& q) {
+      if (!outcome.error.empty()) {
+        q.log().warn("{}: request (chain {}): {}", q.name(), head, outcome.error);
+      } else if (outcome.simulated_ps) {
+        q.log().debug("{}: chain {} done: {} bytes, {:.3f} us simulated", q.name(), head, outcome.written,
+                      static_cast<double>(*outcome.simulated_ps) / 1e6);
+      } else {
+        q.log().debug("{}: chain {} done: {} bytes", q.name(), head, outcome.written);
+      }
+      q.complete(0, head, outcome.written);
+    });
   });
 }
 

@@ -21,6 +21,7 @@
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
+#include "emmcsim/transport/virtio_rpmb_device.hpp"
 #include "in_process_daemon.hpp"
 #include "scratch_directory.hpp"
 
@@ -150,6 +151,52 @@ TEST_F(VhostUserBackendTest, RpmbThroughTheVirtqueue) {
   EXPECT_GE(daemon_->backend().chains_served(), 9u);
 }
 
+// As User-Mode Linux drives a device: in-band kicks acknowledged once the card has answered,
+// calls on the back-end channel, no kick or call descriptors.
+TEST_F(VhostUserBackendTest, RpmbInUserModeLinuxOrderWithInbandNotifications) {
+  VhostUserFrontend::Options options;
+  options.order = VhostUserFrontend::Order::uml;
+  VhostUserFrontend frontend(socket_path_, options);
+  frontend.start();
+  EXPECT_TRUE(frontend.inband());
+  EXPECT_EQ(frontend.config(), (Bytes{4, 32, 255}));
+  VirtioRpmbChannel channel(frontend);
+  rpmb::Host host(channel, test_key());
+  ASSERT_TRUE(host.program_key(test_key()).ok());
+  Bytes data(32 * rpmb::kHalfSectorSize);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 3);
+  ASSERT_TRUE(host.write(64, data.data(), 32).ok());
+  const rpmb::HostResult read = host.read(64, 32);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read.data, data);
+  EXPECT_EQ(host.read_counter().write_counter, 1u);
+  // Each chain's answer was in guest memory when its kick was acknowledged; one call each.
+  EXPECT_EQ(frontend.wait_interrupts(frontend.used_elements()), frontend.used_elements());
+  EXPECT_EQ(daemon_->lines_containing(spdlog::level::debug, "requestq started (16 entries, at 0, kicked in-band)"), 1u);
+}
+
+// virtio 1.2 §5.12: more than max_wr_cnt frames to write, with room for a response: a general
+// failure answered by the device, without the card.
+TEST_F(VhostUserBackendTest, AWriteOverMaxWrCntIsAnsweredWithAGeneralFailure) {
+  VhostUserFrontend frontend(socket_path_);
+  frontend.start();
+  rpmb::Frame write;
+  write.set_request(rpmb::RequestType::authenticated_write);
+  write.set_block_count(33);
+  rpmb::Frame result_read;
+  result_read.set_request(rpmb::RequestType::result_read);
+  Bytes frames;
+  for (int i = 0; i < 33; ++i) frames.insert(frames.end(), write.bytes(), write.bytes() + rpmb::kFrameSize);
+  frames.insert(frames.end(), result_read.bytes(), result_read.bytes() + rpmb::kFrameSize);
+  frontend.submit({frames}, {512});
+  EXPECT_EQ(frontend.wait_used().length, 512u);
+  const rpmb::Frame response = rpmb::Frame::from_bytes(frontend.written().data());
+  EXPECT_EQ(response.type(), static_cast<std::uint16_t>(rpmb::ResponseType::authenticated_write));
+  EXPECT_EQ(response.result(), static_cast<std::uint16_t>(rpmb::ResultCode::general_failure));
+  EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "33 frames to write, more than max_wr_cnt 32"), 1u);
+  expect_device_works(frontend, 0);
+}
+
 TEST_F(VhostUserBackendTest, RingStopsAtItsBaseAndResumesThere) {
   VhostUserFrontend frontend(socket_path_);
   frontend.start();
@@ -226,6 +273,19 @@ TEST_F(VhostUserBackendTest, BrokenFramingClosesTheConnectionAndTheNextFrontEndI
   EXPECT_EQ(daemon_->lines_containing(spdlog::level::warn, "wait already"), 0u);
   VhostUserFrontend frontend(socket_path_);
   frontend.start();
+  expect_device_works(frontend, 0);
+}
+
+// A burst of twenty thousand messages in one write is taken one after the other, and the
+// back-end answers the next request.
+TEST_F(VhostUserBackendTest, ABurstOfMessagesIsTakenOneAfterAnother) {
+  VhostUserFrontend frontend(socket_path_);
+  frontend.start();
+  const Bytes one = vu::encode_message(static_cast<std::uint32_t>(vu::Request::set_owner), vu::kVersion, vu::NoPayload{});
+  Bytes burst;
+  for (int i = 0; i < 20000; ++i) burst.insert(burst.end(), one.begin(), one.end());
+  frontend.send_raw(burst);
+  EXPECT_EQ(frontend.call_u64(vu::Request::get_queue_num), 1u);
   expect_device_works(frontend, 0);
 }
 

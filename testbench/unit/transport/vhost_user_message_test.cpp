@@ -147,6 +147,45 @@ TEST(VhostUserMessage, UnknownRequestsAreRefusedByName) {
   expect_refused(Request::set_log_base, Bytes(16), 0, "VHOST_USER_SET_LOG_BASE: not supported");
 }
 
+TEST(VhostUserMessage, BackendChannelAndInbandKicksAsUmlSendsThem) {
+  // SET_BACKEND_REQ_FD (SET_SLAVE_REQ_FD): no payload, the channel's descriptor beside it.
+  EXPECT_TRUE(std::holds_alternative<NoPayload>(round_trip(Request::set_backend_req_fd, NoPayload{}, 1)));
+  expect_refused(Request::set_backend_req_fd, Bytes(), 0, "0 file descriptors came with it, expected 1");
+  expect_refused(Request::set_backend_req_fd, Bytes(8), 1, "payload of 8 bytes, expected 0");
+  // VRING_KICK: a vring state {index, 0}, no descriptor.
+  const auto kick = std::get<VringState>(round_trip(Request::vring_kick, VringState{1, 0}, 0));
+  EXPECT_EQ(kick.index, 1u);
+  EXPECT_EQ(kick.num, 0u);
+  expect_refused(Request::vring_kick, Bytes(8), 1, "expected 0");
+  expect_refused(Request::vring_kick, Bytes(16), 0, "expected 8");
+  EXPECT_EQ(request_name(21), "VHOST_USER_SET_BACKEND_REQ_FD");
+  EXPECT_EQ(request_name(35), "VHOST_USER_VRING_KICK");
+  EXPECT_EQ(protocol_feature::kBackendReq, 1ull << 5);
+  EXPECT_EQ(protocol_feature::kInbandNotifications, 1ull << 14);
+}
+
+TEST(VhostUserMessage, BackendRequestsDecodeAsAFrontEndReadsThem) {
+  const Bytes call = encode_message(static_cast<std::uint32_t>(BackendRequest::vring_call), kVersion, VringState{1, 0});
+  const Header h = decode_header(call.data(), call.size());
+  EXPECT_EQ(h.request, 4u);
+  EXPECT_FALSE(h.need_reply());
+  const Bytes body = payload_of(call);
+  EXPECT_EQ(std::get<VringState>(decode_backend_payload(h.request, body.data(), body.size(), 0)).index, 1u);
+  EXPECT_TRUE(std::holds_alternative<NoPayload>(decode_backend_payload(2, nullptr, 0, 0)));
+  EXPECT_THROW(decode_backend_payload(4, body.data(), 4, 0), MessageError);  // short
+  EXPECT_THROW(decode_backend_payload(4, body.data(), body.size(), 1), MessageError);  // a descriptor
+  EXPECT_THROW(decode_backend_payload(2, body.data(), body.size(), 0), MessageError);  // config change carries none
+  try {
+    decode_backend_payload(9, nullptr, 0, 0);
+    ADD_FAILURE() << "back-end request 9 was accepted";
+  } catch (const MessageError& e) {
+    EXPECT_FALSE(e.fatal());
+    EXPECT_NE(std::string(e.what()).find("back-end request 9: not supported"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(backend_request_name(4), "VHOST_USER_BACKEND_VRING_CALL");
+  EXPECT_EQ(backend_request_name(2), "VHOST_USER_BACKEND_CONFIG_CHANGE_MSG");
+}
+
 TEST(VhostUserMessage, RepliesDecodeForTheRequestTheyAnswer) {
   const Bytes features = encode_reply(1, U64Payload{42});
   EXPECT_EQ(std::get<U64Payload>(decode_reply(1, features.data(), features.size())).value, 42u);

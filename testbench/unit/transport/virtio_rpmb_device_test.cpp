@@ -104,12 +104,37 @@ TEST(VirtioRpmbPlan, RefusesWhatIsNoRpmbRequest) {
             std::string::npos);
   EXPECT_NE(refusal(frames_of({RequestType::authenticated_read}), 256 * 512).find("more than max_rd_cnt 255"),
             std::string::npos);
+  // A write of more than max_wr_cnt frames without room for the response frame.
   const VirtioRpmbConfig two{4, 2, 255};
   EXPECT_NE(refusal(frames_of({RequestType::authenticated_write, RequestType::authenticated_write,
                                RequestType::authenticated_write, RequestType::result_read}),
-                    512, two)
+                    0, two)
                 .find("more than max_wr_cnt 2"),
             std::string::npos);
+}
+
+// virtio 1.2 §5.12: a write of more than max_wr_cnt frames SHOULD be answered with a general
+// failure; with room for the response frame the device answers it itself, without the card.
+TEST(VirtioRpmbPlan, WriteOverMaxWrCntIsAnsweredWithAGeneralFailure) {
+  const VirtioRpmbConfig two{4, 2, 255};
+  const Bytes three = frames_of({RequestType::authenticated_write, RequestType::authenticated_write,
+                                 RequestType::authenticated_write, RequestType::result_read});
+  const VirtioRpmbPlan p = plan_virtio_rpmb_request(two, three.data(), three.size(), 512);
+  EXPECT_TRUE(p.request.commands.empty()) << "the card is not asked";
+  EXPECT_EQ(p.response_frames, 1u);
+  ASSERT_EQ(p.device_response.size(), rpmb::kFrameSize);
+  const rpmb::Frame response = rpmb::Frame::from_bytes(p.device_response.data());
+  EXPECT_EQ(response.type(), static_cast<std::uint16_t>(rpmb::ResponseType::authenticated_write));
+  EXPECT_EQ(response.result(), static_cast<std::uint16_t>(rpmb::ResultCode::general_failure));
+  EXPECT_NE(p.device_response_reason.find("3 frames to write, more than max_wr_cnt 2"), std::string::npos);
+  // The same for a configuration write, and without a result read when there is room.
+  const Bytes config = frames_of({RequestType::device_config_write, RequestType::device_config_write,
+                                  RequestType::device_config_write});
+  const VirtioRpmbPlan c = plan_virtio_rpmb_request(two, config.data(), config.size(), 512);
+  EXPECT_EQ(rpmb::Frame::from_bytes(c.device_response.data()).type(),
+            static_cast<std::uint16_t>(rpmb::ResponseType::device_config_write));
+  // Within max_wr_cnt the card answers, as before.
+  EXPECT_TRUE(plan(frames_of({RequestType::authenticated_write, RequestType::result_read}), 512).device_response.empty());
 }
 
 TEST(VirtioRpmbConfig, ComesFromTheCard) {
@@ -255,6 +280,57 @@ TEST(VirtioRpmbDevice, RefusedChainsNeverReachTheCard) {
   EXPECT_EQ(written, 0u);
   EXPECT_NE(error.find("more than the largest request"), std::string::npos) << error;
 
+  EXPECT_EQ(host.read_counter().write_counter, 0u);
+}
+
+TEST(VirtioRpmbDevice, AWriteOverMaxWrCntGetsAGeneralFailureAndNeverReachesTheCard) {
+  CardBehindPort card;
+  VirtioRpmbDevice device(card.port(), kConfig);  // max_wr_cnt 32
+  ChainChannel channel(device);
+  rpmb::Host host(channel, test_key());
+  ASSERT_TRUE(host.program_key(test_key()).ok());
+
+  // 33 signed frames and a result read: one frame over max_wr_cnt, and more than the largest
+  // request the device gathers whole (32 frames and a result read).
+  rpmb::Frame write;
+  write.set_request(RequestType::authenticated_write);
+  write.set_address(0);
+  write.set_block_count(33);
+  std::vector<rpmb::Frame> frames(33, write);
+  rpmb::Frame result_read;
+  result_read.set_request(RequestType::result_read);
+  frames.push_back(result_read);
+  rpmb::Frame response;
+  auto serve = [&](std::uint32_t room) {
+    DescriptorChain chain;
+    for (auto& f : frames) {
+      chain.readable.push_back(GuestBuffer{f.bytes(), rpmb::kFrameSize});
+      chain.readable_bytes += rpmb::kFrameSize;
+    }
+    if (room > 0) {
+      chain.writable.push_back(GuestBuffer{response.bytes(), room});
+      chain.writable_bytes = room;
+    }
+    std::promise<VirtioRpmbOutcome> done;
+    device.serve(std::move(chain), [&](VirtioRpmbOutcome o) { done.set_value(std::move(o)); });
+    return done.get_future().get();
+  };
+  const VirtioRpmbOutcome answered = serve(rpmb::kFrameSize);
+  EXPECT_EQ(answered.written, rpmb::kFrameSize);
+  EXPECT_NE(answered.error.find("33 frames to write, more than max_wr_cnt 32: answered with a general failure"),
+            std::string::npos)
+      << answered.error;
+  EXPECT_EQ(response.type(), static_cast<std::uint16_t>(rpmb::ResponseType::authenticated_write));
+  EXPECT_EQ(response.result(), static_cast<std::uint16_t>(rpmb::ResultCode::general_failure));
+  // Without room for the response: refused, 0 bytes used.
+  const VirtioRpmbOutcome refused = serve(0);
+  EXPECT_EQ(refused.written, 0u);
+  EXPECT_NE(refused.error.find("no room for a response"), std::string::npos) << refused.error;
+  // The card saw neither: its result register still holds the key programming's, and the
+  // counter did not move.
+  const rpmb::HostResult last = host.result_read();
+  EXPECT_EQ(last.response_type, static_cast<std::uint16_t>(rpmb::ResponseType::program_key));
+  EXPECT_EQ(last.result, static_cast<std::uint16_t>(rpmb::ResultCode::ok));
   EXPECT_EQ(host.read_counter().write_counter, 0u);
 }
 

@@ -150,6 +150,8 @@ int missing_symbol() {
   return -1;
 }
 
+bool needs_mode(int flags) { return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE; }
+
 // fork(): the table's mutex is held across it, so the child gets it unlocked and consistent;
 // the child's files reconnect on their next operation.
 void before_fork() { table().mutex().lock(); }
@@ -201,7 +203,6 @@ int open_mapped(const char* path, bridge::Node node, int flags) {
   }
 }
 
-bool needs_mode(int flags) { return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE; }
 
 // dup, dup2, dup3, fcntl(F_DUPFD): `duplicate` makes the new descriptor; the new number then
 // shares the file of `fd` (and loses whatever file it had).
@@ -252,26 +253,86 @@ static_assert(sizeof(struct stat64) == sizeof(struct stat), "stat64 differs from
 // The stat of what `dirfd` and `path` name when the shim owns it: a mapped descriptor with
 // AT_EMPTY_PATH and an empty path, or a mapped path (an absolute one: dirfd does not matter).
 // Returns false for everything else, which goes to the C library.
-bool stat_mapped(int dirfd, const char* path, int flags, struct stat& st, long& result) {
+bool stat_mapped(int dirfd, const char* path, int flags, struct stat* st, long& result) {
   if ((flags & AT_EMPTY_PATH) != 0 && path != nullptr && path[0] == '\0') {
     const File file = lookup(dirfd);
     if (file == nullptr) return false;
-    file->stat(st);
+    file->stat(*st);
     result = 0;
     return true;
   }
   bridge::Node node;
   if (!map_path(path, node)) return false;
-  result = DeviceFile::stat_path(path, node, st);
+  result = DeviceFile::stat_path(path, node, *st);
   return true;
 }
 
 // The same into a struct stat64.
-bool stat64_mapped(int dirfd, const char* path, int flags, struct stat64* st, long& result) {
+bool stat_mapped(int dirfd, const char* path, int flags, struct stat64* st, long& result) {
   struct stat plain {};
-  if (!stat_mapped(dirfd, path, flags, plain, result)) return false;
+  if (!stat_mapped(dirfd, path, flags, &plain, result)) return false;
   if (result == 0) std::memcpy(st, &plain, sizeof plain);
   return true;
+}
+
+void stat_of(const DeviceFile& file, struct stat* st) { file.stat(*st); }
+void stat_of(const DeviceFile& file, struct stat64* st) {
+  struct stat plain {};
+  file.stat(plain);
+  std::memcpy(st, &plain, sizeof plain);
+}
+
+// ---- Forwarding: each interposer family is one of these, given how to call the next definition.
+
+// The next definition with the caller's arguments, or ENOSYS when there is none.
+template <typename Next, typename... Arguments>
+auto call_next(Next next, Arguments... arguments) -> decltype(next(arguments...)) {
+  if (next == nullptr) return missing_symbol();
+  return next(arguments...);
+}
+
+// The mode argument of open(2) and its variants, read only when the flags say there is one.
+mode_t mode_argument(int flags, va_list arguments) {
+  return needs_mode(flags) ? static_cast<mode_t>(va_arg(arguments, mode_t)) : 0;
+}
+
+// open, open64, openat, openat64 and the fortified __open*_2: a mapped path opens the simulated
+// node (only absolute paths are mapped, so dirfd does not matter); any other goes to `forward`.
+template <typename Forward>
+int open_or_forward(const char* path, int flags, Forward forward) {
+  bridge::Node node;
+  if (map_path(path, node)) return open_mapped(path, node, flags);
+  return forward();
+}
+
+// stat, lstat, fstatat and their 64 and pre-2.33 __x variants, into a struct stat or stat64.
+template <typename Stat, typename Forward>
+int stat_or_forward(int dirfd, const char* path, int flags, Stat* st, Forward forward) {
+  const int saved = errno;
+  long result = 0;
+  if (stat_mapped(dirfd, path, flags, st, result)) return finish<int>(result, saved);
+  return forward();
+}
+
+// read, write, pread, pwrite, lseek, fsync and their 64 variants: a descriptor the shim owns is
+// served by its file (a kernel-style result turned into the C library's), any other goes on.
+template <typename Result, typename Serve, typename Forward>
+Result file_or_forward(int fd, Serve serve, Forward forward) {
+  if (const File file = lookup(fd)) {
+    const int saved = errno;
+    return finish<Result>(serve(*file), saved);
+  }
+  return forward();
+}
+
+// fstat, fstat64 and the pre-2.33 __fxstat variants.
+template <typename Stat, typename Forward>
+int fstat_or_forward(int fd, Stat* st, Forward forward) {
+  if (const File file = lookup(fd)) {
+    stat_of(*file, st);
+    return 0;
+  }
+  return forward();
 }
 
 void fill_statx(const struct stat& st, struct statx& x) {
@@ -306,21 +367,22 @@ bool probe_mapped(const char* path, long& result) {
 }  // namespace
 }  // namespace emmcsim::transport::shim
 
-using emmcsim::transport::bridge::Node;
+using emmcsim::transport::shim::call_next;
+using emmcsim::transport::shim::fcntl_common;
 using emmcsim::transport::shim::DeviceFile;
 using emmcsim::transport::shim::File;
-using emmcsim::transport::shim::fcntl_common;
-using emmcsim::transport::shim::finish;
-using emmcsim::transport::shim::lookup;
-using emmcsim::transport::shim::map_path;
-using emmcsim::transport::shim::missing_symbol;
-using emmcsim::transport::shim::needs_mode;
-using emmcsim::transport::shim::next_symbol;
-using emmcsim::transport::shim::open_mapped;
+using emmcsim::transport::shim::file_or_forward;
 using emmcsim::transport::shim::fill_statx;
+using emmcsim::transport::shim::finish;
+using emmcsim::transport::shim::fstat_or_forward;
+using emmcsim::transport::shim::lookup;
+using emmcsim::transport::shim::missing_symbol;
+using emmcsim::transport::shim::mode_argument;
+using emmcsim::transport::shim::next_symbol;
+using emmcsim::transport::shim::open_or_forward;
 using emmcsim::transport::shim::probe_mapped;
-using emmcsim::transport::shim::stat64_mapped;
 using emmcsim::transport::shim::stat_mapped;
+using emmcsim::transport::shim::stat_or_forward;
 using emmcsim::transport::shim::table;
 
 // The interposers. Each resolves the next definition once, on first use.
@@ -330,88 +392,59 @@ extern "C" {
 
 int open(const char* path, int flags, ...) {
   static const auto next = next_symbol<int (*)(const char*, int, ...)>("open");
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = va_arg(arguments, mode_t);
-    va_end(arguments);
-  }
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(path, flags, mode) : missing_symbol();
+  va_list arguments;
+  va_start(arguments, flags);
+  const mode_t mode = mode_argument(flags, arguments);
+  va_end(arguments);
+  return open_or_forward(path, flags, [&] { return call_next(next, path, flags, mode); });
 }
 
 int open64(const char* path, int flags, ...) {
   static const auto next = next_symbol<int (*)(const char*, int, ...)>("open64");
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = va_arg(arguments, mode_t);
-    va_end(arguments);
-  }
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(path, flags, mode) : missing_symbol();
+  va_list arguments;
+  va_start(arguments, flags);
+  const mode_t mode = mode_argument(flags, arguments);
+  va_end(arguments);
+  return open_or_forward(path, flags, [&] { return call_next(next, path, flags, mode); });
 }
 
-// An absolute path ignores dirfd, and only absolute paths are mapped.
 int openat(int dirfd, const char* path, int flags, ...) {
   static const auto next = next_symbol<int (*)(int, const char*, int, ...)>("openat");
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = va_arg(arguments, mode_t);
-    va_end(arguments);
-  }
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(dirfd, path, flags, mode) : missing_symbol();
+  va_list arguments;
+  va_start(arguments, flags);
+  const mode_t mode = mode_argument(flags, arguments);
+  va_end(arguments);
+  return open_or_forward(path, flags, [&] { return call_next(next, dirfd, path, flags, mode); });
 }
 
 int openat64(int dirfd, const char* path, int flags, ...) {
   static const auto next = next_symbol<int (*)(int, const char*, int, ...)>("openat64");
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list arguments;
-    va_start(arguments, flags);
-    mode = va_arg(arguments, mode_t);
-    va_end(arguments);
-  }
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(dirfd, path, flags, mode) : missing_symbol();
+  va_list arguments;
+  va_start(arguments, flags);
+  const mode_t mode = mode_argument(flags, arguments);
+  va_end(arguments);
+  return open_or_forward(path, flags, [&] { return call_next(next, dirfd, path, flags, mode); });
 }
 
 // What open() compiles to under _FORTIFY_SOURCE when the flags need no mode.
 int __open_2(const char* path, int flags) {
   static const auto next = next_symbol<int (*)(const char*, int)>("__open_2");
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(path, flags) : missing_symbol();
+  return open_or_forward(path, flags, [&] { return call_next(next, path, flags); });
 }
 
 int __open64_2(const char* path, int flags) {
   static const auto next = next_symbol<int (*)(const char*, int)>("__open64_2");
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(path, flags) : missing_symbol();
+  return open_or_forward(path, flags, [&] { return call_next(next, path, flags); });
 }
 
 int __openat_2(int dirfd, const char* path, int flags) {
   static const auto next = next_symbol<int (*)(int, const char*, int)>("__openat_2");
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(dirfd, path, flags) : missing_symbol();
+  return open_or_forward(path, flags, [&] { return call_next(next, dirfd, path, flags); });
 }
 
 int __openat64_2(int dirfd, const char* path, int flags) {
   static const auto next = next_symbol<int (*)(int, const char*, int)>("__openat64_2");
-  Node node;
-  if (map_path(path, node)) return open_mapped(path, node, flags);
-  return next != nullptr ? next(dirfd, path, flags) : missing_symbol();
+  return open_or_forward(path, flags, [&] { return call_next(next, dirfd, path, flags); });
 }
 
 // ---- descriptors -------------------------------------------------------------------------
@@ -495,92 +528,72 @@ void closefrom(int lowest) noexcept {
 
 ssize_t read(int fd, void* buffer, size_t size) {
   static const auto next = next_symbol<ssize_t (*)(int, void*, size_t)>("read");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<ssize_t>(file->read(buffer, size), saved);
-  }
-  return next != nullptr ? next(fd, buffer, size) : missing_symbol();
+  return file_or_forward<ssize_t>(
+      fd, [&](DeviceFile& file) { return file.read(buffer, size); },
+      [&] { return call_next(next, fd, buffer, size); });
 }
 
 ssize_t write(int fd, const void* buffer, size_t size) {
   static const auto next = next_symbol<ssize_t (*)(int, const void*, size_t)>("write");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<ssize_t>(file->write(buffer, size), saved);
-  }
-  return next != nullptr ? next(fd, buffer, size) : missing_symbol();
+  return file_or_forward<ssize_t>(
+      fd, [&](DeviceFile& file) { return file.write(buffer, size); },
+      [&] { return call_next(next, fd, buffer, size); });
 }
 
 ssize_t pread(int fd, void* buffer, size_t size, off_t offset) {
   static const auto next = next_symbol<ssize_t (*)(int, void*, size_t, off_t)>("pread");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<ssize_t>(file->pread(buffer, size, offset), saved);
-  }
-  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+  return file_or_forward<ssize_t>(
+      fd, [&](DeviceFile& file) { return file.pread(buffer, size, offset); },
+      [&] { return call_next(next, fd, buffer, size, offset); });
 }
 
 ssize_t pread64(int fd, void* buffer, size_t size, off64_t offset) {
   static const auto next = next_symbol<ssize_t (*)(int, void*, size_t, off64_t)>("pread64");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<ssize_t>(file->pread(buffer, size, offset), saved);
-  }
-  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+  return file_or_forward<ssize_t>(
+      fd, [&](DeviceFile& file) { return file.pread(buffer, size, offset); },
+      [&] { return call_next(next, fd, buffer, size, offset); });
 }
 
 ssize_t pwrite(int fd, const void* buffer, size_t size, off_t offset) {
   static const auto next = next_symbol<ssize_t (*)(int, const void*, size_t, off_t)>("pwrite");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<ssize_t>(file->pwrite(buffer, size, offset), saved);
-  }
-  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+  return file_or_forward<ssize_t>(
+      fd, [&](DeviceFile& file) { return file.pwrite(buffer, size, offset); },
+      [&] { return call_next(next, fd, buffer, size, offset); });
 }
 
 ssize_t pwrite64(int fd, const void* buffer, size_t size, off64_t offset) {
   static const auto next = next_symbol<ssize_t (*)(int, const void*, size_t, off64_t)>("pwrite64");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<ssize_t>(file->pwrite(buffer, size, offset), saved);
-  }
-  return next != nullptr ? next(fd, buffer, size, offset) : missing_symbol();
+  return file_or_forward<ssize_t>(
+      fd, [&](DeviceFile& file) { return file.pwrite(buffer, size, offset); },
+      [&] { return call_next(next, fd, buffer, size, offset); });
 }
 
 off_t lseek(int fd, off_t offset, int whence) noexcept {
   static const auto next = next_symbol<off_t (*)(int, off_t, int)>("lseek");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<off_t>(file->lseek(offset, whence), saved);
-  }
-  return next != nullptr ? next(fd, offset, whence) : missing_symbol();
+  return file_or_forward<off_t>(
+      fd, [&](DeviceFile& file) { return file.lseek(offset, whence); },
+      [&] { return call_next(next, fd, offset, whence); });
 }
 
 off64_t lseek64(int fd, off64_t offset, int whence) noexcept {
   static const auto next = next_symbol<off64_t (*)(int, off64_t, int)>("lseek64");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<off64_t>(file->lseek(offset, whence), saved);
-  }
-  return next != nullptr ? next(fd, offset, whence) : missing_symbol();
+  return file_or_forward<off64_t>(
+      fd, [&](DeviceFile& file) { return file.lseek(offset, whence); },
+      [&] { return call_next(next, fd, offset, whence); });
 }
 
 int fsync(int fd) {
   static const auto next = next_symbol<int (*)(int)>("fsync");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<int>(file->fsync(), saved);
-  }
-  return next != nullptr ? next(fd) : missing_symbol();
+  return file_or_forward<int>(
+      fd, [&](DeviceFile& file) { return file.fsync(); },
+      [&] { return call_next(next, fd); });
 }
 
 int fdatasync(int fd) {
   static const auto next = next_symbol<int (*)(int)>("fdatasync");
-  if (const File file = lookup(fd)) {
-    const int saved = errno;
-    return finish<int>(file->fsync(), saved);
-  }
-  return next != nullptr ? next(fd) : missing_symbol();
+  return file_or_forward<int>(
+      fd, [&](DeviceFile& file) { return file.fsync(); },
+      [&] { return call_next(next, fd); });
 }
 
 // A block device cannot be truncated.
@@ -631,93 +644,55 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
 
 int fstat(int fd, struct stat* st) noexcept {
   static const auto next = next_symbol<int (*)(int, struct stat*)>("fstat");
-  if (const File file = lookup(fd)) {
-    file->stat(*st);
-    return 0;
-  }
-  return next != nullptr ? next(fd, st) : missing_symbol();
+  return fstat_or_forward(fd, st, [&] { return call_next(next, fd, st); });
 }
 
 int fstat64(int fd, struct stat64* st) noexcept {
   static const auto next = next_symbol<int (*)(int, struct stat64*)>("fstat64");
-  if (const File file = lookup(fd)) {
-    struct stat plain;
-    file->stat(plain);
-    std::memcpy(st, &plain, sizeof plain);
-    return 0;
-  }
-  return next != nullptr ? next(fd, st) : missing_symbol();
+  return fstat_or_forward(fd, st, [&] { return call_next(next, fd, st); });
 }
 
 int __fxstat(int version, int fd, struct stat* st) {
   static const auto next = next_symbol<int (*)(int, int, struct stat*)>("__fxstat", "GLIBC_2.2.5");
-  if (const File file = lookup(fd)) {
-    file->stat(*st);
-    return 0;
-  }
-  return next != nullptr ? next(version, fd, st) : fstat(fd, st);
+  return fstat_or_forward(fd, st, [&] { return next != nullptr ? next(version, fd, st) : fstat(fd, st); });
 }
 
 int __fxstat64(int version, int fd, struct stat64* st) {
   static const auto next = next_symbol<int (*)(int, int, struct stat64*)>("__fxstat64", "GLIBC_2.2.5");
-  if (const File file = lookup(fd)) {
-    struct stat plain;
-    file->stat(plain);
-    std::memcpy(st, &plain, sizeof plain);
-    return 0;
-  }
-  return next != nullptr ? next(version, fd, st) : fstat64(fd, st);
+  return fstat_or_forward(fd, st, [&] { return next != nullptr ? next(version, fd, st) : fstat64(fd, st); });
 }
 
 // ---- stat of a path: tools such as blkid look before they open ---------------------------
 
 int stat(const char* path, struct stat* st) noexcept {
   static const auto next = next_symbol<int (*)(const char*, struct stat*)>("stat");
-  const int saved = errno;
-  long result = 0;
-  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(path, st) : missing_symbol();
+  return stat_or_forward(AT_FDCWD, path, 0, st, [&] { return call_next(next, path, st); });
 }
 
 int stat64(const char* path, struct stat64* st) noexcept {
   static const auto next = next_symbol<int (*)(const char*, struct stat64*)>("stat64");
-  const int saved = errno;
-  long result = 0;
-  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(path, st) : missing_symbol();
+  return stat_or_forward(AT_FDCWD, path, 0, st, [&] { return call_next(next, path, st); });
 }
 
 // A device node is no symbolic link: lstat answers as stat.
 int lstat(const char* path, struct stat* st) noexcept {
   static const auto next = next_symbol<int (*)(const char*, struct stat*)>("lstat");
-  const int saved = errno;
-  long result = 0;
-  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(path, st) : missing_symbol();
+  return stat_or_forward(AT_FDCWD, path, 0, st, [&] { return call_next(next, path, st); });
 }
 
 int lstat64(const char* path, struct stat64* st) noexcept {
   static const auto next = next_symbol<int (*)(const char*, struct stat64*)>("lstat64");
-  const int saved = errno;
-  long result = 0;
-  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(path, st) : missing_symbol();
+  return stat_or_forward(AT_FDCWD, path, 0, st, [&] { return call_next(next, path, st); });
 }
 
 int fstatat(int dirfd, const char* path, struct stat* st, int flags) noexcept {
   static const auto next = next_symbol<int (*)(int, const char*, struct stat*, int)>("fstatat");
-  const int saved = errno;
-  long result = 0;
-  if (stat_mapped(dirfd, path, flags, *st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(dirfd, path, st, flags) : missing_symbol();
+  return stat_or_forward(dirfd, path, flags, st, [&] { return call_next(next, dirfd, path, st, flags); });
 }
 
 int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) noexcept {
   static const auto next = next_symbol<int (*)(int, const char*, struct stat64*, int)>("fstatat64");
-  const int saved = errno;
-  long result = 0;
-  if (stat64_mapped(dirfd, path, flags, st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(dirfd, path, st, flags) : missing_symbol();
+  return stat_or_forward(dirfd, path, flags, st, [&] { return call_next(next, dirfd, path, st, flags); });
 }
 
 int statx(int dirfd, const char* path, int flags, unsigned int mask, struct statx* x) noexcept {
@@ -725,62 +700,53 @@ int statx(int dirfd, const char* path, int flags, unsigned int mask, struct stat
   const int saved = errno;
   long result = 0;
   struct stat plain {};
-  if (stat_mapped(dirfd, path, flags, plain, result)) {
+  if (stat_mapped(dirfd, path, flags, &plain, result)) {
     if (result == 0) fill_statx(plain, *x);
     return finish<int>(result, saved);
   }
-  return next != nullptr ? next(dirfd, path, flags, mask, x) : missing_symbol();
+  return call_next(next, dirfd, path, flags, mask, x);
 }
 
-// The pre-2.33 entry points, for binaries built against an older C library.
+// The pre-2.33 entry points, for binaries built against an older C library. Without a next
+// definition (a newer C library has only the compatibility symbols) they answer as stat does.
 int __xstat(int version, const char* path, struct stat* st) {
   static const auto next = next_symbol<int (*)(int, const char*, struct stat*)>("__xstat", "GLIBC_2.2.5");
-  const int saved = errno;
-  long result = 0;
-  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(version, path, st) : stat(path, st);
+  return stat_or_forward(AT_FDCWD, path, 0, st,
+                         [&] { return next != nullptr ? next(version, path, st) : stat(path, st); });
 }
 
 int __xstat64(int version, const char* path, struct stat64* st) {
   static const auto next = next_symbol<int (*)(int, const char*, struct stat64*)>("__xstat64", "GLIBC_2.2.5");
-  const int saved = errno;
-  long result = 0;
-  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(version, path, st) : stat64(path, st);
+  return stat_or_forward(AT_FDCWD, path, 0, st,
+                         [&] { return next != nullptr ? next(version, path, st) : stat64(path, st); });
 }
 
 int __lxstat(int version, const char* path, struct stat* st) {
   static const auto next = next_symbol<int (*)(int, const char*, struct stat*)>("__lxstat", "GLIBC_2.2.5");
-  const int saved = errno;
-  long result = 0;
-  if (stat_mapped(AT_FDCWD, path, 0, *st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(version, path, st) : lstat(path, st);
+  return stat_or_forward(AT_FDCWD, path, 0, st,
+                         [&] { return next != nullptr ? next(version, path, st) : lstat(path, st); });
 }
 
 int __lxstat64(int version, const char* path, struct stat64* st) {
   static const auto next = next_symbol<int (*)(int, const char*, struct stat64*)>("__lxstat64", "GLIBC_2.2.5");
-  const int saved = errno;
-  long result = 0;
-  if (stat64_mapped(AT_FDCWD, path, 0, st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(version, path, st) : lstat64(path, st);
+  return stat_or_forward(AT_FDCWD, path, 0, st,
+                         [&] { return next != nullptr ? next(version, path, st) : lstat64(path, st); });
 }
 
 int __fxstatat(int version, int dirfd, const char* path, struct stat* st, int flags) {
   static const auto next =
       next_symbol<int (*)(int, int, const char*, struct stat*, int)>("__fxstatat", "GLIBC_2.4");
-  const int saved = errno;
-  long result = 0;
-  if (stat_mapped(dirfd, path, flags, *st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(version, dirfd, path, st, flags) : fstatat(dirfd, path, st, flags);
+  return stat_or_forward(dirfd, path, flags, st, [&] {
+    return next != nullptr ? next(version, dirfd, path, st, flags) : fstatat(dirfd, path, st, flags);
+  });
 }
 
 int __fxstatat64(int version, int dirfd, const char* path, struct stat64* st, int flags) {
   static const auto next =
       next_symbol<int (*)(int, int, const char*, struct stat64*, int)>("__fxstatat64", "GLIBC_2.4");
-  const int saved = errno;
-  long result = 0;
-  if (stat64_mapped(dirfd, path, flags, st, result)) return finish<int>(result, saved);
-  return next != nullptr ? next(version, dirfd, path, st, flags) : fstatat64(dirfd, path, st, flags);
+  return stat_or_forward(dirfd, path, flags, st, [&] {
+    return next != nullptr ? next(version, dirfd, path, st, flags) : fstatat64(dirfd, path, st, flags);
+  });
 }
 
 // ---- path checks: libblkid canonicalises a name (readlink) and checks it (access) ----------

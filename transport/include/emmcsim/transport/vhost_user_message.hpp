@@ -51,9 +51,11 @@ enum class Request : std::uint32_t {
   set_protocol_features = 16,
   get_queue_num = 17,
   set_vring_enable = 18,
+  set_backend_req_fd = 21,  // VHOST_USER_SET_SLAVE_REQ_FD in Linux 6.1 and older texts
   get_config = 24,
   set_config = 25,
   reset_device = 34,
+  vring_kick = 35,  // an in-band kick (INBAND_NOTIFICATIONS): VringState {index, 0}
   get_max_mem_slots = 36,
   add_mem_reg = 37,
   rem_mem_reg = 38,
@@ -62,6 +64,19 @@ enum class Request : std::uint32_t {
 };
 // "VHOST_USER_GET_FEATURES", or "request 77" for one without a name here.
 std::string request_name(std::uint32_t request);
+
+// Back-end requests: what the back-end sends on the channel the front-end gave it with
+// SET_BACKEND_REQ_FD (the "slave" channel of older texts). Same header; the front-end answers only
+// those that carry need_reply.
+enum class BackendRequest : std::uint32_t {
+  iotlb_msg = 1,
+  config_change_msg = 2,   // no payload: the config space changed
+  vring_host_notifier_msg = 3,
+  vring_call = 4,          // VringState {index, 0}: used buffers on that ring (INBAND_NOTIFICATIONS)
+  vring_err = 5,           // VringState {index, 0}: that ring is broken (INBAND_NOTIFICATIONS)
+};
+// "VHOST_USER_BACKEND_VRING_CALL", or "back-end request 9".
+std::string backend_request_name(std::uint32_t request);
 
 // Virtio feature bits (VHOST_USER_GET_FEATURES) and protocol feature bits.
 namespace feature {
@@ -73,8 +88,10 @@ inline constexpr std::uint64_t kVersion1 = 1ull << 32;           // VIRTIO_F_VER
 namespace protocol_feature {
 inline constexpr std::uint64_t kMq = 1ull << 0;
 inline constexpr std::uint64_t kReplyAck = 1ull << 3;
+inline constexpr std::uint64_t kBackendReq = 1ull << 5;  // SLAVE_REQ: a channel for back-end requests
 inline constexpr std::uint64_t kConfig = 1ull << 9;
 inline constexpr std::uint64_t kResetDevice = 1ull << 13;
+inline constexpr std::uint64_t kInbandNotifications = 1ull << 14;  // VRING_KICK / BACKEND_VRING_CALL messages
 inline constexpr std::uint64_t kConfigureMemSlots = 1ull << 15;
 inline constexpr std::uint64_t kStatus = 1ull << 16;
 }  // namespace protocol_feature
@@ -104,7 +121,7 @@ struct NoPayload {};
 struct U64Payload {  // features, protocol features, status, queue number, reply-ack
   std::uint64_t value = 0;
 };
-struct VringState {  // SET_VRING_NUM / SET_VRING_BASE / GET_VRING_BASE / SET_VRING_ENABLE
+struct VringState {  // SET_VRING_NUM / SET_VRING_BASE / GET_VRING_BASE / SET_VRING_ENABLE / VRING_KICK
   std::uint32_t index = 0;
   std::uint32_t num = 0;
 };
@@ -148,11 +165,17 @@ using Payload = std::variant<NoPayload, U64Payload, VringState, VringAddress, Vr
 Header decode_header(const std::uint8_t* bytes, std::size_t size);
 
 // Decodes the payload of a known request, checking its exact size, its values and that
-// `fd_count` descriptors came with it (as many as regions for SET_MEM_TABLE, one for ADD_MEM_REG,
-// one for SET_VRING_KICK/CALL/ERR unless bit 8 says none, else zero). Throws MessageError (not
-// fatal) on a mismatch, and for requests this back-end does not know.
+// `fd_count` descriptors came with it (as many as regions for SET_MEM_TABLE, one for ADD_MEM_REG
+// and SET_BACKEND_REQ_FD, one for SET_VRING_KICK/CALL/ERR unless bit 8 says none, else zero).
+// Throws MessageError (not fatal) on a mismatch, and for requests this back-end does not know.
 Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::size_t size,
                        std::size_t fd_count);
+
+// The payload of a back-end request as a front-end reads it (tests): VringState for VRING_CALL
+// and VRING_ERR, NoPayload for CONFIG_CHANGE_MSG; no descriptors. Throws MessageError (not
+// fatal) on a mismatch and for the requests not listed here.
+Payload decode_backend_payload(std::uint32_t request, const std::uint8_t* payload, std::size_t size,
+                               std::size_t fd_count);
 
 // ---- Encoding (replies here, requests for front-ends such as the tests') -----------------
 
