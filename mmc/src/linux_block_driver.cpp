@@ -81,6 +81,12 @@ std::uint8_t partition_access_of(Node node) {
 
 LinuxBlockDriver::LinuxBlockDriver(HostBus& bus) : bus_(bus) { probe(); }
 
+void LinuxBlockDriver::reinitialise() {
+  ++card_resets_;
+  bus_.power_cycle();
+  probe();
+}
+
 void LinuxBlockDriver::probe() {
   cache_enabled_ = false;
   bus_.set_clock(kIdentificationClockHz);
@@ -229,9 +235,7 @@ void LinuxBlockDriver::recover() {
   // No answer to CMD13 (idle, ready, ident, sleep, inactive) or a deselected card: as
   // mmc_blk_reset() → mmc_hw_reset(), power-cycle it and bring it up again, so one client's CMD0,
   // CMD5 or CMD15 cannot leave the card unusable for everyone else.
-  ++card_resets_;
-  bus_.power_cycle();
-  probe();
+  reinitialise();
 }
 
 int LinuxBlockDriver::switch_partition(std::uint8_t access) {

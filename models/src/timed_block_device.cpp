@@ -15,10 +15,17 @@
 namespace emmcsim::models {
 
 struct TimedBlockDevice::World {
-  World(const mmc::DeviceConfig& config, mmc::CardBackend backend, const TimingProfile& profile)
+  World(const mmc::DeviceConfig& config, mmc::CardBackend backend, const TimingProfile& profile,
+        const Options& options)
       : device("card", config, backend, profile),
         host("host", [this](std::exception_ptr failure) { probed(failure); }) {
-    host.bus.bind(device.bus);
+    if (options.shared_bus) {
+      mux.emplace("bus_switch");
+      host.bus.bind(mux->host[0]);
+      mux->card.bind(device.bus);
+    } else {
+      host.bus.bind(device.bus);
+    }
   }
 
   // In the kernel thread, when the probe has ended.
@@ -34,6 +41,7 @@ struct TimedBlockDevice::World {
 
   EmmcDevice device;
   LinuxDriverHost host;
+  std::optional<EmmcBusMux> mux;
   std::promise<void> probe;
   std::string bus;
   std::atomic<bool> finished{false};
@@ -41,8 +49,8 @@ struct TimedBlockDevice::World {
 };
 
 TimedBlockDevice::TimedBlockDevice(const mmc::DeviceConfig& config, mmc::CardBackend backend,
-                                   const TimingProfile& profile)
-    : world_(std::make_unique<World>(config, backend, profile)) {}
+                                   const TimingProfile& profile, const Options& options)
+    : world_(std::make_unique<World>(config, backend, profile, options)) {}
 
 TimedBlockDevice::~TimedBlockDevice() {
   if (world_->kernel && !world_->finished) finish();
@@ -50,6 +58,8 @@ TimedBlockDevice::~TimedBlockDevice() {
 }
 
 EmmcDevice& TimedBlockDevice::device() { return world_->device; }
+
+EmmcBusMux* TimedBlockDevice::mux() { return world_->mux ? &*world_->mux : nullptr; }
 
 void TimedBlockDevice::start(std::function<void(const std::string&)> on_failure) {
   if (world_->kernel) throw std::logic_error("TimedBlockDevice::start: already started");

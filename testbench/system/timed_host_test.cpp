@@ -5,6 +5,7 @@
 // written out here. Each test is its own SystemC elaboration (system_scenario.hpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -354,6 +355,65 @@ TEST_F(TimedBlockDeviceScenario, AProbeThatFailsIsThrownByStart) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("CMD1"), std::string::npos) << e.what();
   }
+}
+
+// Options::shared_bus: a second host on the bus switch's port 1 reaches the card only while a job
+// has selected it; the driver's transactions meanwhile are refused (EmmcBusHost throws
+// TransactionRefused: the daemon answers EBUSY before it gets there), and after select(0) and
+// reinitialise() the driver finds its data again.
+TEST_F(TimedBlockDeviceScenario, ASharedBusGivesTheCardToOneHostAtATime) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::TimedBlockDevice::Options options;
+  options.shared_bus = true;
+  models::TimedBlockDevice timed(config, image.backend(), test_profile(), options);
+  ASSERT_NE(timed.mux(), nullptr);
+  sc_core::sc_event given;
+  std::promise<mmc::ExtCsd> other_saw;  // the EXT_CSD as the other host read it
+  TestHost other("other", kIdentHz, [&](EmmcBusHost& bus) {
+    sc_core::wait(given);
+    try {
+      bus.power_cycle();
+      mmc::identify_and_select(bus, 2);
+      other_saw.set_value(mmc::read_ext_csd(bus));
+    } catch (...) {
+      other_saw.set_exception(std::current_exception());
+    }
+  });
+  other.bus.bind(timed.mux()->host[1]);
+  timed.start();
+  EXPECT_EQ(timed.mux()->selected(), 0u);
+  const std::vector<std::uint8_t> data = pattern(4096, 9);
+  timed.run([&](mmc::LinuxBlockDriver& driver) {
+    ASSERT_EQ(driver.write(mmcblk::BlockWriteRequest{mmcblk::Node::user, 1 << 20, data}).status.error, 0);
+    timed.mux()->select(1);
+    given.notify(sc_core::SC_ZERO_TIME);
+  });
+  std::future<mmc::ExtCsd> saw = other_saw.get_future();
+  const mmc::ExtCsd expected = mmc::build_ext_csd(config);
+  const mmc::ExtCsd got = saw.get();
+  EXPECT_EQ(got[ec::kExtCsdRev], expected[ec::kExtCsdRev]) << "the other host identified the card and read its EXT_CSD";
+  EXPECT_TRUE(std::equal(got.begin() + 212, got.begin() + 216, expected.begin() + 212)) << "SEC_COUNT";
+
+  EXPECT_THROW(timed.run([&](mmc::LinuxBlockDriver& driver) {
+                 driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 1 << 20, 4096});
+               }),
+               models::TransactionRefused)
+      << "the card is on the other port";
+  EXPECT_GT(timed.mux()->refused(), 0u);
+
+  mmcblk::BlockReadReply back;
+  std::uint64_t resets = 0;
+  timed.run([&](mmc::LinuxBlockDriver& driver) {
+    timed.mux()->select(0);
+    const std::uint64_t before = driver.card_resets();
+    driver.reinitialise();
+    resets = driver.card_resets() - before;
+    back = driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 1 << 20, 4096});
+  });
+  EXPECT_EQ(resets, 1u);
+  EXPECT_EQ(back.status.error, 0);
+  EXPECT_EQ(back.data, data);
 }
 
 }  // namespace

@@ -61,12 +61,16 @@ class LinuxBlockDriver {
 
   // What the kernel does at shutdown: back to the user area, cache flushed. Returns 0 or an errno.
   int shutdown();
+  // The card was driven by another host meanwhile (the daemon's User-Mode Linux guest), so
+  // nothing the driver knows of its state holds: a power cycle and the probe again, as
+  // mmc_hw_reset() does. Throws std::runtime_error when the card does not come up.
+  void reinitialise();
 
   // The PARTITION_CONFIG the driver believes the card has: the partition of the last request's
   // node, the user area after an rpmb-node request. A host sequence sharing the bus with the
   // driver (RpmbBusChannel) starts from it.
   std::uint8_t partition_config() const { return part_config_; }
-  // How many times a request left the card unusable and the driver reset it.
+  // How many times the driver reset the card: a request left it unusable, or reinitialise().
   std::uint64_t card_resets() const { return card_resets_; }
   const ExtCsd& ext_csd() const { return ext_csd_; }
 

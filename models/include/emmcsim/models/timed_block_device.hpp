@@ -10,6 +10,10 @@
 //   timed.start();                                  // probe: "HS400 8-bit DDR at 200 MHz"
 //   timed.run([&](mmc::LinuxBlockDriver& driver) { reply = driver.read(request); });
 //
+// With Options::shared_bus the card sits behind an EmmcBusMux: the driver's host on port 0, and
+// port 1 free for a platform's own host (the daemon binds the Gl9763e its User-Mode Linux guest
+// drives there; a job selects the port, docs/linux.md).
+//
 // Simulated time advances with bus activity only: wall-clock time between jobs is not simulated,
 // so a request's simulated duration is the same however fast jobs are posted. One per process
 // (SystemC elaborates once).
@@ -21,6 +25,7 @@
 
 #include "emmcsim/mmc/device_config.hpp"
 #include "emmcsim/mmc/image.hpp"
+#include "emmcsim/models/emmc_bus_mux.hpp"
 #include "emmcsim/models/emmc_device.hpp"
 #include "emmcsim/models/linux_driver_host.hpp"
 #include "emmcsim/models/timing_profile.hpp"
@@ -31,10 +36,19 @@ class TimedBlockDevice {
  public:
   using Job = LinuxDriverHost::Job;
 
+  struct Options {
+    // An EmmcBusMux between the driver's host (port 0, selected) and the card; port 1 is the
+    // platform's to bind before start().
+    bool shared_bus = false;
+  };
+
   // Elaborates the device and the host, bound together. The backend must outlive this and match
   // the configuration. Throws TimingProfileError for a profile the configuration's EXT_CSD does
   // not allow.
-  TimedBlockDevice(const mmc::DeviceConfig& config, mmc::CardBackend backend, const TimingProfile& profile);
+  TimedBlockDevice(const mmc::DeviceConfig& config, mmc::CardBackend backend, const TimingProfile& profile)
+      : TimedBlockDevice(config, backend, profile, Options{}) {}
+  TimedBlockDevice(const mmc::DeviceConfig& config, mmc::CardBackend backend, const TimingProfile& profile,
+                   const Options& options);
   // Stops the kernel after the jobs posted so far (unless finish() did) and joins its thread.
   ~TimedBlockDevice();
   TimedBlockDevice(const TimedBlockDevice&) = delete;
@@ -43,6 +57,8 @@ class TimedBlockDevice {
   // The device. Before start(): to observe its bus phases (on_phase) or plan faults. After
   // start(), touch it only from jobs (the kernel thread owns it).
   EmmcDevice& device();
+  // The bus switch (Options::shared_bus), or nullptr. Same rules as device().
+  EmmcBusMux* mux();
 
   // Starts the kernel thread and waits for the driver's probe. Throws what the probe threw
   // (std::runtime_error when the card does not come up; the kernel has stopped then).
