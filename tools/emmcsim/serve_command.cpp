@@ -30,6 +30,8 @@
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
+#include "emmcsim/transport/virtio_pcidev.hpp"
+#include "emmcsim/transport/virtio_pcidev_device.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
 #include "image_command.hpp"
 #include "timed_device_port.hpp"
@@ -45,8 +47,9 @@ struct ServeOptions {
   std::string config_file;
   std::string socket_path;
   std::string vhost_user_socket_path;  // empty: no virtio-rpmb
+  std::string uml_pci_socket_path;     // empty: no PCI controller for User-Mode Linux
   std::string log_level = "warn";
-  std::string timing = "off";
+  std::string timing;  // off or approximate; empty: approximate with --uml-pci-socket, else off
   std::string timing_profile_file;
   std::string bus_trace_file;
   std::string fault_plan_file;
@@ -92,7 +95,12 @@ void log_systemc_report(const sc_core::sc_report& report, const sc_core::sc_acti
 }
 
 int run_serve(const ServeOptions& o) {
-  const bool timed = o.timing == "approximate";
+  const bool pci = !o.uml_pci_socket_path.empty();
+  if (pci && o.timing == "off")
+    throw UsageError(
+        "--uml-pci-socket serves the timed models (a GL9763E SDHCI and the eMMC on its bus): it needs --timing "
+        "approximate, the default with it; --timing off is the untimed card, which has no controller to drive");
+  const bool timed = o.timing == "approximate" || (pci && o.timing.empty());
   if (!timed && !o.timing_profile_file.empty())
     throw UsageError("--timing-profile applies to the timed model only: add --timing approximate");
   if (!timed && !o.bus_trace_file.empty())
@@ -118,6 +126,9 @@ int run_serve(const ServeOptions& o) {
   const std::string socket_path = o.socket_path.empty() ? transport::bridge::default_socket_path() : o.socket_path;
   if (!o.vhost_user_socket_path.empty() && o.vhost_user_socket_path == socket_path)
     throw UsageError("--vhost-user-socket and the MMC-ioctl bridge socket must be different paths (both are " + socket_path + ")");
+  if (pci && (o.uml_pci_socket_path == socket_path || o.uml_pci_socket_path == o.vhost_user_socket_path))
+    throw UsageError("--uml-pci-socket must be a path of its own (" + o.uml_pci_socket_path +
+                     " is another front's socket)");
   std::unique_ptr<mmc::Image> image = open_or_create_image(o, *log, [&](const mmc::DeviceConfig& config) {
     if (!timed) return;
     try {
@@ -133,6 +144,7 @@ int run_serve(const ServeOptions& o) {
   std::unique_ptr<mmc::Card> card;
   std::unique_ptr<mmc::CardHostBus> bus;
   std::unique_ptr<transport::DevicePort> device;
+  PciControllerFront* pci_controller = nullptr;  // owned by the timed port
   std::string timing_text;
   if (timed) {
     systemc_log = log.get();
@@ -142,8 +154,9 @@ int run_serve(const ServeOptions& o) {
       trace.format = models::bus_trace_format_for(o.bus_trace_file);
       trace.out = std::move(bus_trace);
     }
-    auto timed_port =
-        std::make_unique<TimedDevicePort>(image->config(), image->backend(), profile, on_failure, std::move(trace));
+    auto timed_port = std::make_unique<TimedDevicePort>(image->config(), image->backend(), profile, on_failure,
+                                                        std::move(trace), pci ? log : nullptr);
+    pci_controller = timed_port->pci_controller();
     timing_text = ", timed: " + timed_port->bus_description();
     if (!fault_plan.empty()) {
       timing_text += fmt::format(", {} fault{} planned", fault_plan.faults.size(), fault_plan.faults.size() == 1 ? "" : "s");
@@ -165,6 +178,13 @@ int run_serve(const ServeOptions& o) {
   std::unique_ptr<transport::VhostUserBackend> vhost_user;
   if (!o.vhost_user_socket_path.empty())
     vhost_user = std::make_unique<transport::VhostUserBackend>(io, virtio_rpmb, log, o.vhost_user_socket_path);
+  // The PCI SD host controller for a User-Mode Linux guest: virtio-pcidev over vhost-user.
+  std::unique_ptr<transport::VirtioPcidevDevice> pcidev;
+  std::unique_ptr<transport::VhostUserBackend> uml_pci;
+  if (pci_controller != nullptr) {
+    pcidev = std::make_unique<transport::VirtioPcidevDevice>(*pci_controller);
+    uml_pci = std::make_unique<transport::VhostUserBackend>(io, *pcidev, log, o.uml_pci_socket_path);
+  }
   int exit_status = 0;
   auto work = asio::make_work_guard(io);
   // The handlers are in place before the line that says where it listens: a client that stops
@@ -175,6 +195,7 @@ int run_serve(const ServeOptions& o) {
     log->info("{}: shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
     if (vhost_user) vhost_user->stop();
+    if (uml_pci) uml_pci->stop();
     // The port completes on the device's owner (a strand, or the SystemC kernel thread): finish
     // on the io_context, where `work` and `exit_status` live.
     device->shutdown([&](int error) {
@@ -194,6 +215,13 @@ int run_serve(const ServeOptions& o) {
     const auto c = virtio_rpmb.config();
     std::cerr << fmt::format("emmcsim: virtio-rpmb (vhost-user) on {} (capacity {} KiB, max_wr_cnt {}, max_rd_cnt {})\n",
                              o.vhost_user_socket_path, c.capacity * 128, c.max_wr_cnt, c.max_rd_cnt);
+  }
+  if (uml_pci) {
+    uml_pci->start();
+    std::cerr << fmt::format(
+        "emmcsim: PCI SD host controller (GL9763E 17a0:e763) for User-Mode Linux on {} "
+        "(kernel command line: virtio_uml.device={}:{})\n",
+        o.uml_pci_socket_path, o.uml_pci_socket_path, transport::virtio_pcidev::kVirtioDeviceId);
   }
   std::cerr << fmt::format("emmcsim: listening on {} (image {}{})\n", socket_path, image->directory(), timing_text)
             << std::flush;
@@ -224,11 +252,17 @@ void add_serve_command(CLI::App& app, Command& selected) {
                     "Also serve the card's RPMB partition as a virtio-rpmb device (ID 28) to a VMM's vhost-user "
                     "front-end on this Unix socket (docs/virtio-rpmb.md); the same key, counter and data as "
                     "/dev/mmcblk0rpmb");
+  serve->add_option("--uml-pci-socket", options->uml_pci_socket_path,
+                    "Also serve a PCI SD host controller (a GL9763E with the card on its bus, the timed models) "
+                    "to a User-Mode Linux guest's virt-pci on this Unix socket: boot the kernel with "
+                    "virtio_uml.device=PATH:1234 (./scripts/linux does; docs/linux.md). While the guest is "
+                    "connected the card is its, and the other fronts get EBUSY");
   serve->add_option("--log-level", options->log_level, "trace, debug, info, warn (default), error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   serve->add_option("--timing", options->timing,
                     "off (default): the untimed card, as fast as the host allows; approximate: the SystemC model "
-                    "with eMMC bus and NAND timing, each reply carrying the request's simulated duration")
+                    "with eMMC bus and NAND timing, each reply carrying the request's simulated duration "
+                    "(the default with --uml-pci-socket, which needs it)")
       ->check(CLI::IsMember({"off", "approximate"}));
   serve->add_option("--timing-profile", options->timing_profile_file,
                     "Timing profile (JSON) for --timing approximate (default: `emmcsim timing default-profile`)");

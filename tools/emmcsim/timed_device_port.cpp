@@ -13,9 +13,13 @@ namespace bridge = transport::bridge;
 
 TimedDevicePort::TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBackend backend,
                                  const models::TimingProfile& profile,
-                                 std::function<void(const std::string&)> on_failure, TimedBusTrace trace)
+                                 std::function<void(const std::string&)> on_failure, TimedBusTrace trace,
+                                 std::shared_ptr<spdlog::logger> pci_controller_log)
     : on_failure_(std::move(on_failure)), trace_file_(std::move(trace)) {
-  timed_.emplace(config, backend, profile);
+  models::TimedBlockDevice::Options options;
+  options.shared_bus = pci_controller_log != nullptr;
+  timed_.emplace(config, backend, profile, options);
+  if (pci_controller_log) pci_controller_ = std::make_unique<PciControllerFront>(*timed_, std::move(pci_controller_log));
   if (trace_file_.out) {
     trace_.emplace(*trace_file_.out, trace_file_.format);
     models::BusTraceWriter& writer = *trace_;
@@ -32,6 +36,12 @@ TimedDevicePort::~TimedDevicePort() {
 void TimedDevicePort::submit(bridge::Request request, Completion done) {
   timed_->post([this, request = std::move(request), done = std::move(done)](mmc::LinuxBlockDriver& driver) {
     bridge::Reply reply;
+    if (pci_controller_ && pci_controller_->guest_attached()) {
+      reply = bridge::ErrorReply{bridge::ReplyStatus{EBUSY, 0, 0},
+                                 "the card is attached to a User-Mode Linux guest (--uml-pci-socket) until it goes"};
+      done(std::move(reply));
+      return;
+    }
     try {
       reply = driver.handle(request);
     } catch (const std::exception& e) {
@@ -46,6 +56,10 @@ void TimedDevicePort::submit(bridge::Request request, Completion done) {
 void TimedDevicePort::shutdown(std::function<void(int)> done) {
   timed_->finish([this, done = std::move(done)](mmc::LinuxBlockDriver& driver) {
     int error = EIO;
+    if (pci_controller_ && pci_controller_->guest_attached()) {
+      done(0);  // the guest's Linux owns the card (and its cache) until it goes
+      return;
+    }
     try {
       error = driver.shutdown();
     } catch (const std::exception& e) {

@@ -7,6 +7,9 @@
 // time, in arrival order, and completes each with its simulated duration
 // (bridge::ReplyStatus::kTimed, simulated_ps). Completions are called on the kernel thread; the
 // servers post them back to their own strands. Device state is touched only by the kernel thread.
+//
+// With a PCI controller (`--uml-pci-socket`) the card sits behind a bus switch shared with a
+// PciControllerFront; while a User-Mode Linux guest has the card, every request gets EBUSY.
 #pragma once
 
 #include <functional>
@@ -22,6 +25,7 @@
 #include "emmcsim/models/timed_block_device.hpp"
 #include "emmcsim/models/timing_profile.hpp"
 #include "emmcsim/transport/device_port.hpp"
+#include "pci_controller_front.hpp"
 
 namespace emmcsim::tools {
 
@@ -38,7 +42,8 @@ class TimedDevicePort final : public transport::DevicePort {
   // thread and waits for the driver's probe. Throws models::TimingProfileError for a profile the
   // configuration's EXT_CSD does not allow, std::runtime_error when the card does not come up.
   TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBackend backend, const models::TimingProfile& profile,
-                  std::function<void(const std::string&)> on_failure = {}, TimedBusTrace trace = {});
+                  std::function<void(const std::string&)> on_failure = {}, TimedBusTrace trace = {},
+                  std::shared_ptr<spdlog::logger> pci_controller_log = nullptr);
   // Stops the kernel (after a shutdown(), or after the requests already submitted) and joins its
   // thread; then finishes the bus trace.
   ~TimedDevicePort() override;
@@ -56,10 +61,14 @@ class TimedDevicePort final : public transport::DevicePort {
   // The bus mode and clock the probe left the card in ("HS400 8-bit DDR at 200 MHz").
   std::string bus_description() const;
 
+  // The PCI function for the guest (built when a pci_controller_log was given), or nullptr.
+  PciControllerFront* pci_controller() { return pci_controller_.get(); }
+
  private:
   std::function<void(const std::string&)> on_failure_;
   TimedBusTrace trace_file_;
   std::optional<models::BusTraceWriter> trace_;  // written by the kernel thread; outlives timed_
+  std::unique_ptr<PciControllerFront> pci_controller_;  // destroyed after timed_ has stopped the kernel
   std::optional<models::TimedBlockDevice> timed_;
 };
 

@@ -157,7 +157,14 @@ Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::
       const std::uint32_t count = get32(payload);
       if (count == 0 || count > kMaxMemoryRegions)
         refuse(request, std::to_string(count) + " memory regions (1 to " + std::to_string(kMaxMemoryRegions) + ")");
-      expect_size(request, size, 8 + count * kRegionSize);
+      // The regions in use, then unused slots: User-Mode Linux's virtio_uml always sends a table
+      // of two slots (72 bytes) with one region. Slots are whole, and at most kMaxMemoryRegions.
+      if (size < 8 + count * kRegionSize)
+        refuse(request, "payload of " + std::to_string(size) + " bytes, expected " +
+                            std::to_string(8 + count * kRegionSize) + " for " + std::to_string(count) + " regions");
+      if ((size - 8) % kRegionSize != 0 || size > 8 + kMaxMemoryRegions * kRegionSize)
+        refuse(request, "payload of " + std::to_string(size) + " bytes: not a table of up to " +
+                            std::to_string(kMaxMemoryRegions) + " 32-byte region slots");
       expect_fds(request, fd_count, count);
       MemoryTable table;
       for (std::uint32_t i = 0; i < count; ++i) {

@@ -195,7 +195,7 @@ void VirtioPcidevDevice::deliver_interrupts(DeviceQueues& queues) {
   while (!pending_.empty()) {
     std::optional<DescriptorChain> chain = queues.pop(kInterruptQueue);
     if (!chain) return;  // held until the guest posts a buffer
-    const PciInterrupt& next = pending_.front();
+    const PciInterrupt next = pending_.front();
     const auto message = next.msi ? pcidev::encode_msi(next.data) : pcidev::encode_intx(next.pin);
     if (chain->writable_bytes < message.size()) {
       queues.log().warn("{}: an interrupt buffer of {} bytes (the message is {}): returned unused", queues.name(),
@@ -203,11 +203,14 @@ void VirtioPcidevDevice::deliver_interrupts(DeviceQueues& queues) {
       queues.complete(kInterruptQueue, chain->head, 0);
       continue;
     }
-    const std::size_t written = chain->scatter(message.data(), message.size());
-    queues.complete(kInterruptQueue, chain->head, static_cast<std::uint32_t>(written));
+    // Taken off the list before complete(): completing may call queue_event, and so this, again.
     pending_.pop_front();
-    std::lock_guard<std::mutex> lock(counters_mutex_);
-    ++counters_.interrupts;
+    const std::size_t written = chain->scatter(message.data(), message.size());
+    {
+      std::lock_guard<std::mutex> lock(counters_mutex_);
+      ++counters_.interrupts;
+    }
+    queues.complete(kInterruptQueue, chain->head, static_cast<std::uint32_t>(written));
   }
 }
 

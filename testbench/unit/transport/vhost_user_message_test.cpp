@@ -120,7 +120,20 @@ TEST(VhostUserMessage, MemoryTablesAreBounded) {
   // A count that promises more regions than the payload holds.
   Bytes short_table = payload_of(encode_message(5, kVersion, MemoryTable{{{0, 4096, 0, 0}}}));
   short_table[0] = 2;
-  expect_refused(Request::set_mem_table, short_table, 2, "expected 72");
+  expect_refused(Request::set_mem_table, short_table, 2, "expected 72 for 2 regions");
+  // Unused slots after the regions are fine (virtio_uml's two-slot table with one region), but
+  // slots are whole and at most eight.
+  Bytes uml_table = payload_of(encode_message(5, kVersion, MemoryTable{{{0, 4096, 0x10000, 0}}}));
+  uml_table.resize(8 + 2 * 32);
+  const auto uml = std::get<MemoryTable>(decode_payload(5, uml_table.data(), uml_table.size(), 1));
+  ASSERT_EQ(uml.regions.size(), 1u);
+  EXPECT_EQ(uml.regions[0].user_address, 0x10000u);
+  Bytes ragged = uml_table;
+  ragged.resize(8 + 32 + 5);
+  expect_refused(Request::set_mem_table, ragged, 1, "not a table of up to 8 32-byte region slots");
+  Bytes too_long = uml_table;
+  too_long.resize(8 + 9 * 32);
+  expect_refused(Request::set_mem_table, too_long, 1, "not a table of up to 8");
   expect_refused(Request::set_mem_table, payload_of(encode_message(5, kVersion, MemoryTable{{{0, 0, 0, 0}}})), 1, "size 0");
   expect_refused(Request::set_mem_table,
                  payload_of(encode_message(5, kVersion, MemoryTable{{{~std::uint64_t{0} - 10, 4096, 0, 0}}})), 1, "wraps");

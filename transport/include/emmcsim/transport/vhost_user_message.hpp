@@ -164,7 +164,8 @@ using Payload = std::variant<NoPayload, U64Payload, VringState, VringAddress, Vr
 // size <= kMaxPayload; all three failures are fatal.
 Header decode_header(const std::uint8_t* bytes, std::size_t size);
 
-// Decodes the payload of a known request, checking its exact size, its values and that
+// Decodes the payload of a known request, checking its size (exact; a SET_MEM_TABLE may carry
+// unused region slots after its regions, as virtio_uml's does), its values and that
 // `fd_count` descriptors came with it (as many as regions for SET_MEM_TABLE, one for ADD_MEM_REG
 // and SET_BACKEND_REQ_FD, one for SET_VRING_KICK/CALL/ERR unless bit 8 says none, else zero).
 // Throws MessageError (not fatal) on a mismatch, and for requests this back-end does not know.

@@ -1,0 +1,216 @@
+// PciControllerFront (see pci_controller_front.hpp).
+#include "pci_controller_front.hpp"
+
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <utility>
+
+#include "emmcsim/mmc/linux_block_driver.hpp"
+#include "emmcsim/models/gl9763e.hpp"
+
+namespace emmcsim::tools {
+namespace {
+
+constexpr std::uint32_t kCommandBusMaster = 1u << 2;
+constexpr std::uint32_t kCommandIntxDisable = 1u << 10;
+constexpr std::size_t kGuestPort = 1;
+constexpr std::size_t kDaemonPort = 0;
+
+// The widest naturally aligned access of at most 8 bytes that starts at `offset` and fits in
+// `remaining` (a BAR access of another size is cut into these, as a bus would).
+std::uint32_t chunk_at(std::uint64_t offset, std::uint32_t remaining) {
+  for (std::uint32_t width = 8; width > 1; width /= 2)
+    if (offset % width == 0 && remaining >= width) return width;
+  return 1;
+}
+
+}  // namespace
+
+// The SystemC side: the controller, its initiators for the guest's accesses, its DMA target and
+// its interrupt line. Touched only in the kernel thread.
+struct PciControllerFront::Module : sc_core::sc_module {
+  models::Gl9763e chip;
+  tlm_utils::simple_initiator_socket<Module> to_config;
+  tlm_utils::simple_initiator_socket<Module> to_bar0;
+  tlm_utils::simple_target_socket<Module> dma;
+  sc_core::sc_signal<bool> irq;
+
+  spdlog::logger& log;
+  std::shared_ptr<transport::PciGuestLink> link;
+  std::shared_ptr<const transport::GuestMemory> memory;
+  bool attached = false;
+  std::uint64_t dma_refusals = 0;
+
+  Module(sc_core::sc_module_name name, models::EmmcBusMux& mux, spdlog::logger& log_to)
+      : sc_module(name), chip("gl9763e"), to_config("to_config"), to_bar0("to_bar0"), dma("dma"), irq("irq"),
+        log(log_to) {
+    to_config.bind(chip.config);
+    to_bar0.bind(chip.bar0);
+    chip.sdhci.dma.bind(dma);
+    chip.sdhci.irq.bind(irq);
+    chip.sdhci.card.bind(mux.host[kGuestPort]);
+    dma.register_b_transport(this, &Module::dma_transport);
+    SC_HAS_PROCESS(Module);
+    SC_METHOD(on_irq);
+    sensitive << irq.posedge_event();
+    dont_initialize();
+  }
+  const char* kind() const override { return "emmcsim::tools::PciControllerFront"; }
+
+  // One access of 1, 2, 4 or 8 bytes on `socket`; false when the chip refused it.
+  bool access(tlm_utils::simple_initiator_socket<Module>& socket, tlm::tlm_command command, std::uint64_t address,
+              std::uint8_t* data, std::uint32_t length) {
+    tlm::tlm_generic_payload p;
+    p.set_command(command);
+    p.set_address(address);
+    p.set_data_ptr(data);
+    p.set_data_length(length);
+    p.set_streaming_width(length);
+    p.set_byte_enable_ptr(nullptr);
+    p.set_dmi_allowed(false);
+    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+    socket->b_transport(p, delay);
+    return p.is_response_ok();
+  }
+
+  // A BAR access of any size, cut into aligned accesses.
+  bool bar_access(tlm::tlm_command command, std::uint64_t offset, std::uint8_t* data, std::uint32_t size) {
+    for (std::uint32_t done = 0; done < size;) {
+      const std::uint32_t width = chunk_at(offset + done, size - done);
+      if (!access(to_bar0, command, offset + done, data + done, width)) return false;
+      done += width;
+    }
+    return true;
+  }
+
+  void dma_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& /*delay*/) {
+    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    const std::uint64_t address = p.get_address();
+    const std::uint32_t length = p.get_data_length();
+    const char* refusal = nullptr;
+    std::uint8_t* guest = nullptr;
+    if (!attached || !memory)
+      refusal = "no guest memory";
+    else if ((chip.config_dword(0x04) & kCommandBusMaster) == 0)
+      refusal = "bus mastering is off in the command register";
+    else if (p.get_byte_enable_ptr() != nullptr || p.get_data_ptr() == nullptr)
+      refusal = "byte enables";
+    else if ((guest = memory->from_guest(address, length)) == nullptr)
+      refusal = "outside guest memory";
+    if (refusal != nullptr) {
+      if (dma_refusals++ < 10)
+        log.warn("PCI controller: DMA {} of {} bytes at {:#x} refused: {}", p.is_read() ? "read" : "write", length,
+                 address, refusal);
+      return;
+    }
+    if (p.is_read())
+      std::memcpy(p.get_data_ptr(), guest, length);
+    else if (p.is_write())
+      std::memcpy(guest, p.get_data_ptr(), length);
+    p.set_response_status(tlm::TLM_OK_RESPONSE);
+  }
+
+  // The controller's line went high: an MSI with the data word the guest programmed, or INTx A
+  // when MSI is off and INTx is not disabled.
+  void on_irq() {
+    if (!link) return;
+    const models::Gl9763e::Msi msi = chip.msi();
+    if (msi.enabled) {
+      link->interrupt(transport::PciInterrupt{true, msi.data, 1});
+    } else if ((chip.config_dword(0x04) & kCommandIntxDisable) == 0) {
+      link->interrupt(transport::PciInterrupt{false, 0, 1});
+    }
+  }
+};
+
+PciControllerFront::PciControllerFront(models::TimedBlockDevice& timed, std::shared_ptr<spdlog::logger> log)
+    : timed_(timed), log_(std::move(log)) {
+  if (timed_.mux() == nullptr)
+    throw std::logic_error("PciControllerFront: the timed device has no bus switch (Options::shared_bus)");
+  module_ = std::make_unique<Module>("pci_controller", *timed_.mux(), *log_);
+}
+
+PciControllerFront::~PciControllerFront() = default;
+
+void PciControllerFront::connect(std::shared_ptr<transport::PciGuestLink> link) {
+  timed_.post([this, link = std::move(link)](mmc::LinuxBlockDriver& driver) {
+    Module& m = *module_;
+    if (!m.attached) {
+      // The daemon's driver lets go of the card as Linux does at shutdown: cache flushed, user area.
+      const int error = driver.shutdown();
+      if (error != 0) log_->warn("PCI controller: the daemon's driver could not flush the card ({})", std::strerror(error));
+      timed_.mux()->select(kGuestPort);
+      log_->info("PCI controller: a User-Mode Linux guest connected; the card is its until it goes");
+    }
+    m.attached = true;
+    m.link = link;
+    m.dma_refusals = 0;
+  });
+}
+
+void PciControllerFront::set_guest_memory(std::shared_ptr<const transport::GuestMemory> memory) {
+  timed_.post([this, memory = std::move(memory)](mmc::LinuxBlockDriver&) { module_->memory = memory; });
+}
+
+void PciControllerFront::disconnect() {
+  timed_.post([this](mmc::LinuxBlockDriver& driver) {
+    Module& m = *module_;
+    if (!m.attached) return;
+    m.attached = false;
+    m.link.reset();
+    m.memory.reset();
+    timed_.mux()->select(kDaemonPort);
+    try {
+      driver.reinitialise();
+      log_->info("PCI controller: the guest is gone; the daemon's driver has the card again");
+    } catch (const std::exception& e) {
+      log_->error("PCI controller: the guest is gone, and the card does not come up for the daemon's driver: {}",
+                  e.what());
+    }
+  });
+}
+
+void PciControllerFront::config_read(std::uint32_t offset, std::uint32_t size, ReadDone done) {
+  timed_.post([this, offset, size, done = std::move(done)](mmc::LinuxBlockDriver&) {
+    std::vector<std::uint8_t> bytes(size);
+    if (!module_->access(module_->to_config, tlm::TLM_READ_COMMAND, offset, bytes.data(), size)) bytes.clear();
+    done(std::move(bytes));
+  });
+}
+
+void PciControllerFront::config_write(std::uint32_t offset, std::vector<std::uint8_t> bytes) {
+  timed_.post([this, offset, bytes = std::move(bytes)](mmc::LinuxBlockDriver&) mutable {
+    module_->access(module_->to_config, tlm::TLM_WRITE_COMMAND, offset, bytes.data(),
+                    static_cast<std::uint32_t>(bytes.size()));
+  });
+}
+
+void PciControllerFront::bar_read(unsigned bar, std::uint64_t offset, std::uint32_t size, ReadDone done) {
+  timed_.post([this, bar, offset, size, done = std::move(done)](mmc::LinuxBlockDriver&) {
+    std::vector<std::uint8_t> bytes(size);
+    if (bar != 0 || !module_->bar_access(tlm::TLM_READ_COMMAND, offset, bytes.data(), size)) bytes.clear();
+    done(std::move(bytes));
+  });
+}
+
+void PciControllerFront::bar_write(unsigned bar, std::uint64_t offset, std::vector<std::uint8_t> bytes) {
+  timed_.post([this, bar, offset, bytes = std::move(bytes)](mmc::LinuxBlockDriver&) mutable {
+    if (bar == 0)
+      module_->bar_access(tlm::TLM_WRITE_COMMAND, offset, bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+  });
+}
+
+void PciControllerFront::bar_fill(unsigned bar, std::uint64_t offset, std::uint32_t size, std::uint8_t value) {
+  bar_write(bar, offset, std::vector<std::uint8_t>(size, value));
+}
+
+bool PciControllerFront::guest_attached() const { return module_->attached; }
+
+}  // namespace emmcsim::tools
