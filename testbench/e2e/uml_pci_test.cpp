@@ -1,0 +1,189 @@
+// `emmcsim serve --uml-pci-socket` against the real daemon, without a kernel: the test plays
+// User-Mode Linux's virtio_uml and virt-pci (VhostUserFrontend in UML order, two queues) and
+// checks the PCI function it reaches (the GL9763E's config space and BAR), who owns the card
+// (the bridge gets EBUSY while a guest is attached and the card back after), hostile
+// virtio-pcidev messages (refused, the daemon and the card unharmed), and the start-up errors.
+// e2e.linux boots the real kernel against the same front.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon_process.hpp"
+#include "emmcsim/transport/bridge_client.hpp"
+#include "emmcsim/transport/bridge_protocol.hpp"
+#include "emmcsim/transport/vhost_user_frontend.hpp"
+#include "emmcsim/transport/virtio_pcidev.hpp"
+#include "scratch_directory.hpp"
+
+namespace emmcsim::e2e {
+namespace {
+
+namespace bridge = transport::bridge;
+namespace pcidev = transport::virtio_pcidev;
+using transport::VhostUserFrontend;
+using Bytes = std::vector<std::uint8_t>;
+
+std::uint32_t le32(const Bytes& b, std::size_t at = 0) {
+  return b.at(at) | b.at(at + 1) << 8 | b.at(at + 2) << 16 | static_cast<std::uint32_t>(b.at(at + 3)) << 24;
+}
+
+class UmlPciFront : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(emmcsim_binary().empty()) << "EMMCSIM_BIN is not set (CTest sets it)";
+    dir_ = scratch_.path();
+    daemon_ = std::make_unique<DaemonProcess>(
+        emmcsim_binary(),
+        std::vector<std::string>{"serve", "--image", dir_ + "/card", "--mmc-socket", dir_ + "/mmc.sock",
+                                 "--uml-pci-socket", dir_ + "/pci.sock", "--log-level", "info"},
+        dir_ + "/daemon.log");
+    daemon_->start();
+    client_ = std::make_unique<bridge::BridgeClient>(dir_ + "/mmc.sock");
+  }
+  void TearDown() override {
+    client_.reset();
+    if (daemon_ && daemon_->running()) {
+      const int status = daemon_->terminate();
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_wait_status(status) << "\n"
+                                                                  << daemon_->log_tail();
+    }
+  }
+
+  std::unique_ptr<VhostUserFrontend> connect_guest() {
+    VhostUserFrontend::Options options;
+    options.order = VhostUserFrontend::Order::uml;
+    options.queues = 2;
+    options.config_size = 0;
+    auto guest = std::make_unique<VhostUserFrontend>(dir_ + "/pci.sock", options);
+    guest->start();
+    return guest;
+  }
+  // One access on the cmd queue; the bytes the guest got back (reads) and the used length.
+  static Bytes access(VhostUserFrontend& guest, const pcidev::Access& a, std::uint32_t* used_length = nullptr) {
+    const std::vector<std::uint32_t> room = a.is_read() ? std::vector<std::uint32_t>{a.size} : std::vector<std::uint32_t>{};
+    guest.submit({pcidev::encode_access(a)}, room, pcidev::kCommandQueue);
+    const VhostUserFrontend::Used used = guest.wait_used(std::chrono::seconds(10), pcidev::kCommandQueue);
+    if (used_length != nullptr) *used_length = used.length;
+    return a.is_read() ? guest.written(pcidev::kCommandQueue) : Bytes{};
+  }
+  static pcidev::Access config_read(std::uint32_t offset, std::uint32_t size) {
+    pcidev::Access a;
+    a.op = pcidev::Op::cfg_read;
+    a.addr = offset;
+    a.size = size;
+    return a;
+  }
+  static pcidev::Access bar_read(std::uint8_t bar, std::uint64_t offset, std::uint32_t size) {
+    pcidev::Access a;
+    a.op = pcidev::Op::mmio_read;
+    a.bar = bar;
+    a.addr = offset;
+    a.size = size;
+    return a;
+  }
+  // The bridge's reads fail with EBUSY until the daemon has the card back; bounded.
+  bridge::BlockReadReply read_when_back(const bridge::BlockReadRequest& request) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+      bridge::BlockReadReply reply = client_->read(request);
+      if (reply.status.error != EBUSY || std::chrono::steady_clock::now() > deadline) return reply;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  emmcsim::testing::ScratchDirectory scratch_{"emmcsim-uml-pci"};
+  std::string dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<bridge::BridgeClient> client_;
+};
+
+TEST_F(UmlPciFront, SaysWhereAndRunsTheTimedModels) {
+  const std::string log = daemon_->log_tail();
+  EXPECT_NE(log.find("PCI SD host controller (GL9763E 17a0:e763) for User-Mode Linux on " + dir_ + "/pci.sock"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("virtio_uml.device=" + dir_ + "/pci.sock:1234"), std::string::npos) << log;
+  EXPECT_NE(log.find("timed: HS400"), std::string::npos) << "--uml-pci-socket implies --timing approximate\n" << log;
+}
+
+TEST_F(UmlPciFront, TheGuestReadsTheControllersIdentityAndHasTheCardUntilItGoes) {
+  const std::vector<std::uint8_t> data(4096, 0x5A);
+  ASSERT_EQ(client_->write(bridge::BlockWriteRequest{bridge::Node::user, 1 << 20, data}).status.error, 0);
+  {
+    std::unique_ptr<VhostUserFrontend> guest = connect_guest();
+    EXPECT_EQ(le32(access(*guest, config_read(0x00, 4))), 0xE76317A0u) << "vendor 17a0, device e763";
+    EXPECT_EQ(le32(access(*guest, config_read(0x08, 4))) >> 8, 0x080501u) << "class: SD host, SDHCI with DMA";
+    EXPECT_EQ(access(*guest, config_read(0x34, 1)).at(0), 0x80) << "the MSI capability";
+    const Bytes version = access(*guest, bar_read(0, 0xFE, 2));
+    EXPECT_EQ(version.at(0), 0x04) << "SDHCI specification version 4.10 (HOST_VERSION's low byte 0x04)";
+    EXPECT_EQ(le32(access(*guest, bar_read(0, 0x200, 4))), 0x0510u) << "CQHCI version at 0x200";
+
+    // The card is the guest's now: the bridge is told so, and nothing changes on the card.
+    const bridge::BlockReadReply busy = client_->read(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096});
+    EXPECT_EQ(busy.status.error, EBUSY) << client_->last_error_message();
+    EXPECT_NE(client_->last_error_message().find("User-Mode Linux guest"), std::string::npos)
+        << client_->last_error_message();
+  }  // the guest goes: its connection closes
+  const bridge::BlockReadReply back = read_when_back(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096});
+  EXPECT_EQ(back.status.error, 0) << client_->last_error_message();
+  EXPECT_EQ(back.data, data) << "the card came back with its data";
+  const std::string log = daemon_->log_tail();
+  EXPECT_NE(log.find("a User-Mode Linux guest connected"), std::string::npos) << log;
+  EXPECT_NE(log.find("the daemon's driver has the card again"), std::string::npos) << log;
+}
+
+TEST_F(UmlPciFront, HostileAccessesAreRefusedAndTheNextOneWorks) {
+  std::unique_ptr<VhostUserFrontend> guest = connect_guest();
+  std::uint32_t used = 99;
+  // A short header, an interrupt op on the cmd queue, a config read past 4 KiB, a read without
+  // room for its answer: each returned unused.
+  const std::vector<std::pair<Bytes, std::vector<std::uint32_t>>> hostile = {
+      {Bytes(5, 0x01), {4}},
+      {pcidev::encode_access(pcidev::Access{pcidev::Op::msi, 0, 4, 0, {1, 2, 3, 4}}), {}},
+      {pcidev::encode_access(config_read(0x1000, 4)), {4}},
+      {pcidev::encode_access(config_read(0x00, 4)), {}},
+  };
+  for (const auto& [readable, writable] : hostile) {
+    guest->submit({readable}, writable, pcidev::kCommandQueue);
+    EXPECT_EQ(guest->wait_used(std::chrono::seconds(10), pcidev::kCommandQueue).length, 0u);
+  }
+  // Accesses the function refuses: an unaligned config read, BAR 3, a BAR offset past 4 KiB.
+  access(*guest, config_read(0x01, 4), &used);
+  EXPECT_EQ(used, 0u) << "unaligned: the guest reads all-ones";
+  access(*guest, bar_read(3, 0, 4), &used);
+  EXPECT_EQ(used, 0u) << "no BAR 3";
+  access(*guest, bar_read(0, 0x1000, 4), &used);
+  EXPECT_EQ(used, 0u) << "past the 4 KiB BAR";
+  // Still serving, and the daemon still alive.
+  EXPECT_EQ(le32(access(*guest, config_read(0x00, 4), &used)), 0xE76317A0u);
+  EXPECT_EQ(used, 4u);
+  EXPECT_TRUE(daemon_->running());
+}
+
+TEST(UmlPciFrontStartup, NeedsTheTimedModelsAndASocketOfItsOwn) {
+  const emmcsim::testing::ScratchDirectory scratch("emmcsim-uml-pci-usage");
+  const std::string& dir = scratch.path();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--uml-pci-socket", dir + "/pci.sock", "--timing", "off"}, "--uml-pci-socket serves the timed models"},
+      {{"--uml-pci-socket", dir + "/mmc.sock"}, "--uml-pci-socket must be a path of its own"},
+      {{"--uml-pci-socket", dir + "/v.sock", "--vhost-user-socket", dir + "/v.sock"}, "must be a path of its own"},
+  };
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string> args = {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    DaemonProcess daemon(emmcsim_binary(), args, dir + "/daemon.log");
+    EXPECT_THROW(daemon.start(std::chrono::seconds(10)), std::runtime_error) << message;
+    EXPECT_NE(daemon.log_tail().find(message), std::string::npos) << daemon.log_tail();
+    EXPECT_FALSE(std::filesystem::exists(dir + "/card")) << "the image was created though serve refused to start";
+  }
+}
+
+}  // namespace
+}  // namespace emmcsim::e2e
