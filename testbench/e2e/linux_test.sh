@@ -145,5 +145,62 @@ shimmed debugfs -R 'dump /file.bin file.bridge' /dev/mmcblk0 > /dev/null 2>&1
 cmp -s file.bridge file.bin && pass "a 100 kB file the guest wrote reads back identical through the shim" \
   || fail "file.bin differs through the shim"
 
+kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; daemon=
+
+# --- kill -9 mid-write: of the guest, then of the daemon ------------------------------------
+# The guest writes 64 KiB chunks with O_DIRECT|O_SYNC (each acknowledged after Linux's cache
+# flush) and notes each acknowledged one; after the kill every acknowledged chunk is on the card.
+head -c $((400 * 65536)) /dev/urandom > chunks.bin
+cat > writer.sh <<'WRITER'
+w=$1 out=$2
+sed -n 's/.*emmcsim.run=\([^ ]*\).*/\1/p' /proc/cmdline > "$w/$out.run"
+i=0
+while [ $i -lt 400 ]; do
+  dd if="$w/chunks.bin" of=/dev/mmcblk0 bs=64k skip=$i seek=$i count=1 oflag=direct,sync conv=notrunc 2>/dev/null || break
+  echo $i >> "$w/$out.acked"
+  i=$((i + 1))
+done
+WRITER
+# Waits (bounded) until the guest has acknowledged 20 chunks.
+wait_acked() { for _ in $(seq 1 600); do [ -f "$1" ] && [ "$(wc -l < "$1")" -ge 20 ] && return 0; sleep 0.1; done; return 1; }
+# Every acknowledged chunk of image $1 reads back identical through a fresh daemon and the shim.
+check_acked() {  # image acked-file what
+  local socket=$work/check.sock n=0 bad=0 i
+  "$EMMCSIM_BIN" serve --image "$1" --mmc-socket "$socket" 2> check.log &
+  daemon=$!
+  for _ in $(seq 1 200); do [ -S "$socket" ] && break; sleep 0.05; done
+  while read -r i; do
+    n=$((n + 1))
+    cmp -s <(LD_PRELOAD=$preload EMMCSIM_SOCKET=$socket dd if=/dev/mmcblk0 bs=64k skip="$i" count=1 2>/dev/null) \
+      <(dd if=chunks.bin bs=64k skip="$i" count=1 2>/dev/null) || bad=$((bad + 1))
+  done < "$2"
+  kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; daemon=
+  if [ "$n" -ge 20 ] && [ "$bad" -eq 0 ]; then pass "$3: all $n acknowledged chunks are on the card"
+  else fail "$3: $bad of $n acknowledged chunks differ"; fi
+}
+
+"$root/scripts/linux" "$work/card_guest_killed" --quiet --serve-log serve_guest_killed.log \
+  -- sh "$work/writer.sh" "$work" guest_killed > guest_killed.out 2>&1 &
+runner=$!
+if wait_acked guest_killed.acked; then
+  pkill -KILL -f "emmcsim.run=$(cat guest_killed.run) " && pass "kill -9 of the UML guest mid-write"
+else fail "the guest did not start writing: $(tail -n 5 guest_killed.out)"; fi
+wait "$runner"; status=$?
+[ $status -eq 4 ] && pass "scripts/linux reports the guest's death (exit 4)" || fail "scripts/linux exited $status"
+grep -q "the daemon's driver has the card again" serve_guest_killed.log \
+  && pass "the daemon took the card back when the guest died" || fail "no take-back: $(tail -n 5 serve_guest_killed.log)"
+check_acked "$work/card_guest_killed" guest_killed.acked "after kill -9 of the guest"
+
+"$root/scripts/linux" "$work/card_daemon_killed" --quiet -- sh "$work/writer.sh" "$work" daemon_killed \
+  > daemon_killed.out 2>&1 &
+runner=$!
+if wait_acked daemon_killed.acked; then
+  pkill -KILL -f "serve --image $work/card_daemon_killed " && pass "kill -9 of the daemon under a writing guest"
+else fail "the guest did not start writing: $(tail -n 5 daemon_killed.out)"; fi
+wait "$runner"; status=$?
+[ $status -eq 4 ] && grep -q "emmcsim serve ended during the run" daemon_killed.out \
+  && pass "scripts/linux reports the daemon's death (exit 4)" || fail "scripts/linux exited $status: $(tail -n 3 daemon_killed.out)"
+check_acked "$work/card_daemon_killed" daemon_killed.acked "after kill -9 of the daemon"
+
 echo "$checks checks, $failures failed"
 [ $failures -eq 0 ]
