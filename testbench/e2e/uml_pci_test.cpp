@@ -6,6 +6,7 @@
 // e2e.linux boots the real kernel against the same front.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -33,6 +34,63 @@ using Bytes = std::vector<std::uint8_t>;
 std::uint32_t le32(const Bytes& b, std::size_t at = 0) {
   return b.at(at) | b.at(at + 1) << 8 | b.at(at + 2) << 16 | static_cast<std::uint32_t>(b.at(at + 3)) << 24;
 }
+
+
+// The guest's driver, reduced to what the hostile scenario needs: config and BAR accesses over
+// the cmd queue, and polling the controller's status as sdhci.c's interrupt handler reads it.
+class GuestRegisters {
+ public:
+  explicit GuestRegisters(VhostUserFrontend& guest) : guest_(guest) {}
+  std::uint32_t read(pcidev::Op op, std::uint64_t offset, std::uint32_t size) {
+    pcidev::Access a;
+    a.op = op;
+    a.addr = offset;
+    a.size = size;
+    guest_.submit({pcidev::encode_access(a)}, {size}, pcidev::kCommandQueue);
+    const VhostUserFrontend::Used used = guest_.wait_used(std::chrono::seconds(10), pcidev::kCommandQueue);
+    if (used.length != size) return ~0u;  // what virt-pci gives the driver
+    const Bytes b = guest_.written(pcidev::kCommandQueue);
+    std::uint32_t v = 0;
+    for (std::uint32_t i = 0; i < size; ++i) v |= std::uint32_t{b.at(i)} << (8 * i);
+    return v;
+  }
+  void write(pcidev::Op op, std::uint64_t offset, std::uint32_t size, std::uint32_t value) {
+    pcidev::Access a;
+    a.op = op;
+    a.addr = offset;
+    a.size = size;
+    for (std::uint32_t i = 0; i < size; ++i) a.data.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+    if (op == pcidev::Op::cfg_write) a.data.resize(8);  // virt-pci sends 8 data bytes
+    guest_.submit({pcidev::encode_access(a)}, {}, pcidev::kCommandQueue);
+    guest_.wait_used(std::chrono::seconds(10), pcidev::kCommandQueue);
+  }
+  std::uint32_t config(std::uint32_t offset, std::uint32_t size) { return read(pcidev::Op::cfg_read, offset, size); }
+  void set_config(std::uint32_t offset, std::uint32_t size, std::uint32_t v) { write(pcidev::Op::cfg_write, offset, size, v); }
+  std::uint32_t bar(std::uint32_t offset, std::uint32_t size) { return read(pcidev::Op::mmio_read, offset, size); }
+  void set_bar(std::uint32_t offset, std::uint32_t size, std::uint32_t v) { write(pcidev::Op::mmio_write, offset, size, v); }
+
+  // Polls NORMAL_INT_STATUS (bounded) until one of `bits` is set; returns the 32-bit status.
+  std::uint32_t wait_status(std::uint32_t bits) {
+    std::uint32_t status = 0;
+    for (int i = 0; i < 5000; ++i) {
+      status = bar(0x30, 4);
+      if ((status & bits) != 0) return status;
+    }
+    return status;
+  }
+  // One command without data: the status it ended with (command complete, or the error bit).
+  std::uint32_t command(std::uint8_t index, std::uint32_t argument, std::uint16_t flags) {
+    set_bar(0x30, 4, 0xFFFFFFFF);
+    set_bar(0x08, 4, argument);
+    set_bar(0x0C, 4, std::uint32_t{static_cast<std::uint16_t>(index << 8 | flags)} << 16);
+    std::uint32_t status = wait_status(0x8001);  // command complete, or an error
+    if ((flags & 0x3) == 0x3 && (status & 0x8000) == 0) status = wait_status(0x8002);  // R1b: transfer complete
+    return status;
+  }
+
+ private:
+  VhostUserFrontend& guest_;
+};
 
 class UmlPciFront : public ::testing::Test {
  protected:
@@ -165,6 +223,84 @@ TEST_F(UmlPciFront, HostileAccessesAreRefusedAndTheNextOneWorks) {
   EXPECT_EQ(le32(access(*guest, config_read(0x00, 4), &used)), 0xE76317A0u);
   EXPECT_EQ(used, 4u);
   EXPECT_TRUE(daemon_->running());
+}
+
+
+// A guest that programs the controller against the rules: read-only config fields written,
+// SDMA to an address outside its memory, a self-linked ADMA2 table, interrupts raised before it
+// posted a buffer for them. Each ends as the status the SDHCI specification names or is
+// ignored; the daemon keeps serving and the card keeps its data.
+TEST_F(UmlPciFront, AGuestThatProgramsTheControllerAgainstTheRulesGetsStatusBitsNotACrash) {
+  const std::vector<std::uint8_t> data(4096, 0xA5);
+  ASSERT_EQ(client_->write(bridge::BlockWriteRequest{bridge::Node::user, 0, data}).status.error, 0);
+  {
+    std::unique_ptr<VhostUserFrontend> guest = connect_guest();
+    GuestRegisters r(*guest);
+    r.set_config(0x00, 4, 0xFFFFFFFF);
+    r.set_config(0x08, 4, 0);
+    EXPECT_EQ(r.config(0x00, 4), 0xE76317A0u) << "the IDs are read-only";
+    EXPECT_EQ(r.config(0x08, 4) >> 8, 0x080501u) << "the class is read-only";
+    r.set_config(0x04, 2, 0x0006);  // memory space, bus master
+    r.set_config(0x84, 4, 0xA0000);  // the MSI address UML composes, and our data word
+    r.set_config(0x8C, 2, 0x0042);
+    r.set_config(0x82, 2, 0x0001);  // MSI on
+    // Controller up at 400 kHz, as sdhci.c brings it up; every status enabled and signalled.
+    r.set_bar(0x2C, 4, 0x01000000);  // software reset for all
+    r.set_bar(0x28, 4, 0x00000F00);  // 3.3 V, bus power on: the card is power-cycled
+    r.set_bar(0x2C, 4, 0x0000FA01);  // divider 250 (400 kHz), internal clock on
+    r.set_bar(0x2C, 4, 0x0000FA05);  // SD clock on
+    r.set_bar(0x34, 4, 0xFFFFFFFF);
+    r.set_bar(0x38, 4, 0xFFFFFFFF);
+    EXPECT_EQ(r.command(0, 0, 0x00) & 0x8001, 0x0001u) << "CMD0";
+    std::uint32_t ocr = 0;
+    for (int i = 0; i < 100 && (ocr & 0x80000000u) == 0; ++i) {
+      r.command(1, 0x40FF8080, 0x02);
+      ocr = r.bar(0x10, 4);
+    }
+    EXPECT_NE(ocr & 0x80000000u, 0u) << "CMD1: the card became ready";
+    EXPECT_EQ(r.command(2, 0, 0x09) & 0x8001, 0x0001u) << "CMD2";
+    EXPECT_EQ(r.command(3, 0x10000, 0x1A) & 0x8001, 0x0001u) << "CMD3";
+    EXPECT_EQ(r.command(7, 0x10000, 0x1B) & 0x8001, 0x0001u) << "CMD7";
+
+    // SDMA into an address outside guest memory: an error, and no data anywhere.
+    r.set_bar(0x30, 4, 0xFFFFFFFF);
+    r.set_bar(0x00, 4, 0xF0000000);
+    r.set_bar(0x04, 4, 0x00017200);  // 512-byte blocks, boundary 512 KiB, one block
+    r.set_bar(0x0C, 4, 0x113A0011);  // CMD17, DMA, read
+    std::uint32_t status = r.wait_status(0x8002);
+    EXPECT_NE(status & 0x8000, 0u) << "SDMA outside guest memory raised an error (status " << std::hex << status << ")";
+    r.set_bar(0x2C, 4, 0x0600FA05);  // reset the CMD and DAT lines, as the driver does after errors
+
+    // A self-linked ADMA2 table in guest memory: an ADMA error, not a loop.
+    const std::uint64_t table = 0x80000;
+    std::uint8_t* d = guest->ram() + table;
+    const std::uint64_t table_address = guest->guest_address(table);
+    d[0] = 0x31;  // valid, link
+    d[1] = 0;
+    d[2] = d[3] = 0;
+    for (int i = 0; i < 4; ++i) d[4 + i] = static_cast<std::uint8_t>(table_address >> (8 * i));
+    r.set_bar(0x30, 4, 0xFFFFFFFF);
+    r.set_bar(0x28, 4, 0x00000F10);  // ADMA2, 32-bit
+    r.set_bar(0x58, 4, static_cast<std::uint32_t>(table_address));
+    r.set_bar(0x04, 4, 0x00010200);
+    r.set_bar(0x0C, 4, 0x113A0011);
+    status = r.wait_status(0x8002);
+    EXPECT_NE(status & (0x0200u << 16), 0u) << "a self-linked table is an ADMA error (status " << std::hex << status << ")";
+    r.set_bar(0x2C, 4, 0x0600FA05);
+
+    // The interrupts the controller raised waited for buffers; posted now, they are delivered
+    // as MSI messages with the data word the guest programmed.
+    guest->post_writable(4, pcidev::kInterruptMessageSize, pcidev::kInterruptQueue);
+    const VhostUserFrontend::Used irq = guest->wait_used(std::chrono::seconds(10), pcidev::kInterruptQueue);
+    EXPECT_EQ(irq.length, pcidev::kInterruptMessageSize);
+    const Bytes message = guest->posted_buffer(irq.id, pcidev::kInterruptQueue);
+    const auto expected = pcidev::encode_msi(0x42);
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), message.begin())) << "an MSI with data 0x42";
+  }
+  EXPECT_TRUE(daemon_->running());
+  const bridge::BlockReadReply back = read_when_back(bridge::BlockReadRequest{bridge::Node::user, 0, 4096});
+  EXPECT_EQ(back.status.error, 0) << client_->last_error_message();
+  EXPECT_EQ(back.data, data) << "the card is untouched";
 }
 
 TEST(UmlPciFrontStartup, NeedsTheTimedModelsAndASocketOfItsOwn) {
