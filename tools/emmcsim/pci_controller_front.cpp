@@ -1,6 +1,7 @@
 // PciControllerFront (see pci_controller_front.hpp).
 #include "pci_controller_front.hpp"
 
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -46,6 +47,14 @@ struct PciControllerFront::Module : sc_core::sc_module {
   std::shared_ptr<const transport::GuestMemory> memory;
   bool attached = false;
   std::uint64_t dma_refusals = 0;
+  // The guest's session, for the line at disconnect (docs/linux.md).
+  struct Session {
+    sc_core::sc_time started;
+    std::chrono::steady_clock::time_point wall_started;
+    std::uint64_t accesses = 0;
+    std::uint64_t interrupts = 0;
+    std::uint64_t dma_bytes = 0;
+  } session;
 
   Module(sc_core::sc_module_name name, models::EmmcBusMux& mux, spdlog::logger& log_to)
       : sc_module(name), chip("gl9763e"), to_config("to_config"), to_bar0("to_bar0"), dma("dma"), irq("irq"),
@@ -114,6 +123,7 @@ struct PciControllerFront::Module : sc_core::sc_module {
       std::memcpy(p.get_data_ptr(), guest, length);
     else if (p.is_write())
       std::memcpy(guest, p.get_data_ptr(), length);
+    session.dma_bytes += length;
     p.set_response_status(tlm::TLM_OK_RESPONSE);
   }
 
@@ -121,6 +131,7 @@ struct PciControllerFront::Module : sc_core::sc_module {
   // when MSI is off and INTx is not disabled.
   void on_irq() {
     if (!link) return;
+    ++session.interrupts;
     const models::Gl9763e::Msi msi = chip.msi();
     if (msi.enabled) {
       link->interrupt(transport::PciInterrupt{true, msi.data, 1});
@@ -152,6 +163,7 @@ void PciControllerFront::connect(std::shared_ptr<transport::PciGuestLink> link) 
     m.attached = true;
     m.link = link;
     m.dma_refusals = 0;
+    m.session = Module::Session{sc_core::sc_time_stamp(), std::chrono::steady_clock::now()};
   });
 }
 
@@ -166,6 +178,12 @@ void PciControllerFront::disconnect() {
     m.attached = false;
     m.link.reset();
     m.memory.reset();
+    const double simulated_ms = (sc_core::sc_time_stamp() - m.session.started).to_seconds() * 1e3;
+    const double wall_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m.session.wall_started).count();
+    log_->info("PCI controller: guest session: {} accesses, {} interrupts, {} bytes of DMA, {:.3f} ms simulated in "
+               "{:.3f} ms wall",
+               m.session.accesses, m.session.interrupts, m.session.dma_bytes, simulated_ms, wall_ms);
     timed_.mux()->select(kDaemonPort);
     try {
       driver.reinitialise();
@@ -179,6 +197,7 @@ void PciControllerFront::disconnect() {
 
 void PciControllerFront::config_read(std::uint32_t offset, std::uint32_t size, ReadDone done) {
   timed_.post([this, offset, size, done = std::move(done)](mmc::LinuxBlockDriver&) {
+    ++module_->session.accesses;
     std::vector<std::uint8_t> bytes(size);
     if (!module_->access(module_->to_config, tlm::TLM_READ_COMMAND, offset, bytes.data(), size)) bytes.clear();
     done(std::move(bytes));
@@ -187,6 +206,7 @@ void PciControllerFront::config_read(std::uint32_t offset, std::uint32_t size, R
 
 void PciControllerFront::config_write(std::uint32_t offset, std::vector<std::uint8_t> bytes) {
   timed_.post([this, offset, bytes = std::move(bytes)](mmc::LinuxBlockDriver&) mutable {
+    ++module_->session.accesses;
     module_->access(module_->to_config, tlm::TLM_WRITE_COMMAND, offset, bytes.data(),
                     static_cast<std::uint32_t>(bytes.size()));
   });
@@ -194,6 +214,7 @@ void PciControllerFront::config_write(std::uint32_t offset, std::vector<std::uin
 
 void PciControllerFront::bar_read(unsigned bar, std::uint64_t offset, std::uint32_t size, ReadDone done) {
   timed_.post([this, bar, offset, size, done = std::move(done)](mmc::LinuxBlockDriver&) {
+    ++module_->session.accesses;
     std::vector<std::uint8_t> bytes(size);
     if (bar != 0 || !module_->bar_access(tlm::TLM_READ_COMMAND, offset, bytes.data(), size)) bytes.clear();
     done(std::move(bytes));
@@ -202,6 +223,7 @@ void PciControllerFront::bar_read(unsigned bar, std::uint64_t offset, std::uint3
 
 void PciControllerFront::bar_write(unsigned bar, std::uint64_t offset, std::vector<std::uint8_t> bytes) {
   timed_.post([this, bar, offset, bytes = std::move(bytes)](mmc::LinuxBlockDriver&) mutable {
+    ++module_->session.accesses;
     if (bar == 0)
       module_->bar_access(tlm::TLM_WRITE_COMMAND, offset, bytes.data(), static_cast<std::uint32_t>(bytes.size()));
   });
