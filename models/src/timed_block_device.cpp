@@ -26,6 +26,7 @@ struct TimedBlockDevice::World {
     } else {
       host.bus.bind(device.bus);
     }
+    if (options.time_gate) gate.emplace("time_gate");
   }
 
   // In the kernel thread, when the probe has ended.
@@ -42,6 +43,7 @@ struct TimedBlockDevice::World {
   EmmcDevice device;
   LinuxDriverHost host;
   std::optional<EmmcBusMux> mux;
+  std::optional<TimeGate> gate;
   std::promise<void> probe;
   std::string bus;
   std::atomic<bool> finished{false};
@@ -61,6 +63,8 @@ EmmcDevice& TimedBlockDevice::device() { return world_->device; }
 
 EmmcBusMux* TimedBlockDevice::mux() { return world_->mux ? &*world_->mux : nullptr; }
 
+TimeGate* TimedBlockDevice::time_gate() { return world_->gate ? &*world_->gate : nullptr; }
+
 void TimedBlockDevice::start(std::function<void(const std::string&)> on_failure) {
   if (world_->kernel) throw std::logic_error("TimedBlockDevice::start: already started");
   std::future<void> probed = world_->probe.get_future();
@@ -74,7 +78,10 @@ void TimedBlockDevice::start(std::function<void(const std::string&)> on_failure)
   }
 }
 
-void TimedBlockDevice::post(Job job) { world_->host.post(std::move(job)); }
+void TimedBlockDevice::post(Job job) {
+  world_->host.post(std::move(job));
+  if (world_->gate) world_->gate->wake();
+}
 
 void TimedBlockDevice::run(Job job) {
   // The job owns the promise: dropped unrun (after finish()), it breaks it and get() throws.
@@ -93,12 +100,14 @@ void TimedBlockDevice::run(Job job) {
 
 void TimedBlockDevice::finish(Job last) {
   world_->finished = true;
+  if (world_->gate) world_->gate->release();  // the last job must run, whatever the scheduler granted
   LinuxDriverHost& host = world_->host;
   host.post([&host, last = std::move(last)](mmc::LinuxBlockDriver& driver) {
     if (last) last(driver);
     host.close();
     sc_core::sc_stop();
   });
+  if (world_->gate) world_->gate->wake();
 }
 
 std::string TimedBlockDevice::bus_description() const { return world_->bus; }

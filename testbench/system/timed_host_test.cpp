@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -23,6 +26,7 @@
 #include "emmcsim/models/job_queue.hpp"
 #include "emmcsim/models/kernel_thread.hpp"
 #include "emmcsim/models/linux_driver_host.hpp"
+#include "emmcsim/models/time_gate.hpp"
 #include "emmcsim/models/timed_block_device.hpp"
 #include "emmcsim/rpmb/host.hpp"
 #include "system_scenario.hpp"
@@ -414,6 +418,123 @@ TEST_F(TimedBlockDeviceScenario, ASharedBusGivesTheCardToOneHostAtATime) {
   EXPECT_EQ(resets, 1u);
   EXPECT_EQ(back.status.error, 0);
   EXPECT_EQ(back.data, data);
+}
+
+
+// ---- TimeGate: simulated time held where an outside scheduler grants it -------------------------
+
+// The instants the gate came to rest at, as the calendar hears them (from the kernel thread).
+class Rests {
+ public:
+  void operator()(std::uint64_t ns) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rests_.push_back(ns);
+    changed_.notify_all();
+  }
+  // Waits for the next rest not yet taken, and returns its instant (0 after 10 s: a hang fails
+  // the test instead of hanging it).
+  std::uint64_t next() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!changed_.wait_for(lock, std::chrono::seconds(10), [&] { return rests_.size() > taken_; })) return 0;
+    return rests_[taken_++];
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::uint64_t> rests_;
+  std::size_t taken_ = 0;
+};
+
+class TimeGateScenario : public SystemScenario {};
+
+TEST_F(TimeGateScenario, TimeAdvancesOnlyAsFarAsTheSchedulerGrants) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::TimedBlockDevice::Options options;
+  options.time_gate = true;
+  models::TimedBlockDevice timed(config, image.backend(), test_profile(), options);
+  models::TimeGate& gate = *timed.time_gate();
+  Rests rests;
+  gate.on_rest([&rests](std::uint64_t ns) { rests(ns); });
+  timed.start();  // the probe runs freely: no scheduler yet
+  std::uint64_t s0 = 0;
+  timed.run([&](mmc::LinuxBlockDriver&) {
+    gate.hold();
+    s0 = models::TimeGate::ceil_ns(sc_core::sc_time_stamp());
+  });
+  ASSERT_GT(s0, 0u);
+  ASSERT_EQ(rests.next(), s0) << "held where the job left time";
+
+  std::promise<std::pair<mmcblk::BlockReadReply, std::uint64_t>> done;
+  std::future<std::pair<mmcblk::BlockReadReply, std::uint64_t>> reply = done.get_future();
+  timed.post([&](mmc::LinuxBlockDriver& driver) {
+    mmcblk::BlockReadReply r = driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 2 << 20, 4096});
+    done.set_value({std::move(r), models::TimeGate::ceil_ns(sc_core::sc_time_stamp())});
+  });
+  ASSERT_EQ(rests.next(), s0) << "the job started at the held instant and waits for time";
+  EXPECT_EQ(reply.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  gate.grant(s0 + 10'000);
+  ASSERT_EQ(rests.next(), s0 + 10'000);
+  EXPECT_EQ(reply.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "a 4 KiB read takes 52 us";
+  gate.grant(s0 + 1'000'000);
+  ASSERT_EQ(rests.next(), s0 + 1'000'000) << "rests exactly at the grant, not at the read's end";
+  ASSERT_EQ(reply.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  const auto [read, ended] = reply.get();
+  EXPECT_EQ(read.status.error, 0);
+  EXPECT_EQ(read.status.simulated_ps,
+            2 * kHs400Command + 40 * models::kMicrosecond + 7 * kHs400NacMin + 8 * kHs400ReadBlock);
+  EXPECT_EQ(ended, s0 + 52'090) << "the read ended 52.09 us after the held instant";
+
+  gate.release();
+  mmcblk::BlockReadReply free_read;
+  timed.run([&](mmc::LinuxBlockDriver& driver) {
+    free_read = driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 2 << 20, 4096});
+  });
+  EXPECT_EQ(free_read.status.error, 0) << "released: time runs as the models need it";
+}
+
+// A process that stops the gate 30000.5 ns after a job starts it (an interrupt for the guest).
+struct Stopper : sc_core::sc_module {
+  sc_core::sc_event go;
+  models::TimeGate* gate = nullptr;
+  explicit Stopper(sc_core::sc_module_name name) : sc_module(name) {
+    SC_HAS_PROCESS(Stopper);
+    SC_THREAD(run);
+  }
+  void run() {
+    sc_core::wait(go);
+    sc_core::wait(sc_core::sc_time(30'000.5, sc_core::SC_NS));
+    gate->stop_here();
+  }
+};
+
+TEST_F(TimeGateScenario, AStopRestsAtTheNextWholeNanosecond) {
+  const mmc::DeviceConfig config = mmc::default_device_config();
+  mmc::MemoryImage image(config);
+  models::TimedBlockDevice::Options options;
+  options.time_gate = true;
+  models::TimedBlockDevice timed(config, image.backend(), test_profile(), options);
+  models::TimeGate& gate = *timed.time_gate();
+  Rests rests;
+  gate.on_rest([&rests](std::uint64_t ns) { rests(ns); });
+  Stopper stopper("stopper");
+  stopper.gate = &gate;
+  timed.start();
+  std::uint64_t s0 = 0;
+  timed.run([&](mmc::LinuxBlockDriver&) {
+    gate.hold();
+    s0 = models::TimeGate::ceil_ns(sc_core::sc_time_stamp());
+    stopper.go.notify(sc_core::SC_ZERO_TIME);
+  });
+  ASSERT_EQ(rests.next(), s0);
+  gate.grant(s0 + 1'000'000);
+  EXPECT_EQ(rests.next(), s0 + 30'001) << "stopped at the interrupt, rounded up to the guest's nanosecond";
+  gate.grant(s0 + 1'000'000);
+  EXPECT_EQ(rests.next(), s0 + 1'000'000);
+  gate.grant(s0 + 500'000);
+  timed.post([](mmc::LinuxBlockDriver&) {});
+  EXPECT_EQ(rests.next(), s0 + 1'000'000) << "a grant never takes time back";
 }
 
 }  // namespace

@@ -46,6 +46,8 @@ struct PciControllerFront::Module : sc_core::sc_module {
   std::shared_ptr<transport::PciGuestLink> link;
   std::shared_ptr<const transport::GuestMemory> memory;
   bool attached = false;
+  bool card_with_guest_port = false;  // the bus switch gives the card to the guest's controller
+  std::function<void()> interrupt_sent;
   std::uint64_t dma_refusals = 0;
   // The guest's session, for the line at disconnect (docs/linux.md).
   struct Session {
@@ -129,14 +131,43 @@ struct PciControllerFront::Module : sc_core::sc_module {
 
   // The controller's line went high: an MSI with the data word the guest programmed, or INTx A
   // when MSI is off and INTx is not disabled.
+  // With a time gate, time stops here until the guest has taken the interrupt.
   void on_irq() {
     if (!link) return;
     ++session.interrupts;
     const models::Gl9763e::Msi msi = chip.msi();
     if (msi.enabled) {
-      link->interrupt(transport::PciInterrupt{true, msi.data, 1});
+      send_interrupt(transport::PciInterrupt{true, msi.data, 1});
     } else if ((chip.config_dword(0x04) & kCommandIntxDisable) == 0) {
-      link->interrupt(transport::PciInterrupt{false, 0, 1});
+      send_interrupt(transport::PciInterrupt{false, 0, 1});
+    }
+  }
+  void send_interrupt(const transport::PciInterrupt& interrupt) {
+    if (gate != nullptr) gate->stop_here();
+    if (interrupt_sent) interrupt_sent();
+    link->interrupt(interrupt);
+  }
+  models::TimeGate* gate = nullptr;
+
+  // The daemon's driver lets go of the card as Linux does at shutdown (cache flushed, user
+  // area), and the guest's controller gets it.
+  void give_card_to_guest(mmc::LinuxBlockDriver& driver, models::EmmcBusMux& mux, spdlog::logger& to) {
+    if (card_with_guest_port) return;
+    const int error = driver.shutdown();
+    if (error != 0) to.warn("PCI controller: the daemon's driver could not flush the card ({})", std::strerror(error));
+    mux.select(kGuestPort);
+    card_with_guest_port = true;
+  }
+  void give_card_to_daemon(mmc::LinuxBlockDriver& driver, models::EmmcBusMux& mux, spdlog::logger& to) {
+    if (!card_with_guest_port) return;
+    mux.select(kDaemonPort);
+    card_with_guest_port = false;
+    try {
+      driver.reinitialise();
+      to.info("PCI controller: the guest is gone; the daemon's driver has the card again");
+    } catch (const std::exception& e) {
+      to.error("PCI controller: the guest is gone, and the card does not come up for the daemon's driver: {}",
+               e.what());
     }
   }
 };
@@ -146,6 +177,7 @@ PciControllerFront::PciControllerFront(models::TimedBlockDevice& timed, std::sha
   if (timed_.mux() == nullptr)
     throw std::logic_error("PciControllerFront: the timed device has no bus switch (Options::shared_bus)");
   module_ = std::make_unique<Module>("pci_controller", *timed_.mux(), *log_);
+  module_->gate = timed_.time_gate();
 }
 
 PciControllerFront::~PciControllerFront() = default;
@@ -154,10 +186,7 @@ void PciControllerFront::connect(std::shared_ptr<transport::PciGuestLink> link) 
   timed_.post([this, link = std::move(link)](mmc::LinuxBlockDriver& driver) {
     Module& m = *module_;
     if (!m.attached) {
-      // The daemon's driver lets go of the card as Linux does at shutdown: cache flushed, user area.
-      const int error = driver.shutdown();
-      if (error != 0) log_->warn("PCI controller: the daemon's driver could not flush the card ({})", std::strerror(error));
-      timed_.mux()->select(kGuestPort);
+      m.give_card_to_guest(driver, *timed_.mux(), *log_);
       log_->info("PCI controller: a User-Mode Linux guest connected; the card is its until it goes");
     }
     m.attached = true;
@@ -184,15 +213,25 @@ void PciControllerFront::disconnect() {
     log_->info("PCI controller: guest session: {} accesses, {} interrupts, {} bytes of DMA, {:.3f} ms simulated in "
                "{:.3f} ms wall",
                m.session.accesses, m.session.interrupts, m.session.dma_bytes, simulated_ms, wall_ms);
-    timed_.mux()->select(kDaemonPort);
-    try {
-      driver.reinitialise();
-      log_->info("PCI controller: the guest is gone; the daemon's driver has the card again");
-    } catch (const std::exception& e) {
-      log_->error("PCI controller: the guest is gone, and the card does not come up for the daemon's driver: {}",
-                  e.what());
-    }
+    m.give_card_to_daemon(driver, *timed_.mux(), *log_);
   });
+}
+
+void PciControllerFront::take_card_for_guest(std::function<void()> then) {
+  timed_.post([this, then = std::move(then)](mmc::LinuxBlockDriver& driver) {
+    module_->give_card_to_guest(driver, *timed_.mux(), *log_);
+    if (then) then();
+  });
+}
+
+void PciControllerFront::return_card_if_unused() {
+  timed_.post([this](mmc::LinuxBlockDriver& driver) {
+    if (!module_->attached) module_->give_card_to_daemon(driver, *timed_.mux(), *log_);
+  });
+}
+
+void PciControllerFront::on_interrupt_sent(std::function<void()> interrupt_sent) {
+  module_->interrupt_sent = std::move(interrupt_sent);
 }
 
 void PciControllerFront::config_read(std::uint32_t offset, std::uint32_t size, ReadDone done) {

@@ -33,6 +33,7 @@
 #include <spdlog/logger.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -63,6 +64,16 @@ class PciControllerFront final : public transport::PciFunction {
 
   // Kernel thread (a job): a guest has the card.
   bool guest_attached() const;
+
+  // Time travel (TimeTravelClock): any thread. take_card_for_guest() gives the card to the
+  // guest's controller now (as connect() would: the daemon's driver flushes and lets go), then
+  // calls `then` in the kernel thread — before any guest access, so none waits behind the
+  // flush's simulated time. return_card_if_unused() gives it back to the daemon's driver when
+  // no guest is connected. `interrupt_sent` hears of each interrupt handed to the guest link,
+  // in the kernel thread, before the gate rests (set it before the kernel starts).
+  void take_card_for_guest(std::function<void()> then);
+  void return_card_if_unused();
+  void on_interrupt_sent(std::function<void()> interrupt_sent);
 
  private:
   struct Module;

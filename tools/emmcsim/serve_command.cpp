@@ -17,6 +17,7 @@
 #include <systemc>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -29,11 +30,13 @@
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
+#include "emmcsim/transport/time_travel_calendar.hpp"
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/virtio_pcidev.hpp"
 #include "emmcsim/transport/virtio_pcidev_device.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
 #include "image_command.hpp"
+#include "time_travel_clock.hpp"
 #include "timed_device_port.hpp"
 #include "timing_command.hpp"
 
@@ -48,6 +51,9 @@ struct ServeOptions {
   std::string socket_path;
   std::string vhost_user_socket_path;  // empty: no virtio-rpmb
   std::string uml_pci_socket_path;     // empty: no PCI controller for User-Mode Linux
+  std::string time_travel_socket_path;  // empty: the guest's clock is the host's
+  std::uint64_t time_of_day = 0;  // seconds since the epoch at simulated time 0 (time_of_day_given)
+  bool time_of_day_given = false;
   std::string log_level = "warn";
   std::string timing;  // off or approximate; empty: approximate with --uml-pci-socket, else off
   std::string timing_profile_file;
@@ -100,6 +106,11 @@ int run_serve(const ServeOptions& o) {
     throw UsageError(
         "--uml-pci-socket serves the timed models (a GL9763E SDHCI and the eMMC on its bus): it needs --timing "
         "approximate, the default with it; --timing off is the untimed card, which has no controller to drive");
+  const bool time_travel = !o.time_travel_socket_path.empty();
+  if (time_travel && !pci)
+    throw UsageError("--time-travel-socket schedules the clock of the User-Mode Linux guest of --uml-pci-socket: add it");
+  if (o.time_of_day_given && !time_travel)
+    throw UsageError("--time-of-day is the time-travel guest's clock at simulated time 0: add --time-travel-socket");
   const bool timed = o.timing == "approximate" || (pci && o.timing.empty());
   if (!timed && !o.timing_profile_file.empty())
     throw UsageError("--timing-profile applies to the timed model only: add --timing approximate");
@@ -129,6 +140,10 @@ int run_serve(const ServeOptions& o) {
   if (pci && (o.uml_pci_socket_path == socket_path || o.uml_pci_socket_path == o.vhost_user_socket_path))
     throw UsageError("--uml-pci-socket must be a path of its own (" + o.uml_pci_socket_path +
                      " is another front's socket)");
+  if (time_travel && (o.time_travel_socket_path == socket_path || o.time_travel_socket_path == o.vhost_user_socket_path ||
+                      o.time_travel_socket_path == o.uml_pci_socket_path))
+    throw UsageError("--time-travel-socket must be a path of its own (" + o.time_travel_socket_path +
+                     " is another front's socket)");
   std::unique_ptr<mmc::Image> image = open_or_create_image(o, *log, [&](const mmc::DeviceConfig& config) {
     if (!timed) return;
     try {
@@ -145,6 +160,7 @@ int run_serve(const ServeOptions& o) {
   std::unique_ptr<mmc::CardHostBus> bus;
   std::unique_ptr<transport::DevicePort> device;
   PciControllerFront* pci_controller = nullptr;  // owned by the timed port
+  models::TimeGate* time_gate = nullptr;          // likewise
   std::string timing_text;
   if (timed) {
     systemc_log = log.get();
@@ -155,8 +171,9 @@ int run_serve(const ServeOptions& o) {
       trace.out = std::move(bus_trace);
     }
     auto timed_port = std::make_unique<TimedDevicePort>(image->config(), image->backend(), profile, on_failure,
-                                                        std::move(trace), pci ? log : nullptr);
+                                                        std::move(trace), pci ? log : nullptr, time_travel);
     pci_controller = timed_port->pci_controller();
+    time_gate = timed_port->time_gate();
     timing_text = ", timed: " + timed_port->bus_description();
     if (!fault_plan.empty()) {
       timing_text += fmt::format(", {} fault{} planned", fault_plan.faults.size(), fault_plan.faults.size() == 1 ? "" : "s");
@@ -185,6 +202,17 @@ int run_serve(const ServeOptions& o) {
     pcidev = std::make_unique<transport::VirtioPcidevDevice>(*pci_controller);
     uml_pci = std::make_unique<transport::VhostUserBackend>(io, *pcidev, log, o.uml_pci_socket_path);
   }
+  // Time travel: the guest's clock is the simulation's (docs/linux.md "Deterministic runs").
+  std::unique_ptr<TimeTravelClock> clock;
+  std::unique_ptr<transport::TimeTravelCalendar> calendar;
+  if (time_travel) {
+    clock = std::make_unique<TimeTravelClock>(*time_gate, *pci_controller);
+    transport::TimeTravelScheduler::Options calendar_options;
+    if (o.time_of_day_given) calendar_options.time_of_day_base_ns = o.time_of_day * 1'000'000'000ull;
+    calendar = std::make_unique<transport::TimeTravelCalendar>(io, *clock, calendar_options, log,
+                                                               o.time_travel_socket_path);
+    clock->connect(*calendar, *uml_pci);
+  }
   int exit_status = 0;
   auto work = asio::make_work_guard(io);
   // The handlers are in place before the line that says where it listens: a client that stops
@@ -196,6 +224,7 @@ int run_serve(const ServeOptions& o) {
     server.stop();
     if (vhost_user) vhost_user->stop();
     if (uml_pci) uml_pci->stop();
+    if (calendar) calendar->stop();
     // The port completes on the device's owner (a strand, or the SystemC kernel thread): finish
     // on the io_context, where `work` and `exit_status` live.
     device->shutdown([&](int error) {
@@ -222,6 +251,12 @@ int run_serve(const ServeOptions& o) {
         "emmcsim: PCI SD host controller (GL9763E 17a0:e763) for User-Mode Linux on {} "
         "(kernel command line: virtio_uml.device={}:{})\n",
         o.uml_pci_socket_path, o.uml_pci_socket_path, transport::virtio_pcidev::kVirtioDeviceId);
+  }
+  if (calendar) {
+    calendar->start();
+    std::cerr << fmt::format(
+        "emmcsim: time-travel calendar for the guest's clock on {} (kernel command line: time-travel=ext:{})\n",
+        o.time_travel_socket_path, o.time_travel_socket_path);
   }
   std::cerr << fmt::format("emmcsim: listening on {} (image {}{})\n", socket_path, image->directory(), timing_text)
             << std::flush;
@@ -257,6 +292,15 @@ void add_serve_command(CLI::App& app, Command& selected) {
                     "to a User-Mode Linux guest's virt-pci on this Unix socket: boot the kernel with "
                     "virtio_uml.device=PATH:1234 (./scripts/linux does; docs/linux.md). While the guest is "
                     "connected the card is its, and the other fronts get EBUSY");
+  serve->add_option("--time-travel-socket", options->time_travel_socket_path,
+                    "With --uml-pci-socket: own the guest's clock as User-Mode Linux's time-travel calendar on "
+                    "this Unix socket (boot it with time-travel=ext:PATH; ./scripts/linux --deterministic does): "
+                    "Linux's time is the simulated time of the bus and NAND, and a run is a pure function of its "
+                    "inputs (docs/linux.md)");
+  CLI::Option* time_of_day = serve->add_option("--time-of-day", options->time_of_day,
+                    "With --time-travel-socket: the guest's time of day at simulated time 0, in seconds since the "
+                    "epoch (default: the host's clock when the guest starts)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 33));
   serve->add_option("--log-level", options->log_level, "trace, debug, info, warn (default), error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   serve->add_option("--timing", options->timing,
@@ -277,7 +321,10 @@ void add_serve_command(CLI::App& app, Command& selected) {
       ->check(CLI::IsMember({"sync", "os"}));
   serve->add_option("--threads", options->threads, "Threads serving sockets (the card itself has one owner)")
       ->check(CLI::Range(1u, 64u));
-  serve->callback([&selected, options] { selected = [options] { return run_serve(*options); }; });
+  serve->callback([&selected, options, time_of_day] {
+    options->time_of_day_given = time_of_day->count() > 0;
+    selected = [options] { return run_serve(*options); };
+  });
 }
 
 }  // namespace emmcsim::tools

@@ -14,10 +14,11 @@ namespace bridge = transport::bridge;
 TimedDevicePort::TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBackend backend,
                                  const models::TimingProfile& profile,
                                  std::function<void(const std::string&)> on_failure, TimedBusTrace trace,
-                                 std::shared_ptr<spdlog::logger> pci_controller_log)
+                                 std::shared_ptr<spdlog::logger> pci_controller_log, bool time_gate)
     : on_failure_(std::move(on_failure)), trace_file_(std::move(trace)) {
   models::TimedBlockDevice::Options options;
   options.shared_bus = pci_controller_log != nullptr;
+  options.time_gate = time_gate;
   timed_.emplace(config, backend, profile, options);
   if (pci_controller_log) pci_controller_ = std::make_unique<PciControllerFront>(*timed_, std::move(pci_controller_log));
   if (trace_file_.out) {

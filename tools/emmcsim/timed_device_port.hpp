@@ -43,7 +43,7 @@ class TimedDevicePort final : public transport::DevicePort {
   // configuration's EXT_CSD does not allow, std::runtime_error when the card does not come up.
   TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBackend backend, const models::TimingProfile& profile,
                   std::function<void(const std::string&)> on_failure = {}, TimedBusTrace trace = {},
-                  std::shared_ptr<spdlog::logger> pci_controller_log = nullptr);
+                  std::shared_ptr<spdlog::logger> pci_controller_log = nullptr, bool time_gate = false);
   // Stops the kernel (after a shutdown(), or after the requests already submitted) and joins its
   // thread; then finishes the bus trace.
   ~TimedDevicePort() override;
@@ -63,6 +63,8 @@ class TimedDevicePort final : public transport::DevicePort {
 
   // The PCI function for the guest (built when a pci_controller_log was given), or nullptr.
   PciControllerFront* pci_controller() { return pci_controller_.get(); }
+  // The time gate a time-travel calendar holds simulated time with (built when asked), or nullptr.
+  models::TimeGate* time_gate() { return timed_->time_gate(); }
 
  private:
   std::function<void(const std::string&)> on_failure_;

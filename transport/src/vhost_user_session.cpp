@@ -293,9 +293,14 @@ std::optional<DescriptorChain> VhostUserSession::pop(std::size_t queue) {
     // A chain that breaks the rules is the back-end's to return; the device never sees it.
     log_->warn("{}: {} (chain {}): {}; returned unused", name_, r.name(), chain->head, chain->fault);
     r.queue()->push(chain->head, 0);
-    if (r.queue()->wants_interrupt()) r.call(notification_channel());
+    if (r.queue()->wants_interrupt()) notify_driver(r, queue);
     backend_.count_chain();
   }
+}
+
+void VhostUserSession::notify_driver(const Vring& ring, std::size_t queue) {
+  ring.call(notification_channel());
+  backend_.driver_notified(queue);
 }
 
 void VhostUserSession::complete(std::size_t queue, std::uint16_t head, std::uint32_t written) {
@@ -312,7 +317,7 @@ void VhostUserSession::complete(std::size_t queue, std::uint16_t head, std::uint
   Vring& r = rings_[queue];
   if (SplitVirtqueue* q = r.queue()) {
     q->push(head, written);
-    if (q->wants_interrupt()) r.call(notification_channel());
+    if (q->wants_interrupt()) notify_driver(r, queue);
   }
   deliver(queue);
 }

@@ -119,6 +119,8 @@ class VhostUserSession : public std::enable_shared_from_this<VhostUserSession> {
   bool negotiated(std::uint64_t protocol_feature) const { return (protocol_features_ & protocol_feature) != 0; }
   // Where VRING_CALL / VRING_ERR go when a ring has no eventfd for them (in-band notifications).
   BackendChannel* notification_channel() const;
+  // Signals a used buffer of `queue` to the driver and tells the back-end's observer.
+  void notify_driver(const Vring& ring, std::size_t queue);
   void set_memory(std::shared_ptr<const GuestMemory> memory);
   GuestMemory::Region map_region(const vhost_user::MemoryRegion& region, int fd) const;
   void try_start(Vring& ring);

@@ -10,6 +10,9 @@
 //   timed.start();                                  // probe: "HS400 8-bit DDR at 200 MHz"
 //   timed.run([&](mmc::LinuxBlockDriver& driver) { reply = driver.read(request); });
 //
+// With Options::time_gate simulated time can be held by an outside scheduler (TimeGate): the
+// daemon's time-travel calendar makes it a User-Mode Linux guest's clock.
+//
 // With Options::shared_bus the card sits behind an EmmcBusMux: the driver's host on port 0, and
 // port 1 free for a platform's own host (the daemon binds the Gl9763e its User-Mode Linux guest
 // drives there; a job selects the port, docs/linux.md).
@@ -28,6 +31,7 @@
 #include "emmcsim/models/emmc_bus_mux.hpp"
 #include "emmcsim/models/emmc_device.hpp"
 #include "emmcsim/models/linux_driver_host.hpp"
+#include "emmcsim/models/time_gate.hpp"
 #include "emmcsim/models/timing_profile.hpp"
 
 namespace emmcsim::models {
@@ -40,6 +44,9 @@ class TimedBlockDevice {
     // An EmmcBusMux between the driver's host (port 0, selected) and the card; port 1 is the
     // platform's to bind before start().
     bool shared_bus = false;
+    // A TimeGate ("time_gate") an outside scheduler (the daemon's time-travel calendar) can hold
+    // simulated time with; it runs freely until held. post() wakes it.
+    bool time_gate = false;
   };
 
   // Elaborates the device and the host, bound together. The backend must outlive this and match
@@ -59,6 +66,8 @@ class TimedBlockDevice {
   EmmcDevice& device();
   // The bus switch (Options::shared_bus), or nullptr. Same rules as device().
   EmmcBusMux* mux();
+  // The time gate (Options::time_gate), or nullptr. grant()/wake()/release() from any thread.
+  TimeGate* time_gate();
 
   // Starts the kernel thread and waits for the driver's probe. Throws what the probe threw
   // (std::runtime_error when the card does not come up; the kernel has stopped then).

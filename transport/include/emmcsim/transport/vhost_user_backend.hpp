@@ -40,6 +40,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,6 +72,11 @@ class VhostUserBackend {
   // Chains returned to the driver since start (answered, refused or device-initiated).
   std::uint64_t chains_served() const;
 
+  // Before start(): `notified` hears of each notification (a call: on the call eventfd or
+  // in-band) sent to the driver for a used buffer of `queue`, on the connection's strand, after
+  // it was queued for sending. The time-travel calendar counts them (time_travel_calendar.hpp).
+  void on_driver_notified(std::function<void(std::size_t queue)> notified) { notified_ = std::move(notified); }
+
   // What the back-end offers: the device's features and VHOST_USER_F_PROTOCOL_FEATURES; the
   // device's protocol features that the back-end implements.
   std::uint64_t offered_features() const { return offered_features_; }
@@ -81,6 +87,9 @@ class VhostUserBackend {
   void accept_next();
   void forget(const VhostUserSession* session);
   void count_chain();
+  void driver_notified(std::size_t queue) const {
+    if (notified_) notified_(queue);
+  }
 
   boost::asio::io_context& io_;
   VhostUserDevice& device_;
@@ -95,6 +104,7 @@ class VhostUserBackend {
   std::uint64_t next_id_ = 1;
   std::uint64_t chains_served_ = 0;
   bool stopped_ = false;
+  std::function<void(std::size_t)> notified_;
 };
 
 }  // namespace emmcsim::transport
