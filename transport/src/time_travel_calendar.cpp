@@ -53,7 +53,8 @@ bool TimeTravelScheduler::receive(const tt::Message& m) {
         return fail("an ACK with seq " + std::to_string(m.seq) + " for the RUN with seq " +
                     std::to_string(*awaiting_ack_));
       awaiting_ack_.reset();
-      return true;
+      evaluate();
+      return error_.empty();
     case tt::Op::request:
       expecting_request_ = false;
       request_valid_ = true;
@@ -62,18 +63,21 @@ bool TimeTravelScheduler::receive(const tt::Message& m) {
       evaluate();
       return error_.empty();
     case tt::Op::wait:
-      if (waiting_) return fail("WAIT while already waiting");
-      waiting_ = true;
+      // Waits nest in UML (an interrupt handler that delays while the idle loop waits): each
+      // is ended by a RUN of its own.
+      ++waits_;
       ack(m);
       evaluate();
       return error_.empty();
     case tt::Op::get:
       if (unanswered_notifications_ > 0) --unanswered_notifications_;
-      // A waiting guest asks the time to schedule an interrupt at it: unless it had asked for
-      // this very instant, a REQUEST for it follows, and no time may pass before that.
-      if (waiting_ && !(request_valid_ && request_ == now_)) expecting_request_ = true;
-      ack(m, now_);
-      evaluate();
+      // While the simulation moves, "now" is where it will stop (the interrupt the guest was
+      // just told of): answered when it rests.
+      if (moving_) {
+        deferred_get_ = m.seq;
+        return true;
+      }
+      answer_get(m.seq);
       return error_.empty();
     case tt::Op::update:
       if (m.time != now_) ++counters_.update_mismatches;
@@ -87,6 +91,14 @@ bool TimeTravelScheduler::receive(const tt::Message& m) {
       return fail(tt::describe(m) + " is the calendar's message, not the guest's");
   }
   return fail("unknown op");
+}
+
+void TimeTravelScheduler::answer_get(std::uint32_t seq) {
+  // A waiting guest asks the time to schedule an interrupt at it: unless it had asked for this
+  // very instant, a REQUEST for it follows, and no time may pass before that.
+  if (waits_ > 0 && !(request_valid_ && request_ == now_)) expecting_request_ = true;
+  send_(tt::Message{tt::Op::ack, seq, now_});
+  evaluate();
 }
 
 void TimeTravelScheduler::rested(std::uint64_t ns) {
@@ -106,6 +118,11 @@ void TimeTravelScheduler::rested(std::uint64_t ns) {
     send_(tt::Message{tt::Op::ack, start_seq_, 0});
     return;
   }
+  if (deferred_get_) {
+    const std::uint32_t seq = *deferred_get_;
+    deferred_get_.reset();
+    return answer_get(seq);
+  }
   evaluate();
 }
 
@@ -120,7 +137,7 @@ void TimeTravelScheduler::notified(bool interrupt) {
 }
 
 void TimeTravelScheduler::evaluate() {
-  if (!error_.empty() || !started() || !waiting_ || moving_ || awaiting_ack_ || expecting_request_) return;
+  if (!error_.empty() || !started() || waits_ == 0 || moving_ || awaiting_ack_ || expecting_request_) return;
   // The guest has yet to hear of something that happened at this instant.
   if (unanswered_notifications_ > 0 || interrupts_notified_ < interrupts_raised_) return;
   if (!request_valid_) return;  // nothing to run it for yet: a REQUEST comes
@@ -130,7 +147,10 @@ void TimeTravelScheduler::evaluate() {
     return;
   }
   if (request_ == now_) {
-    waiting_ = false;
+    // UML asks afresh after every RUN (its cached request is dropped when a wait ends): the
+    // next grant waits for that REQUEST, which also keeps nested waits in step.
+    request_valid_ = false;
+    --waits_;
     awaiting_ack_ = ++seq_;
     ++counters_.runs;
     send_(tt::Message{tt::Op::run, *awaiting_ack_, now_});
@@ -160,6 +180,7 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
   }
   void rested(std::uint64_t ns) {
     asio::post(strand_, [self = shared_from_this(), ns] {
+      self->calendar_.log_->trace("time travel: the simulation rests at {} ns", ns);
       const bool was_starting = self->scheduler_.starting();
       self->scheduler_.rested(ns);
       if (was_starting && !self->scheduler_.starting()) {
@@ -171,10 +192,14 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
     });
   }
   void interrupt_raised() {
-    asio::post(strand_, [self = shared_from_this()] { self->scheduler_.interrupt_raised(); });
+    asio::post(strand_, [self = shared_from_this()] {
+      self->calendar_.log_->trace("time travel: the controller raised an interrupt");
+      self->scheduler_.interrupt_raised();
+    });
   }
   void notified(bool interrupt) {
     asio::post(strand_, [self = shared_from_this(), interrupt] {
+      self->calendar_.log_->trace("time travel: a call to the guest ({})", interrupt ? "interrupt" : "command");
       self->scheduler_.notified(interrupt);
       self->check();
     });
@@ -197,6 +222,8 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
     } catch (const tt::ProtocolError& e) {
       return finish(e.what());
     }
+    if (calendar_.log_->should_log(spdlog::level::trace))
+      calendar_.log_->trace("time travel: guest {}: {}", id_, tt::describe(m));
     if (!scheduler_.receive(m)) return finish(scheduler_.error());
     if (!scheduler_.starting()) read();  // after START: once the simulation has stopped
   }
@@ -207,6 +234,8 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
 
   void send(const tt::Message& m) {
     if (closed_) return;
+    if (calendar_.log_->should_log(spdlog::level::trace))
+      calendar_.log_->trace("time travel: to guest {}: {}", id_, tt::describe(m));
     out_.push_back(tt::encode(m));
     if (out_.size() == 1) write_next();
   }

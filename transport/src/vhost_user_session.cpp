@@ -299,8 +299,9 @@ std::optional<DescriptorChain> VhostUserSession::pop(std::size_t queue) {
 }
 
 void VhostUserSession::notify_driver(const Vring& ring, std::size_t queue) {
-  ring.call(notification_channel());
+  // The observer first: what it posts is queued before the driver can possibly react.
   backend_.driver_notified(queue);
+  ring.call(notification_channel());
 }
 
 void VhostUserSession::complete(std::size_t queue, std::uint16_t head, std::uint32_t written) {

@@ -21,8 +21,9 @@
 //  - A notification the back-end sent the guest (a vhost-user call) is answered by the guest's
 //    GET; the calendar grants no time while one is unanswered, or while an interrupt the
 //    controller raised has not yet gone out, so the guest always takes an interrupt at the
-//    instant it was raised. A waiting guest's GET (for an interrupt) is followed by its REQUEST
-//    for that instant; nothing moves in between.
+//    instant it was raised. A waiting guest's GET (for an interrupt) is answered with the
+//    instant the simulation stops at (deferred while it still moves), and is followed by the
+//    guest's REQUEST for that instant; nothing moves in between.
 //  - A protocol breach (a message before START, a second START, an ACK of nothing or of another
 //    seq, a calendar's message from the guest, a REQUEST in the past while waiting) ends the
 //    connection with one error line; the simulation runs freely again, the card consistent.
@@ -95,6 +96,7 @@ class TimeTravelScheduler {
   bool fail(std::string why);
   void ack(const time_travel::Message& message, std::uint64_t time = 0);
   void evaluate();
+  void answer_get(std::uint32_t seq);
 
   TimeTravelSimulation& simulation_;
   Options options_;
@@ -104,10 +106,11 @@ class TimeTravelScheduler {
   std::uint32_t start_seq_ = 0;
   std::uint64_t now_ = 0;
   std::uint64_t tod_base_ = 0;
-  bool waiting_ = false;
+  std::uint32_t waits_ = 0;  // WAITs not yet ended by a RUN (they nest)
   bool moving_ = false;
   bool request_valid_ = false;
   bool expecting_request_ = false;  // a waiting guest's GET: its REQUEST follows
+  std::optional<std::uint32_t> deferred_get_;  // a GET while the simulation moves
   std::uint64_t request_ = 0;
   std::uint32_t seq_ = 0;
   std::optional<std::uint32_t> awaiting_ack_;
