@@ -32,6 +32,7 @@ void TimeGate::hold() {
     std::lock_guard<std::mutex> lock(mutex_);
     held_ = true;
     limit_ns_ = ceil_ns(sc_core::sc_time_stamp());
+    report_next_rest_ = true;
   }
   hold_event_.notify(sc_core::SC_ZERO_TIME);
 }
@@ -49,6 +50,7 @@ void TimeGate::grant(std::uint64_t until_ns) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     limit_ns_ = std::max(limit_ns_, std::min(until_ns, max_grant_ns()));
+    ++grants_;
   }
   changed_.notify_all();
 }
@@ -98,7 +100,13 @@ void TimeGate::run() {
     }
     seen_wakes = wakes_;
     const std::uint64_t rest_ns = limit_ns_;
-    if (on_rest_) {
+    // Reported once per hold and per grant: a rest after a job at the same instant answers
+    // nothing the scheduler asked, and a late report of it would read as the answer to its
+    // next grant.
+    const bool report = report_next_rest_ || grants_ != reported_grants_;
+    report_next_rest_ = false;
+    reported_grants_ = grants_;
+    if (report && on_rest_) {
       lock.unlock();
       on_rest_(rest_ns);
       lock.lock();

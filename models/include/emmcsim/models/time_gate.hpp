@@ -4,9 +4,11 @@
 //
 //   free      (no scheduler) the gate does nothing; time runs as the models need it
 //   held      time advances to the granted instant and no further. There the gate settles the
-//             instant (every delta cycle at it runs), reports the rest (on_rest) and blocks the
-//             kernel thread until a later instant is granted, a job is posted (it runs at the
-//             instant, in zero simulated time, and the gate rests again) or the gate is released.
+//             instant (every delta cycle at it runs), reports the rest (on_rest: once per hold()
+//             and per grant(), so each report answers the scheduler's latest request) and blocks
+//             the kernel thread until a later instant is granted, a job is posted (it runs at the
+//             instant, in zero simulated time, and the gate rests again, unreported) or the gate
+//             is released.
 //
 //   kernel thread ─ hold() ─▶ rests at now (rounded up to a whole nanosecond) ─ on_rest(S0)
 //   calendar ─ grant(t) ─▶ runs to t ─ on_rest(t)      or      stop_here() at t_irq ─ on_rest(t_irq)
@@ -57,6 +59,9 @@ class TimeGate : public sc_core::sc_module {
   bool held_ = false;
   std::uint64_t limit_ns_ = 0;
   std::uint64_t wakes_ = 0;
+  std::uint64_t grants_ = 0;
+  std::uint64_t reported_grants_ = 0;
+  bool report_next_rest_ = false;
   sc_core::sc_event hold_event_;  // hold()/stop_here(): the gate re-examines its limit
   std::function<void(std::uint64_t)> on_rest_;
 };
