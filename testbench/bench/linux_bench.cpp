@@ -17,6 +17,12 @@
 //          accesses; us_per_request: dd's wall time per 512 KiB request (Linux's requests are
 //          that size here); ratio_sim_MBps_to_bridge and ratio_request_to_bridge: against the
 //          bound's latest figures in this run.
+//   BM_Determinism/{boot,rpmb_session,read_64MiB,write_64MiB}   the cost of determinism: the same
+//          workload through `scripts/linux` on a fresh image, free-running and with
+//          --deterministic (the daemon as the guest's time-travel calendar). sim_per_wall: the
+//          guest's simulated seconds (the calendar's START to end) per wall second of the
+//          deterministic run; wall_s and free_wall_s: both runs' wall time, daemon start to stop;
+//          ratio_wall_to_free: the price (manual time = the deterministic run's wall time).
 // Exit status 0 whatever the figures: a measurement, not a test.
 
 #include <benchmark/benchmark.h>
@@ -93,13 +99,14 @@ bool parse_session(const std::string& log_file, Session& s) {
 
 // scripts/linux IMAGE -- sh -c COMMAND; the daemon's session line and dd's own wall seconds.
 bool run_guest(const std::string& image, const std::string& work, const std::string& command, Session& s,
-               double& dd_seconds, std::string& error) {
+               double& dd_seconds, std::string& error, bool deterministic = false) {
   const std::string log = work + "/serve.log";
   int status = 0;
   const std::string out = run_captured(
       fmt::format("EMMCSIM_BIN='{}' EMMCSIM_GUEST_INIT='{}' '{}/scripts/linux' '{}' --quiet --kernel '{}' "
-                  "--serve-log '{}' -- sh -c '{}' 2>&1",
-                  kBin, kInit, EMMCSIM_SOURCE_DIR, image, kKernel, log, command),
+                  "--serve-log '{}' {} -- sh -c '{}' 2>&1",
+                  kBin, kInit, EMMCSIM_SOURCE_DIR, image, kKernel, log, deterministic ? "--deterministic" : "",
+                  command),
       status);
   if (status != 0) {
     error = "scripts/linux failed: " + out.substr(out.size() > 600 ? out.size() - 600 : 0);
@@ -211,6 +218,58 @@ void linux_64mib(benchmark::State& state, bool write, const Bound& bound) {
   }
 }
 
+// The guest's own simulated seconds in a deterministic run: the calendar's START to its end.
+double guest_clock_seconds(const std::string& log_file) {
+  std::ifstream in(log_file);
+  std::stringstream text;
+  text << in.rdbuf();
+  static const std::regex started(R"(time travel: guest \d+ started at ([0-9.]+) ms simulated)");
+  static const std::regex gone(R"(time travel: guest \d+ gone at ([0-9.]+) ms simulated)");
+  std::smatch a, b;
+  const std::string t = text.str();
+  if (!std::regex_search(t, a, started) || !std::regex_search(t, b, gone)) return 0;
+  return (std::stod(b[1]) - std::stod(a[1])) / 1e3;
+}
+
+void determinism(benchmark::State& state, const std::string& workload) {
+  if (kKernel.empty()) {
+    state.SkipWithError("EMMCSIM_UML_KERNEL is not set (EMMCSIM_UML_KERNEL=$(scripts/uml-kernel))");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  for (auto _ : state) {
+    double wall[2] = {0, 0};
+    double simulated = 0;
+    for (int deterministic = 0; deterministic < 2; ++deterministic) {
+      Scratch scratch;  // a fresh image each time
+      Session s;
+      double unused = 0;
+      std::string error;
+      const auto start = std::chrono::steady_clock::now();
+      if (!run_guest(scratch.path() + "/card", scratch.path(), workload, s, unused, error, deterministic == 1)) {
+        state.SkipWithError(error.c_str());
+        return;
+      }
+      wall[deterministic] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (deterministic == 1) simulated = guest_clock_seconds(scratch.path() + "/serve.log");
+    }
+    state.SetIterationTime(wall[1]);
+    state.counters["sim_per_wall"] = simulated / wall[1];
+    state.counters["sim_s"] = simulated;
+    state.counters["wall_s"] = wall[1];
+    state.counters["free_wall_s"] = wall[0];
+    state.counters["ratio_wall_to_free"] = wall[1] / wall[0];
+  }
+}
+
+const char* const kRpmbSession =
+    "printf emmcsim-bench-key-0123456789abcd > /tmp/emmcsim-bench-key && "
+    "mmc rpmb write-key /dev/mmcblk0rpmb /tmp/emmcsim-bench-key && "
+    "head -c 256 /dev/zero | mmc rpmb write-block /dev/mmcblk0rpmb 0 - /tmp/emmcsim-bench-key && "
+    "mmc rpmb read-counter /dev/mmcblk0rpmb && "
+    "mmc rpmb read-block /dev/mmcblk0rpmb 0 1 /dev/null /tmp/emmcsim-bench-key";
+
 void BM_BridgeRead64MiB(benchmark::State& state) { bridge_64mib(state, false, read_bound); }
 void BM_LinuxRead64MiB(benchmark::State& state) { linux_64mib(state, false, read_bound); }
 void BM_BridgeWrite64MiB(benchmark::State& state) { bridge_64mib(state, true, write_bound); }
@@ -220,6 +279,13 @@ BENCHMARK(BM_BridgeRead64MiB)->Iterations(1)->UseManualTime()->Unit(benchmark::k
 BENCHMARK(BM_LinuxRead64MiB)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BridgeWrite64MiB)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LinuxWrite64MiB)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(determinism, boot, "true")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(determinism, rpmb_session, kRpmbSession)
+    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(determinism, read_64MiB, "dd if=/dev/mmcblk0 of=/dev/null bs=1M count=64 iflag=direct")
+    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(determinism, write_64MiB, "dd if=/dev/zero of=/dev/mmcblk0 bs=1M count=64 oflag=direct conv=fsync")
+    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
