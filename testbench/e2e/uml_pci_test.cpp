@@ -5,11 +5,17 @@
 // virtio-pcidev messages (refused, the daemon and the card unharmed), and the start-up errors.
 // e2e.linux boots the real kernel against the same front.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -19,6 +25,7 @@
 #include "daemon_process.hpp"
 #include "emmcsim/transport/bridge_client.hpp"
 #include "emmcsim/transport/bridge_protocol.hpp"
+#include "emmcsim/transport/time_travel.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
 #include "emmcsim/transport/virtio_pcidev.hpp"
 #include "scratch_directory.hpp"
@@ -28,6 +35,7 @@ namespace {
 
 namespace bridge = transport::bridge;
 namespace pcidev = transport::virtio_pcidev;
+namespace tt = transport::time_travel;
 using transport::VhostUserFrontend;
 using Bytes = std::vector<std::uint8_t>;
 
@@ -303,6 +311,8 @@ TEST_F(UmlPciFront, AGuestThatProgramsTheControllerAgainstTheRulesGetsStatusBits
   EXPECT_EQ(back.data, data) << "the card is untouched";
 }
 
+// --time-travel-socket and --time-of-day belong to the PCI front's guest: without it, or on
+// another front's path, serve refuses before creating anything.
 TEST(UmlPciFrontStartup, NeedsTheTimedModelsAndASocketOfItsOwn) {
   const emmcsim::testing::ScratchDirectory scratch("emmcsim-uml-pci-usage");
   const std::string& dir = scratch.path();
@@ -310,6 +320,11 @@ TEST(UmlPciFrontStartup, NeedsTheTimedModelsAndASocketOfItsOwn) {
       {{"--uml-pci-socket", dir + "/pci.sock", "--timing", "off"}, "--uml-pci-socket serves the timed models"},
       {{"--uml-pci-socket", dir + "/mmc.sock"}, "--uml-pci-socket must be a path of its own"},
       {{"--uml-pci-socket", dir + "/v.sock", "--vhost-user-socket", dir + "/v.sock"}, "must be a path of its own"},
+      {{"--time-travel-socket", dir + "/time.sock"}, "--time-travel-socket schedules the clock of the User-Mode Linux"},
+      {{"--uml-pci-socket", dir + "/pci.sock", "--time-of-day", "1767225600"},
+       "--time-of-day is the time-travel guest's clock at simulated time 0: add --time-travel-socket"},
+      {{"--uml-pci-socket", dir + "/pci.sock", "--time-travel-socket", dir + "/pci.sock"},
+       "--time-travel-socket must be a path of its own"},
   };
   for (const auto& [extra, message] : cases) {
     std::vector<std::string> args = {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock"};
@@ -319,6 +334,102 @@ TEST(UmlPciFrontStartup, NeedsTheTimedModelsAndASocketOfItsOwn) {
     EXPECT_NE(daemon.log_tail().find(message), std::string::npos) << daemon.log_tail();
     EXPECT_FALSE(std::filesystem::exists(dir + "/card")) << "the image was created though serve refused to start";
   }
+}
+
+
+// ---- the time-travel calendar of a live daemon, driven by a guest of our own ------------------
+
+// A raw client of the daemon's time-travel socket (the messages of time_travel.hpp).
+class TimeTravelGuest {
+ public:
+  explicit TimeTravelGuest(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    timeval timeout{20, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  }
+  ~TimeTravelGuest() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  // Sends op and returns the calendar's answer to it (an ACK), or nullopt when it closed.
+  std::optional<tt::Message> ask(tt::Op op, std::uint64_t time = 0) {
+    send(tt::Message{op, ++seq_, time});
+    return receive();
+  }
+  void send(const tt::Message& m) {
+    const auto bytes = tt::encode(m);
+    ASSERT_EQ(::write(fd_, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+  std::optional<tt::Message> receive() {
+    std::uint8_t bytes[tt::kMessageSize];
+    for (std::size_t got = 0; got < sizeof bytes;) {
+      const ssize_t n = ::read(fd_, bytes + got, sizeof bytes - got);
+      if (n <= 0) return std::nullopt;
+      got += static_cast<std::size_t>(n);
+    }
+    return tt::decode(bytes, sizeof bytes);
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  std::uint32_t seq_ = 0;
+};
+
+TEST(TimeTravelCalendar, OwnsTheGuestsClockAndEndsABreachWithTheCardConsistent) {
+  const emmcsim::testing::ScratchDirectory scratch("emmcsim-tt-e2e");
+  const std::string& dir = scratch.path();
+  DaemonProcess daemon(emmcsim_binary(),
+                       {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock", "--uml-pci-socket",
+                        dir + "/pci.sock", "--time-travel-socket", dir + "/time.sock", "--time-of-day", "1767225600",
+                        "--log-level", "debug"},
+                       dir + "/daemon.log");
+  daemon.start();
+  EXPECT_NE(daemon.log_tail().find("time-travel=ext:" + dir + "/time.sock"), std::string::npos) << daemon.log_tail();
+  bridge::BridgeClient client(dir + "/mmc.sock");
+  const Bytes data(4096, 0xA5);
+  ASSERT_EQ(client.write(bridge::BlockWriteRequest{bridge::Node::user, 1 << 20, data}).status.error, 0);
+  {
+    TimeTravelGuest guest(dir + "/time.sock");
+    ASSERT_TRUE(guest.connected());
+    ASSERT_TRUE(guest.ask(tt::Op::start, 1)) << "START is answered once the simulation holds";
+    const auto tod = guest.ask(tt::Op::get_tod);
+    const auto now = guest.ask(tt::Op::get);
+    ASSERT_TRUE(tod && now);
+    EXPECT_GT(now->time, 0u) << "the guest starts where the daemon's driver left simulated time";
+    EXPECT_EQ(tod->time, 1'767'225'600'000'000'000ull + now->time) << "--time-of-day at simulated time 0";
+    // The card is kept for the guest: the bridge is told so.
+    EXPECT_EQ(client.read(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096}).status.error, EBUSY);
+    // One millisecond of the guest's sleep is one millisecond of simulated time.
+    ASSERT_TRUE(guest.ask(tt::Op::request, now->time + 1'000'000));
+    ASSERT_TRUE(guest.ask(tt::Op::wait));
+    const auto run = guest.receive();
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->op, tt::Op::run);
+    EXPECT_EQ(run->time, now->time + 1'000'000);
+    guest.send(tt::Message{tt::Op::ack, run->seq, 0});
+    const auto later = guest.ask(tt::Op::get);
+    ASSERT_TRUE(later);
+    EXPECT_EQ(later->time, now->time + 1'000'000);
+    // A REQUEST in the past while waiting: one error line, the connection closed.
+    ASSERT_TRUE(guest.ask(tt::Op::request, now->time));
+    EXPECT_FALSE(guest.ask(tt::Op::wait).has_value() && guest.receive().has_value()) << "the calendar closes";
+  }
+  // The simulation runs freely again and the card is back with the daemon's driver, data intact.
+  bridge::BlockReadReply back;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  do {
+    back = client.read(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096});
+  } while (back.status.error == EBUSY && std::chrono::steady_clock::now() < deadline &&
+           (std::this_thread::sleep_for(std::chrono::milliseconds(10)), true));
+  EXPECT_EQ(back.status.error, 0) << client.last_error_message();
+  EXPECT_EQ(back.data, data);
+  const std::string log = daemon.log_tail();
+  EXPECT_NE(log.find("in the past of the simulation"), std::string::npos) << log;
+  EXPECT_NE(log.find("the simulation runs freely again"), std::string::npos) << log;
+  daemon.terminate();
 }
 
 }  // namespace

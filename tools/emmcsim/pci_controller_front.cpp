@@ -272,6 +272,6 @@ void PciControllerFront::bar_fill(unsigned bar, std::uint64_t offset, std::uint3
   bar_write(bar, offset, std::vector<std::uint8_t>(size, value));
 }
 
-bool PciControllerFront::guest_attached() const { return module_->attached; }
+bool PciControllerFront::guest_attached() const { return module_->attached || module_->card_with_guest_port; }
 
 }  // namespace emmcsim::tools

@@ -62,7 +62,8 @@ class PciControllerFront final : public transport::PciFunction {
   void bar_write(unsigned bar, std::uint64_t offset, std::vector<std::uint8_t> bytes) override;
   void bar_fill(unsigned bar, std::uint64_t offset, std::uint32_t size, std::uint8_t value) override;
 
-  // Kernel thread (a job): a guest has the card.
+  // Kernel thread (a job): a guest has the card (connected, or the card kept for a time-travel
+  // guest that has started and not yet connected its PCI bus).
   bool guest_attached() const;
 
   // Time travel (TimeTravelClock): any thread. take_card_for_guest() gives the card to the
