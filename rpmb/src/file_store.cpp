@@ -458,12 +458,15 @@ std::unique_ptr<FileStore> FileStore::open_read_only(const std::string& path) {
   // crash: the state is the commit before), a seal read without the record it follows, or a
   // journal that moved past a checkpoint made meanwhile; the last two look like damage. The file
   // read again a moment later is consistent.
+  // On a loaded host a busy writer can spoil many reads in a row: keep reading for at least
+  // kReadOnlyPatience, and at least kReadOnlyAttempts times, before believing the damage.
+  const auto give_up = std::chrono::steady_clock::now() + kReadOnlyPatience;
   for (int attempt = 1;; ++attempt) {
     try {
       return open(std::make_unique<PosixStorageFile>(path, PosixStorageFile::Mode::read_only),
                   Durability::os_managed);
     } catch (const FileStoreCorrupt&) {
-      if (attempt == kReadOnlyAttempts) throw;
+      if (attempt >= kReadOnlyAttempts && std::chrono::steady_clock::now() >= give_up) throw;
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 5)));
     }
   }

@@ -10,6 +10,7 @@
 // missing is a FileStoreCorrupt error, never a reset.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,10 +57,12 @@ class FileStore final : public Store {
   // Opens an image to look at it, without a lock, so also while another process (a running
   // simulator) holds it and commits: the store read is the state and data of the newest commit
   // whose journal record is whole. A commit or checkpoint under way while the file is read can
-  // make it look damaged for a moment, so the file is read again, a few milliseconds apart, up to
-  // kReadOnlyAttempts times before FileStoreCorrupt is believed. commit() fails (StoreError).
+  // make it look damaged for a moment, so the file is read again, a few milliseconds apart, at
+  // least kReadOnlyAttempts times and for at least kReadOnlyPatience, before FileStoreCorrupt is
+  // believed. commit() fails (StoreError).
   static std::unique_ptr<FileStore> open_read_only(const std::string& path);
   static constexpr int kReadOnlyAttempts = 20;
+  static constexpr std::chrono::milliseconds kReadOnlyPatience{1000};
 
   ~FileStore() override;
 
