@@ -5,6 +5,7 @@
 # configurations and damaged images; file modes.
 set -uo pipefail
 emmcsim=$1
+version=${2:-}  # project(VERSION) of CMakeLists.txt, which --version must say
 work=$(mktemp -d)
 daemon=
 trap '[ -n "$daemon" ] && kill -9 "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
@@ -23,6 +24,9 @@ check() {  # check DESCRIPTION EXPECTED_STATUS EXPECTED_OUTPUT_PATTERN -- comman
   fi
 }
 
+if [ -n "$version" ]; then
+  check "--version says the project's version" 0 "^emmcsim ${version//./\\.}\$" -- "$emmcsim" --version
+fi
 check "create the default image" 0 "created image card" -- "$emmcsim" image create card
 cp out.txt create.txt
 check "create names the boot partitions as Linux does" 0 "boot0 +4 MiB +boot0.img" -- cat create.txt

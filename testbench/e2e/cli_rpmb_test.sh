@@ -45,6 +45,11 @@ check "write out of range" 1 "address failure \(0x0004\)" -- "$emmcsim" rpmb --i
 check "data file of a wrong size" 2 "256, 512 or 8192 bytes" -- "$emmcsim" rpmb --image card write 5 odd.bin key.bin
 check "key file of a wrong size" 2 "exactly 32 bytes" -- "$emmcsim" rpmb --image card write 5 one.bin one.bin
 check "bad address" 2 "ADDR 'x12'" -- "$emmcsim" rpmb --image card write x12 one.bin key.bin
+check "a --durability word it does not know" 2 "'never' is not one of sync[|]os" -- "$emmcsim" rpmb --image card --durability never info
+check "the number behind a word is no word" 2 "'1' is not one of sync[|]os" -- "$emmcsim" rpmb --image card --durability 1 info
+check "a config-write REGISTER it does not know" 2 "'bogus' is not one of enable[|]config" -- "$emmcsim" rpmb --image card config-write bogus 1 key.bin
+check "serve refuses a --timing it does not know" 2 "'fast' is not one of off[|]approximate" -- "$emmcsim" serve --image never-made --timing fast
+[ -e never-made ] && { echo "FAIL: serve with a bad --timing created its image"; failures=$((failures + 1)); }
 check "counter persisted" 0 "counter value: 0x00000002" -- "$emmcsim" rpmb --image card read-counter key.bin
 check "secure WP write" 0 "SECURE_WP_MODE_ENABLE set to 1" -- "$emmcsim" rpmb --image card config-write enable 1 key.bin
 check "secure WP read" 0 "SECURE_WP_MODE_ENABLE 0x01" -- "$emmcsim" rpmb --image card config-read key.bin

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       "emmcsim - an eMMC 5.1 device simulator with a real, persistent RPMB partition.\n"
       "Example: emmcsim rpmb --image ./card program-key key.bin"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "emmcsim 0.1.0");
+  app.set_version_flag("--version", "emmcsim " EMMCSIM_VERSION);
   emmcsim::tools::Command selected;
   emmcsim::tools::add_image_command(app, selected);
   emmcsim::tools::add_rpmb_command(app, selected);
@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; a bad command line is bad input like any other: status 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return selected ? run_guarded(selected) : 0;
 }

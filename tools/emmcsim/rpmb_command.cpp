@@ -38,14 +38,15 @@ struct Options {
   std::string vhost_user_socket;  // act as a VM's virtio-rpmb driver against `emmcsim serve`
   std::string mmc_socket;         // act as mmc-utils on /dev/mmcblkNrpmb against `emmcsim serve`
   std::string rpmb_size;  // empty: 4 MiB for a new image, the image's own size otherwise
-  std::string durability = "sync";
+  Durability durability = Durability::sync_every_commit;
   bool no_en_rpmb_rel_wr = false;  // refuse 32-frame writes whatever the image says
   bool trace = false;              // print every eMMC command on stderr
   // command arguments
   std::string key_file, data_file, out_file;
   std::string address, count;
   std::optional<std::uint32_t> write_counter;  // write under this counter instead of reading it
-  std::string config_register, config_value;
+  std::uint16_t config_address = 0;  // REGISTER of config-write
+  std::string config_value;
   bool stdin_taken = false;
 };
 
@@ -125,8 +126,7 @@ Nonce random_nonce() {
 // size) when it does not exist yet.
 std::unique_ptr<mmc::Image> open_image(const Options& o) {
   namespace fs = std::filesystem;
-  const Durability durability =
-      o.durability == "os" ? Durability::os_managed : Durability::sync_every_commit;
+  const Durability durability = o.durability;
   std::error_code ec;
   if (fs::exists(fs::path(o.image_dir) / mmc::Image::kConfigFile, ec)) {
     auto image = mmc::Image::open(o.image_dir, durability);
@@ -316,14 +316,11 @@ int run_config_read(Options& o) {
 }
 
 int run_config_write(Options& o) {
-  std::uint16_t config_address = 0;
-  if (o.config_register == "enable") config_address = kConfigAddressSecureWpModeEnable;
-  else if (o.config_register == "config") config_address = kConfigAddressSecureWpModeConfig;
-  else throw UsageError(fmt::format("REGISTER '{}' must be 'enable' or 'config'", o.config_register));
+  const std::uint16_t config_address = o.config_address;
   const std::uint8_t value = static_cast<std::uint8_t>(parse_number("VALUE", o.config_value, 1));
   Session s(o, read_key(o, o.key_file));
   require_success("device configuration write", s.host->config_write(config_address, value));
-  fmt::print("{} set to {}\n", config_address == 1 ? "SECURE_WP_MODE_ENABLE" : "SECURE_WP_MODE_CONFIG", value);
+  fmt::print("{} set to {}\n", config_address == kConfigAddressSecureWpModeEnable ? "SECURE_WP_MODE_ENABLE" : "SECURE_WP_MODE_CONFIG", value);
   return 0;
 }
 
@@ -346,7 +343,8 @@ void add_rpmb_command(CLI::App& app, Command& selected) {
                    "Partition size of a new image: a multiple of 128K up to 16M (default 4M)");
   rpmb->add_option("--durability", options->durability,
                    "sync: fdatasync every commit (default); os: leave write-back to the OS")
-      ->check(CLI::IsMember({"sync", "os"}));
+      ->transform(one_of(durability_words()))
+      ->type_name("MODE");
   rpmb->add_flag("--no-en-rpmb-rel-wr", options->no_en_rpmb_rel_wr,
                  "Refuse 32-frame writes (EXT_CSD WR_REL_PARAM bit 4 clear) whatever device.json says");
   rpmb->add_flag("--trace", options->trace,
@@ -383,8 +381,11 @@ void add_rpmb_command(CLI::App& app, Command& selected) {
   config_read->callback([options, &selected] { selected = [options] { return run_config_read(*options); }; });
 
   auto* config_write = rpmb->add_subcommand("config-write", "Authenticated device configuration write (secure WP)");
-  config_write->add_option("REGISTER", options->config_register, "enable (SECURE_WP_MODE_ENABLE) or config (SECURE_WP_MODE_CONFIG)")
-      ->required();
+  config_write->add_option("REGISTER", options->config_address, "enable (SECURE_WP_MODE_ENABLE) or config (SECURE_WP_MODE_CONFIG)")
+      ->required()
+      ->transform(one_of(Words<std::uint16_t>{{"enable", kConfigAddressSecureWpModeEnable},
+                                              {"config", kConfigAddressSecureWpModeConfig}}))
+      ->type_name("WORD");
   config_write->add_option("VALUE", options->config_value, "0 or 1")->required();
   config_write->add_option("KEYFILE", options->key_file, "32-byte key file, or -")->required();
   config_write->callback([options, &selected] { selected = [options] { return run_config_write(*options); }; });

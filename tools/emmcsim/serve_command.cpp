@@ -45,6 +45,15 @@ namespace {
 
 namespace asio = boost::asio;
 
+// --timing: the untimed card, or the SystemC model with bus and NAND timing.
+enum class Timing { off, approximate };
+
+// --log-level's words (spdlog's levels).
+Words<spdlog::level::level_enum> log_level_words() {
+  return {{"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
+          {"warn", spdlog::level::warn},   {"error", spdlog::level::err},    {"off", spdlog::level::off}};
+}
+
 struct ServeOptions {
   std::string image_dir;
   std::string config_file;
@@ -54,12 +63,12 @@ struct ServeOptions {
   std::string time_travel_socket_path;  // empty: the guest's clock is the host's
   std::uint64_t time_of_day = 0;  // seconds since the epoch at simulated time 0 (time_of_day_given)
   bool time_of_day_given = false;
-  std::string log_level = "warn";
-  std::string timing;  // off or approximate; empty: approximate with --uml-pci-socket, else off
+  spdlog::level::level_enum log_level = spdlog::level::warn;
+  std::optional<Timing> timing;  // absent: approximate with --uml-pci-socket, else off
   std::string timing_profile_file;
   std::string bus_trace_file;
   std::string fault_plan_file;
-  std::string durability = "sync";
+  rpmb::Durability durability = rpmb::Durability::sync_every_commit;
   unsigned threads = 2;
 };
 
@@ -68,8 +77,7 @@ struct ServeOptions {
 std::unique_ptr<mmc::Image> open_or_create_image(const ServeOptions& o, spdlog::logger& log,
                                                  const std::function<void(const mmc::DeviceConfig&)>& check) {
   namespace fs = std::filesystem;
-  const rpmb::Durability durability =
-      o.durability == "os" ? rpmb::Durability::os_managed : rpmb::Durability::sync_every_commit;
+  const rpmb::Durability durability = o.durability;
   std::error_code ec;
   if (fs::exists(fs::path(o.image_dir) / mmc::Image::kConfigFile, ec)) {
     if (!o.config_file.empty())
@@ -102,7 +110,7 @@ void log_systemc_report(const sc_core::sc_report& report, const sc_core::sc_acti
 
 int run_serve(const ServeOptions& o) {
   const bool pci = !o.uml_pci_socket_path.empty();
-  if (pci && o.timing == "off")
+  if (pci && o.timing == Timing::off)
     throw UsageError(
         "--uml-pci-socket serves the timed models (a GL9763E SDHCI and the eMMC on its bus): it needs --timing "
         "approximate, the default with it; --timing off is the untimed card, which has no controller to drive");
@@ -111,7 +119,7 @@ int run_serve(const ServeOptions& o) {
     throw UsageError("--time-travel-socket schedules the clock of the User-Mode Linux guest of --uml-pci-socket: add it");
   if (o.time_of_day_given && !time_travel)
     throw UsageError("--time-of-day is the time-travel guest's clock at simulated time 0: add --time-travel-socket");
-  const bool timed = o.timing == "approximate" || (pci && o.timing.empty());
+  const bool timed = o.timing.value_or(pci ? Timing::approximate : Timing::off) == Timing::approximate;
   if (!timed && !o.timing_profile_file.empty())
     throw UsageError("--timing-profile applies to the timed model only: add --timing approximate");
   if (!timed && !o.bus_trace_file.empty())
@@ -131,7 +139,7 @@ int run_serve(const ServeOptions& o) {
   }
   auto log = std::make_shared<spdlog::logger>("emmcsim", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   log->set_pattern("emmcsim: [%l] %v");
-  log->set_level(spdlog::level::from_str(o.log_level));
+  log->set_level(o.log_level);
   log->flush_on(spdlog::level::trace);
 
   const std::string socket_path = o.socket_path.empty() ? transport::bridge::default_socket_path() : o.socket_path;
@@ -302,12 +310,14 @@ void add_serve_command(CLI::App& app, Command& selected) {
                     "epoch (default: the host's clock when the guest starts)")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 33));
   serve->add_option("--log-level", options->log_level, "trace, debug, info, warn (default), error or off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+      ->transform(one_of(log_level_words()))
+      ->type_name("LEVEL");
   serve->add_option("--timing", options->timing,
                     "off (default): the untimed card, as fast as the host allows; approximate: the SystemC model "
                     "with eMMC bus and NAND timing, each reply carrying the request's simulated duration "
                     "(the default with --uml-pci-socket, which needs it)")
-      ->check(CLI::IsMember({"off", "approximate"}));
+      ->transform(one_of(Words<Timing>{{"off", Timing::off}, {"approximate", Timing::approximate}}))
+      ->type_name("MODE");
   serve->add_option("--timing-profile", options->timing_profile_file,
                     "Timing profile (JSON) for --timing approximate (default: `emmcsim timing default-profile`)");
   serve->add_option("--bus-trace", options->bus_trace_file,
@@ -318,7 +328,8 @@ void add_serve_command(CLI::App& app, Command& selected) {
                     "command and occurrence, counted from the first request; docs/models.md)");
   serve->add_option("--durability", options->durability,
                     "sync (default): every RPMB commit reaches the disk before it is acknowledged; os: left to the OS")
-      ->check(CLI::IsMember({"sync", "os"}));
+      ->transform(one_of(durability_words()))
+      ->type_name("MODE");
   serve->add_option("--threads", options->threads, "Threads serving sockets (the card itself has one owner)")
       ->check(CLI::Range(1u, 64u));
   serve->callback([&selected, options, time_of_day] {
