@@ -2,12 +2,13 @@
 # target. Each links emmcsim_warnings, sees testbench/common, and is named the way the rest of the
 # tree names its kind. Included by testbench/CMakeLists.txt.
 
-# emmcsim_add_suite(TARGET SOURCES file... LIBS lib... [LABELS label...] [PREFIX prefix]
+# emmcsim_add_suite(TARGET SOURCES file... LIBS lib... LABEL label [PREFIX prefix]
 #                   [DEFINITIONS def...] [PROPERTIES prop value...])
-# A GoogleTest executable, its tests discovered into CTest (TEST_PREFIX PREFIX) with LABELS and
-# any further test PROPERTIES; gtest_main is linked.
+# A GoogleTest executable, its tests discovered into CTest (TEST_PREFIX PREFIX) with LABEL and any
+# further test PROPERTIES; gtest_main is linked. One label: CMake 3.25's gtest_discover_tests
+# splits a list-valued property into words, so a second label would never arrive.
 function(emmcsim_add_suite target)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "" "PREFIX" "SOURCES;LIBS;LABELS;DEFINITIONS;PROPERTIES")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "PREFIX;LABEL" "SOURCES;LIBS;DEFINITIONS;PROPERTIES")
   add_executable(${target} ${arg_SOURCES})
   target_link_libraries(${target} PRIVATE ${arg_LIBS} GTest::gtest_main emmcsim_warnings)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/testbench/common)
@@ -15,7 +16,7 @@ function(emmcsim_add_suite target)
     target_compile_definitions(${target} PRIVATE ${arg_DEFINITIONS})
   endif()
   gtest_discover_tests(${target} TEST_PREFIX "${arg_PREFIX}" DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${arg_LABELS}" ${arg_PROPERTIES})
+    PROPERTIES LABELS "${arg_LABEL}" ${arg_PROPERTIES})
 endfunction()
 
 # emmcsim_add_benchmark(TARGET SOURCES file... LIBS lib...)
