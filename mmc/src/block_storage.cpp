@@ -20,12 +20,25 @@ namespace emmcsim::mmc {
 
 MemoryBlockStorage::MemoryBlockStorage(std::uint64_t sectors) : sectors_(sectors) {}
 
-void MemoryBlockStorage::read(std::uint64_t sector, std::uint32_t count, std::uint8_t* out) {
+namespace {
+
+// Calls visit(chunk, offset, run) for each run of sectors [sector, sector + count) that lies in one
+// chunk of `chunk_sectors`: the chunk's index, the first sector's offset in it, the run's length.
+template <class Visit>
+void for_each_chunk_run(std::uint64_t sector, std::uint64_t count, std::uint64_t chunk_sectors, Visit visit) {
   const std::uint64_t end = sector + count;
   while (sector < end) {
-    const std::uint64_t chunk = sector / kChunkSectors;
-    const std::uint64_t offset = sector % kChunkSectors;
-    const std::uint64_t run = std::min(kChunkSectors - offset, end - sector);
+    const std::uint64_t offset = sector % chunk_sectors;
+    const std::uint64_t run = std::min(chunk_sectors - offset, end - sector);
+    visit(sector / chunk_sectors, offset, run);
+    sector += run;
+  }
+}
+
+}  // namespace
+
+void MemoryBlockStorage::read(std::uint64_t sector, std::uint32_t count, std::uint8_t* out) {
+  for_each_chunk_run(sector, count, kChunkSectors, [&](std::uint64_t chunk, std::uint64_t offset, std::uint64_t run) {
     const std::size_t bytes = static_cast<std::size_t>(run * kSectorSize);
     const auto found = chunks_.find(chunk);
     if (found == chunks_.end()) {
@@ -34,45 +47,32 @@ void MemoryBlockStorage::read(std::uint64_t sector, std::uint32_t count, std::ui
       std::memcpy(out, found->second.data() + offset * kSectorSize, bytes);
     }
     out += bytes;
-    sector += run;
-  }
+  });
 }
 
 void MemoryBlockStorage::write(std::uint64_t sector, std::uint32_t count, const std::uint8_t* in) {
-  const std::uint64_t end = sector + count;
-  while (sector < end) {
-    const std::uint64_t chunk = sector / kChunkSectors;
-    const std::uint64_t offset = sector % kChunkSectors;
-    const std::uint64_t run = std::min(kChunkSectors - offset, end - sector);
+  for_each_chunk_run(sector, count, kChunkSectors, [&](std::uint64_t chunk, std::uint64_t offset, std::uint64_t run) {
     const std::size_t bytes = static_cast<std::size_t>(run * kSectorSize);
     std::vector<std::uint8_t>& data = chunks_[chunk];
     if (data.empty()) data.assign(kChunkSectors * kSectorSize, 0);
     std::memcpy(data.data() + offset * kSectorSize, in, bytes);
     in += bytes;
-    sector += run;
-  }
+  });
 }
 
 void MemoryBlockStorage::erase(std::uint64_t sector, std::uint64_t count) {
-  const std::uint64_t end = sector + count;
-  while (sector < end) {
-    const std::uint64_t chunk = sector / kChunkSectors;
-    const std::uint64_t offset = sector % kChunkSectors;
-    const std::uint64_t run = std::min(kChunkSectors - offset, end - sector);
+  for_each_chunk_run(sector, count, kChunkSectors, [&](std::uint64_t chunk, std::uint64_t offset, std::uint64_t run) {
     const auto found = chunks_.find(chunk);
-    if (found != chunks_.end()) {
-      // The last chunk of a partition whose size is not a multiple of the chunk counts as whole
-      // when the erase reaches the partition's end: the tail beyond it is never read.
-      const std::uint64_t chunk_end = std::min((chunk + 1) * kChunkSectors, sectors_);
-      if (offset == 0 && sector + run >= chunk_end) {
-        chunks_.erase(found);  // the memory goes back, as a punched hole would
-      } else {
-        std::memset(found->second.data() + offset * kSectorSize, 0,
-                    static_cast<std::size_t>(run * kSectorSize));
-      }
+    if (found == chunks_.end()) return;
+    // The last chunk of a partition whose size is not a multiple of the chunk counts as whole
+    // when the erase reaches the partition's end: the tail beyond it is never read.
+    const std::uint64_t chunk_end = std::min((chunk + 1) * kChunkSectors, sectors_);
+    if (offset == 0 && chunk * kChunkSectors + offset + run >= chunk_end) {
+      chunks_.erase(found);  // the memory goes back, as a punched hole would
+    } else {
+      std::memset(found->second.data() + offset * kSectorSize, 0, static_cast<std::size_t>(run * kSectorSize));
     }
-    sector += run;
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

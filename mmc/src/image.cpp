@@ -163,6 +163,21 @@ void check_rpmb_size(const std::string& dir, const rpmb::FileStore& store, const
   }
 }
 
+// The card's view of an image's stores (Image and MemoryImage hold the same ones, on files or in
+// memory).
+template <class Storage, std::size_t Boot, std::size_t GeneralPurpose>
+CardBackend backend_of(const std::unique_ptr<Storage>& user, const std::array<std::unique_ptr<Storage>, Boot>& boot,
+                       const std::array<std::unique_ptr<Storage>, GeneralPurpose>& general_purpose,
+                       rpmb::Store* rpmb, NonvolatileStore* nonvolatile) {
+  CardBackend backend;
+  backend.user = user.get();
+  for (std::size_t i = 0; i < boot.size(); ++i) backend.boot[i] = boot[i].get();
+  for (std::size_t i = 0; i < general_purpose.size(); ++i) backend.general_purpose[i] = general_purpose[i].get();
+  backend.rpmb = rpmb;
+  backend.nonvolatile = nonvolatile;
+  return backend;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -330,15 +345,7 @@ ImageInfo Image::inspect(const std::string& dir) {
 std::string Image::file_name(Partition p) { return std::string(partition_name(p)) + ".img"; }
 
 CardBackend Image::backend() {
-  CardBackend backend;
-  backend.user = user_.get();
-  for (std::size_t i = 0; i < boot_.size(); ++i) backend.boot[i] = boot_[i].get();
-  for (std::size_t i = 0; i < general_purpose_.size(); ++i) {
-    backend.general_purpose[i] = general_purpose_[i].get();
-  }
-  backend.rpmb = rpmb_.get();
-  backend.nonvolatile = nonvolatile_.get();
-  return backend;
+  return backend_of(user_, boot_, general_purpose_, rpmb_.get(), nonvolatile_.get());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,15 +367,7 @@ MemoryImage::MemoryImage(const DeviceConfig& config) : config_(config) {
 }
 
 CardBackend MemoryImage::backend() {
-  CardBackend backend;
-  backend.user = user_.get();
-  for (std::size_t i = 0; i < boot_.size(); ++i) backend.boot[i] = boot_[i].get();
-  for (std::size_t i = 0; i < general_purpose_.size(); ++i) {
-    backend.general_purpose[i] = general_purpose_[i].get();
-  }
-  backend.rpmb = rpmb_.get();
-  backend.nonvolatile = &nonvolatile_;
-  return backend;
+  return backend_of(user_, boot_, general_purpose_, rpmb_.get(), &nonvolatile_);
 }
 
 }  // namespace emmcsim::mmc

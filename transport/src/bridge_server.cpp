@@ -163,41 +163,28 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
 
 BridgeServer::BridgeServer(asio::io_context& io, DevicePort& device, std::shared_ptr<spdlog::logger> log,
                            std::string socket_path, std::size_t max_clients)
-    : io_(io), device_(device), log_(std::move(log)), path_(std::move(socket_path)), max_clients_(max_clients),
-      acceptor_(io) {}
+    : io_(io), device_(device), log_(log), max_clients_(max_clients), listener_(io, std::move(socket_path), log) {}
 
 BridgeServer::~BridgeServer() { stop(); }
 
 void BridgeServer::start() {
-  listen_on_unix_socket(acceptor_, path_);
-  std::lock_guard<std::mutex> lock(mutex_);
-  accept_next();
+  listener_.start([this](stream_protocol::socket socket) { accepted(std::move(socket)); });
 }
 
-// Every use of acceptor_ happens under mutex_: the accept handler runs on any of the
-// io_context's threads and stop() on another.
-void BridgeServer::accept_next() {
-  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
-    std::shared_ptr<BridgeSession> session;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopped_) return;
-      if (ec) {
-        if (ec != asio::error::operation_aborted) log_->error("accept on {}: {}", path_, ec.message());
-        if (acceptor_.is_open()) accept_next();
-        return;
-      }
-      if (sessions_.size() >= max_clients_) {
-        log_->warn("refusing a client: {} are connected already", max_clients_);
-      } else {
-        session = std::make_shared<BridgeSession>(*this, std::move(socket), next_client_id_++);
-        sessions_.insert(session);
-        log_->debug("client connected ({} now)", sessions_.size());
-      }
-      accept_next();
+void BridgeServer::accepted(stream_protocol::socket socket) {
+  std::shared_ptr<BridgeSession> session;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopped_) return;
+    if (sessions_.size() >= max_clients_) {
+      log_->warn("refusing a client: {} are connected already", max_clients_);
+      return;
     }
-    if (session) session->start();
-  });
+    session = std::make_shared<BridgeSession>(*this, std::move(socket), next_client_id_++);
+    sessions_.insert(session);
+    log_->debug("client connected ({} now)", sessions_.size());
+  }
+  session->start();
 }
 
 void BridgeServer::forget(const std::shared_ptr<BridgeSession>& session) {
@@ -211,17 +198,13 @@ std::size_t BridgeServer::client_count() const {
 }
 
 void BridgeServer::stop() {
+  listener_.stop();  // first, without mutex_: no client is accepted after it
   std::set<std::shared_ptr<BridgeSession>> sessions;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopped_) return;
     stopped_ = true;
     sessions.swap(sessions_);
-    boost::system::error_code ignored;
-    if (acceptor_.is_open()) {
-      acceptor_.close(ignored);
-      remove_socket_file(path_);
-    }
   }
   for (const auto& session : sessions) session->close();
 }

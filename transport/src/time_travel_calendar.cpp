@@ -281,55 +281,40 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
 TimeTravelCalendar::TimeTravelCalendar(asio::io_context& io, TimeTravelSimulation& simulation,
                                        TimeTravelScheduler::Options options, std::shared_ptr<spdlog::logger> log,
                                        std::string socket_path)
-    : io_(io), simulation_(simulation), options_(options), log_(std::move(log)), path_(std::move(socket_path)),
-      acceptor_(io) {}
+    : io_(io), simulation_(simulation), options_(options), log_(log), listener_(io, std::move(socket_path), log) {}
 
 TimeTravelCalendar::~TimeTravelCalendar() { stop(); }
 
 void TimeTravelCalendar::start() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  listen_on_unix_socket(acceptor_, path_);
-  accept_next();
+  listener_.start([this](stream_protocol::socket socket) { accepted(std::move(socket)); });
 }
 
 void TimeTravelCalendar::stop() {
+  listener_.stop();  // first, without mutex_: no guest is accepted after it
   std::shared_ptr<Connection> connection;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopped_) return;
     stopped_ = true;
-    boost::system::error_code ignored;
-    const bool was_open = acceptor_.is_open();
-    acceptor_.close(ignored);
-    if (was_open) remove_socket_file(path_);
     connection = connection_;
   }
   if (connection) connection->close();
 }
 
-void TimeTravelCalendar::accept_next() {
-  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
-    std::shared_ptr<Connection> started;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopped_ || ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        if (connection_) {
-          log_->warn("time travel: a second guest connected while guest {} owns the clock; closed", next_id_ - 1);
-          boost::system::error_code ignored;
-          socket.close(ignored);
-        } else {
-          connection_ = std::make_shared<Connection>(*this, std::move(socket), next_id_++);
-          started = connection_;
-        }
-      }
-      accept_next();
+void TimeTravelCalendar::accepted(stream_protocol::socket socket) {
+  std::shared_ptr<Connection> started;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopped_) return;
+    if (connection_) {
+      log_->warn("time travel: a second guest connected while guest {} owns the clock; closed", next_id_ - 1);
+      return;  // the socket closes as it goes
     }
-    if (started) {
-      log_->info("time travel: a guest connected to {}", path_);
-      started->start();
-    }
-  });
+    connection_ = std::make_shared<Connection>(*this, std::move(socket), next_id_++);
+    started = connection_;
+  }
+  log_->info("time travel: a guest connected to {}", listener_.path());
+  started->start();
 }
 
 void TimeTravelCalendar::forget(const Connection* connection) {

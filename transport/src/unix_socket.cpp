@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace emmcsim::transport {
 
@@ -85,5 +86,41 @@ void listen_on_unix_socket(stream_protocol::acceptor& acceptor, const std::strin
 }
 
 void remove_socket_file(const std::string& path) { ::unlink(path.c_str()); }
+
+UnixSocketListener::UnixSocketListener(asio::io_context& io, std::string path, std::shared_ptr<spdlog::logger> log)
+    : path_(std::move(path)), log_(std::move(log)), acceptor_(io) {}
+
+UnixSocketListener::~UnixSocketListener() { stop(); }
+
+void UnixSocketListener::start(AcceptHandler on_accept) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  listen_on_unix_socket(acceptor_, path_);
+  on_accept_ = std::move(on_accept);
+  accept_next();
+}
+
+void UnixSocketListener::stop() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopped_) return;
+  stopped_ = true;
+  if (acceptor_.is_open()) {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    remove_socket_file(path_);
+  }
+}
+
+void UnixSocketListener::accept_next() {
+  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopped_) return;
+    if (ec) {
+      if (ec != asio::error::operation_aborted) log_->error("accept on {}: {}", path_, ec.message());
+    } else {
+      on_accept_(std::move(socket));
+    }
+    if (acceptor_.is_open()) accept_next();
+  });
+}
 
 }  // namespace emmcsim::transport

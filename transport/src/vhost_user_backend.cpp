@@ -37,46 +37,37 @@ VhostUserBackend::VhostUserBackend(asio::io_context& io, VhostUserDevice& device
                                    std::string socket_path)
     : io_(io),
       device_(checked(device)),
-      log_(std::move(log)),
-      path_(std::move(socket_path)),
+      log_(log),
       offered_features_(device.device_features() | vu::feature::kProtocolFeatures),
       offered_protocol_features_(device.protocol_features() & kSupportedProtocolFeatures),
-      acceptor_(io) {}
+      listener_(io, std::move(socket_path), log) {}
 
 VhostUserBackend::~VhostUserBackend() { stop(); }
 
 void VhostUserBackend::start() {
-  listen_on_unix_socket(acceptor_, path_);
-  std::lock_guard<std::mutex> lock(mutex_);
-  accept_next();
+  listener_.start([this](stream_protocol::socket socket) { accepted(std::move(socket)); });
 }
 
-void VhostUserBackend::accept_next() {
-  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
-    std::shared_ptr<VhostUserSession> session;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopped_) return;
-      if (ec) {
-        if (ec != asio::error::operation_aborted) log_->error("accept on {}: {}", path_, ec.message());
-        if (acceptor_.is_open()) accept_next();
-        return;
-      }
-      if (session_ && waiting_.size() >= kMaxWaiting) {
-        log_->warn("refusing a vhost-user front-end: one is connected and {} wait already (a device has one owner)",
-                   waiting_.size());
-      } else if (session_) {
-        log_->info("vhost-user front-end {} waits until the connected one is done (a device has one owner)", next_id_);
-        waiting_.emplace_back(next_id_++, std::move(socket));
-      } else {
-        session = std::make_shared<VhostUserSession>(*this, std::move(socket), next_id_++);
-        session_ = session;
-        log_->info("vhost-user front-end {} connected", next_id_ - 1);
-      }
-      accept_next();
+void VhostUserBackend::accepted(stream_protocol::socket socket) {
+  std::shared_ptr<VhostUserSession> session;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopped_) return;
+    if (session_ && waiting_.size() >= kMaxWaiting) {
+      log_->warn("refusing a vhost-user front-end: one is connected and {} wait already (a device has one owner)",
+                 waiting_.size());
+      return;
     }
-    if (session) session->start();
-  });
+    if (session_) {
+      log_->info("vhost-user front-end {} waits until the connected one is done (a device has one owner)", next_id_);
+      waiting_.emplace_back(next_id_++, std::move(socket));
+      return;
+    }
+    session = std::make_shared<VhostUserSession>(*this, std::move(socket), next_id_++);
+    session_ = session;
+    log_->info("vhost-user front-end {} connected", next_id_ - 1);
+  }
+  session->start();
 }
 
 void VhostUserBackend::forget(const VhostUserSession* session) {
@@ -111,6 +102,7 @@ std::uint64_t VhostUserBackend::chains_served() const {
 }
 
 void VhostUserBackend::stop() {
+  listener_.stop();  // first, without mutex_: no front-end is accepted after it
   std::shared_ptr<VhostUserSession> session;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -118,11 +110,6 @@ void VhostUserBackend::stop() {
     stopped_ = true;
     session = session_;
     waiting_.clear();  // closes their sockets
-    boost::system::error_code ignored;
-    if (acceptor_.is_open()) {
-      acceptor_.close(ignored);
-      remove_socket_file(path_);
-    }
   }
   if (session) session->close();
 }

@@ -42,21 +42,20 @@ class BridgeServer {
   // from a thread running the io_context (a signal handler's completion does).
   void stop();
 
-  const std::string& socket_path() const { return path_; }
+  const std::string& socket_path() const { return listener_.path(); }
   std::size_t client_count() const;
 
  private:
   friend class BridgeSession;
-  void accept_next();
+  void accepted(boost::asio::local::stream_protocol::socket socket);
   void forget(const std::shared_ptr<BridgeSession>& session);
 
   boost::asio::io_context& io_;
   DevicePort& device_;
   std::shared_ptr<spdlog::logger> log_;
-  std::string path_;
   std::size_t max_clients_;
-  boost::asio::local::stream_protocol::acceptor acceptor_;
-  mutable std::mutex mutex_;  // guards acceptor_, sessions_, next_client_id_ and stopped_
+  UnixSocketListener listener_;
+  mutable std::mutex mutex_;  // guards sessions_, next_client_id_ and stopped_
   std::set<std::shared_ptr<BridgeSession>> sessions_;
   std::uint64_t next_client_id_ = 1;
   bool stopped_ = false;

@@ -41,6 +41,7 @@
 #include <string>
 
 #include "emmcsim/transport/time_travel.hpp"
+#include "emmcsim/transport/unix_socket.hpp"
 
 namespace emmcsim::transport {
 
@@ -141,21 +142,20 @@ class TimeTravelCalendar {
   void interrupt_raised();
   void notified(bool interrupt);
 
-  const std::string& socket_path() const { return path_; }
+  const std::string& socket_path() const { return listener_.path(); }
   bool guest_connected() const;
 
  private:
   class Connection;
-  void accept_next();
+  void accepted(boost::asio::local::stream_protocol::socket socket);
   void forget(const Connection* connection);
 
   boost::asio::io_context& io_;
   TimeTravelSimulation& simulation_;
   TimeTravelScheduler::Options options_;
   std::shared_ptr<spdlog::logger> log_;
-  std::string path_;
-  boost::asio::local::stream_protocol::acceptor acceptor_;
-  mutable std::mutex mutex_;  // guards acceptor_, connection_, stopped_, next_id_
+  UnixSocketListener listener_;
+  mutable std::mutex mutex_;  // guards connection_, stopped_, next_id_
   std::shared_ptr<Connection> connection_;
   std::uint64_t next_id_ = 1;
   bool stopped_ = false;

@@ -45,6 +45,7 @@
 #include <mutex>
 #include <string>
 
+#include "emmcsim/transport/unix_socket.hpp"
 #include "emmcsim/transport/vhost_user_device.hpp"
 
 namespace emmcsim::transport {
@@ -67,7 +68,7 @@ class VhostUserBackend {
   // Stops accepting, closes the connection and removes the socket file. Idempotent.
   void stop();
 
-  const std::string& socket_path() const { return path_; }
+  const std::string& socket_path() const { return listener_.path(); }
   bool front_end_connected() const;
   // Chains returned to the driver since start (answered, refused or device-initiated).
   std::uint64_t chains_served() const;
@@ -84,7 +85,7 @@ class VhostUserBackend {
 
  private:
   friend class VhostUserSession;
-  void accept_next();
+  void accepted(boost::asio::local::stream_protocol::socket socket);
   void forget(const VhostUserSession* session);
   void count_chain();
   void driver_notified(std::size_t queue) const {
@@ -94,11 +95,10 @@ class VhostUserBackend {
   boost::asio::io_context& io_;
   VhostUserDevice& device_;
   std::shared_ptr<spdlog::logger> log_;
-  std::string path_;
   std::uint64_t offered_features_;
   std::uint64_t offered_protocol_features_;
-  boost::asio::local::stream_protocol::acceptor acceptor_;
-  mutable std::mutex mutex_;  // guards acceptor_, session_, waiting_, stopped_, next_id_, chains_served_
+  UnixSocketListener listener_;
+  mutable std::mutex mutex_;  // guards session_, waiting_, stopped_, next_id_, chains_served_
   std::shared_ptr<VhostUserSession> session_;
   std::deque<std::pair<std::uint64_t, boost::asio::local::stream_protocol::socket>> waiting_;
   std::uint64_t next_id_ = 1;
