@@ -45,8 +45,17 @@ class EchoDevice final : public VhostUserDevice {
   static constexpr std::uint32_t kId = 0xEC;
   explicit EchoDevice(std::uint64_t protocol_features = kSupportedProtocolFeatures)
       : protocol_features_(protocol_features) {}
-  ~EchoDevice() override {
-    for (auto& t : workers_) t.join();
+  ~EchoDevice() override { join_workers(); }
+
+  // Waits for every answer still on its way. A worker holds the ring state (and its strand), so
+  // this must run while the back-end's io_context still exists: the Harness calls it first.
+  void join_workers() {
+    std::vector<std::thread> workers;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      workers.swap(workers_);
+    }
+    for (auto& t : workers) t.join();
   }
 
   void answer_later(std::chrono::milliseconds delay) { delay_ = delay; }
@@ -150,7 +159,8 @@ class EchoDevice final : public VhostUserDevice {
 class Harness {
  public:
   Harness(const std::string& socket_path, EchoDevice& device)
-      : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1024)),
+      : device_(device),
+        sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1024)),
         log_(std::make_shared<spdlog::logger>("vhost-user-device-test", sink_)),
         backend_(io_, device, log_, socket_path),
         work_(asio::make_work_guard(io_)) {
@@ -159,6 +169,7 @@ class Harness {
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
   }
   ~Harness() {
+    device_.join_workers();  // before the io_context (and the strands of its ring state) goes
     std::promise<void> stopped;
     asio::post(io_, [&] {
       backend_.stop();
@@ -177,6 +188,7 @@ class Harness {
   }
 
  private:
+  EchoDevice& device_;
   asio::io_context io_;
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
   std::shared_ptr<spdlog::logger> log_;
