@@ -82,8 +82,7 @@ FileBlockStorage::FileBlockStorage(support::UniqueFd fd, std::string path, std::
     : fd_(std::move(fd)), path_(std::move(path)), sectors_(sectors) {}
 
 std::unique_ptr<FileBlockStorage> FileBlockStorage::create(const std::string& path, std::uint64_t sectors) {
-  support::UniqueFd fd =
-      support::open_locked(path, O_RDWR | O_CREAT | O_EXCL, 0600, support::FileLock::exclusive);
+  support::UniqueFd fd = support::open_locked(path, O_RDWR | O_CREAT | O_EXCL, 0600, support::FileLock::exclusive);
   // ftruncate extends without allocating: the file is sparse and reads as zeros, like an erased
   // part. A failure leaves no half-made file behind.
   if (::ftruncate(fd.get(), static_cast<off_t>(sectors * kSectorSize)) != 0) {
@@ -109,13 +108,11 @@ std::unique_ptr<FileBlockStorage> FileBlockStorage::open(const std::string& path
 
 void FileBlockStorage::read(std::uint64_t sector, std::uint32_t count, std::uint8_t* out) {
   // The size was checked when the file was opened: ending early means it shrank under us.
-  support::read_exactly(fd_.get(), path_, sector * kSectorSize, out,
-                        static_cast<std::size_t>(count) * kSectorSize);
+  support::read_exactly(fd_.get(), path_, sector * kSectorSize, out, static_cast<std::size_t>(count) * kSectorSize);
 }
 
 void FileBlockStorage::write(std::uint64_t sector, std::uint32_t count, const std::uint8_t* in) {
-  support::write_fully(fd_.get(), path_, sector * kSectorSize, in,
-                       static_cast<std::size_t>(count) * kSectorSize);
+  support::write_fully(fd_.get(), path_, sector * kSectorSize, in, static_cast<std::size_t>(count) * kSectorSize);
 }
 
 void FileBlockStorage::erase(std::uint64_t sector, std::uint64_t count) {

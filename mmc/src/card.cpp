@@ -28,8 +28,8 @@ Card::Card(const DeviceConfig& config, CardBackend backend, CardOptions options)
     if (bytes == 0) return;
     if (s == nullptr) throw std::invalid_argument(fmt::format("card: no storage for the {}", what));
     if (s->sectors() != bytes / kSectorSize)
-      throw std::invalid_argument(fmt::format("card: the {} storage has {} sectors, the configuration {}",
-                                              what, s->sectors(), bytes / kSectorSize));
+      throw std::invalid_argument(fmt::format("card: the {} storage has {} sectors, the configuration {}", what,
+                                              s->sectors(), bytes / kSectorSize));
   };
   check(backend_.user, config_.user_capacity, "user area");
   check(backend_.boot[0], config_.boot_partition_size, "boot partition 1");
@@ -184,9 +184,12 @@ CommandOutcome Card::go_idle_state(const Command& c) {
     namespace pc = ec::partition_config;
     const std::uint8_t enabled = pc::boot_enable_of(ext_csd_[ec::kPartitionConfig]);
     Partition source = Partition::user;
-    if (enabled == pc::kBootFromBoot1) source = Partition::boot1;
-    else if (enabled == pc::kBootFromBoot2) source = Partition::boot2;
-    else if (enabled != pc::kBootFromUser) return no_response();  // boot not enabled: the card stays in idle
+    if (enabled == pc::kBootFromBoot1)
+      source = Partition::boot1;
+    else if (enabled == pc::kBootFromBoot2)
+      source = Partition::boot2;
+    else if (enabled != pc::kBootFromUser)
+      return no_response();  // boot not enabled: the card stays in idle
     if (partition_sectors(source) == 0) return no_response();
     CommandOutcome o = no_response();
     open_transfer(TransferKind::boot_stream, kSectorSize, card_detail::sectors_u32(partition_sectors(source)), o)

@@ -18,8 +18,7 @@ namespace ec = ext_csd;
 
 std::uint64_t Card::erase_group_sectors() const {
   // ERASE_GROUP_DEF = 1 selects the high-capacity sizes; 0 the CSD's legacy 512 KiB group.
-  if (ext_csd_[ec::kEraseGroupDef] & ec::erase_group_def::kHighCapacity)
-    return config_.erase_group_size / kSectorSize;
+  if (ext_csd_[ec::kEraseGroupDef] & ec::erase_group_def::kHighCapacity) return config_.erase_group_size / kSectorSize;
   return 1024;
 }
 
@@ -78,8 +77,8 @@ CommandOutcome Card::erase(const Command& c) {
   return o;
 }
 
-void Card::erase_range(Partition p, std::uint64_t first, std::uint64_t last, std::uint32_t kind,
-                       WorkReport& work, std::uint32_t& status_bits) {
+void Card::erase_range(Partition p, std::uint64_t first, std::uint64_t last, std::uint32_t kind, WorkReport& work,
+                       std::uint32_t& status_bits) {
   BlockStorage* s = storage(p);
   if (s == nullptr) return;
   const bool whole_groups = kind == erase_arg::kErase || kind == erase_arg::kSecureErase;
@@ -99,8 +98,10 @@ void Card::erase_range(Partition p, std::uint64_t first, std::uint64_t last, std
         status_bits |= st::kWpEraseSkip;
       } else {
         s->erase(begin, group_end - begin);
-        if (whole_groups) work.erase_groups += card_detail::sectors_u32((group_end - begin + unit - 1) / unit);
-        else work.sectors_trimmed += card_detail::sectors_u32(group_end - begin);
+        if (whole_groups)
+          work.erase_groups += card_detail::sectors_u32((group_end - begin + unit - 1) / unit);
+        else
+          work.sectors_trimmed += card_detail::sectors_u32(group_end - begin);
       }
       begin = group_end;
     }

@@ -175,8 +175,7 @@ void Card::finish_lock_unlock(WorkReport& work) {
   }
   if (flags & lu::kSetPassword) {
     // With a password set, the data carries the old one followed by the new one.
-    if (given.size() < password.size() || !std::equal(password.begin(), password.end(), given.begin()))
-      return fail();
+    if (given.size() < password.size() || !std::equal(password.begin(), password.end(), given.begin())) return fail();
     std::vector<std::uint8_t> replacement(given.begin() + static_cast<std::ptrdiff_t>(password.size()), given.end());
     if (replacement.empty() || replacement.size() > lu::kMaxPasswordLength) return fail();
     password = std::move(replacement);

@@ -34,16 +34,26 @@ std::string describe_status(std::uint32_t r1) {
     const char* name;
   };
   static constexpr Named kBits[] = {
-      {status::kOutOfRange, "OUT_OF_RANGE"},       {status::kAddressMisalign, "ADDRESS_MISALIGN"},
-      {status::kBlockLenError, "BLOCK_LEN_ERROR"}, {status::kEraseSeqError, "ERASE_SEQ_ERROR"},
-      {status::kEraseParam, "ERASE_PARAM"},        {status::kWpViolation, "WP_VIOLATION"},
-      {status::kCardIsLocked, "CARD_IS_LOCKED"},   {status::kLockUnlockFailed, "LOCK_UNLOCK_FAILED"},
-      {status::kComCrcError, "COM_CRC_ERROR"},     {status::kIllegalCommand, "ILLEGAL_COMMAND"},
-      {status::kCardEccFailed, "CARD_ECC_FAILED"}, {status::kCcError, "CC_ERROR"},
-      {status::kError, "ERROR"},                   {status::kCidCsdOverwrite, "CID/CSD_OVERWRITE"},
-      {status::kWpEraseSkip, "WP_ERASE_SKIP"},     {status::kEraseReset, "ERASE_RESET"},
-      {status::kReadyForData, "READY_FOR_DATA"},   {status::kSwitchError, "SWITCH_ERROR"},
-      {status::kExceptionEvent, "EXCEPTION_EVENT"}, {status::kAppCmd, "APP_CMD"},
+      {status::kOutOfRange, "OUT_OF_RANGE"},
+      {status::kAddressMisalign, "ADDRESS_MISALIGN"},
+      {status::kBlockLenError, "BLOCK_LEN_ERROR"},
+      {status::kEraseSeqError, "ERASE_SEQ_ERROR"},
+      {status::kEraseParam, "ERASE_PARAM"},
+      {status::kWpViolation, "WP_VIOLATION"},
+      {status::kCardIsLocked, "CARD_IS_LOCKED"},
+      {status::kLockUnlockFailed, "LOCK_UNLOCK_FAILED"},
+      {status::kComCrcError, "COM_CRC_ERROR"},
+      {status::kIllegalCommand, "ILLEGAL_COMMAND"},
+      {status::kCardEccFailed, "CARD_ECC_FAILED"},
+      {status::kCcError, "CC_ERROR"},
+      {status::kError, "ERROR"},
+      {status::kCidCsdOverwrite, "CID/CSD_OVERWRITE"},
+      {status::kWpEraseSkip, "WP_ERASE_SKIP"},
+      {status::kEraseReset, "ERASE_RESET"},
+      {status::kReadyForData, "READY_FOR_DATA"},
+      {status::kSwitchError, "SWITCH_ERROR"},
+      {status::kExceptionEvent, "EXCEPTION_EVENT"},
+      {status::kAppCmd, "APP_CMD"},
   };
   std::string text;
   for (const Named& n : kBits) {
@@ -75,10 +85,10 @@ WorkReport& WorkReport::operator+=(const WorkReport& o) {
 bool operator==(const WorkReport& a, const WorkReport& b) {
   return a.sectors_read == b.sectors_read && a.sectors_programmed == b.sectors_programmed &&
          a.sectors_cached == b.sectors_cached && a.erase_groups == b.erase_groups &&
-         a.sectors_trimmed == b.sectors_trimmed && a.hmac_frames == b.hmac_frames &&
-         a.rpmb_commits == b.rpmb_commits && a.ext_csd_writes == b.ext_csd_writes &&
-         a.partition_switches == b.partition_switches && a.cache_flushes == b.cache_flushes &&
-         a.sleep_transitions == b.sleep_transitions && a.nonvolatile_updates == b.nonvolatile_updates;
+         a.sectors_trimmed == b.sectors_trimmed && a.hmac_frames == b.hmac_frames && a.rpmb_commits == b.rpmb_commits &&
+         a.ext_csd_writes == b.ext_csd_writes && a.partition_switches == b.partition_switches &&
+         a.cache_flushes == b.cache_flushes && a.sleep_transitions == b.sleep_transitions &&
+         a.nonvolatile_updates == b.nonvolatile_updates;
 }
 
 bool WorkReport::empty() const { return *this == WorkReport{}; }

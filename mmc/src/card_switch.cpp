@@ -18,8 +18,8 @@ ExtCsd Card::ext_csd() const {
   ExtCsd current = ext_csd_;
   const auto& device_config = rpmb_engine_->device_configuration();
   // SECURE_WP_INFO: bit 0 SECURE_WP_SUPPORT, bit 1 SECURE_WP_EN_STATUS, bit 2 SECURE_WP_MASK_STATUS.
-  current[ec::kSecureWpInfo] = static_cast<std::uint8_t>(
-      0x01 | ((device_config.secure_wp_mode_enable & 1) << 1) | ((device_config.secure_wp_mode_config & 1) << 2));
+  current[ec::kSecureWpInfo] = static_cast<std::uint8_t>(0x01 | ((device_config.secure_wp_mode_enable & 1) << 1) |
+                                                         ((device_config.secure_wp_mode_config & 1) << 2));
   // BOOT_WP_STATUS: permanent protection, else power-on protection, per boot area.
   namespace bws = ec::boot_wp_status;
   std::uint8_t& boot_wp_status = current[ec::kBootWpStatus];
@@ -47,8 +47,10 @@ CommandOutcome Card::switch_ext_csd(const Command& c) {
   } else {
     const std::uint8_t old = ext_csd_[index];
     std::uint8_t next = value;
-    if (access == SwitchAccess::set_bits) next = old | value;
-    else if (access == SwitchAccess::clear_bits) next = old & static_cast<std::uint8_t>(~value);
+    if (access == SwitchAccess::set_bits)
+      next = old | value;
+    else if (access == SwitchAccess::clear_bits)
+      next = old & static_cast<std::uint8_t>(~value);
     error = apply_switch(index, next, o.work);
   }
   // SWITCH_ERROR is found during execution: the next response (CMD13) reports it.
@@ -75,8 +77,10 @@ std::uint32_t Card::apply_switch(std::uint8_t index, std::uint8_t value, WorkRep
       if (value == ec::cache_ctrl::kOff && ext_csd_[ec::kCacheCtrl] == ec::cache_ctrl::kOn) {
         // Dirty data is flushed first; a clean cache is simply turned off (the files are still
         // synced, which costs no simulated time).
-        if (dirty_cached_sectors_ != 0) flush_cache(work);
-        else sync_storage();
+        if (dirty_cached_sectors_ != 0)
+          flush_cache(work);
+        else
+          sync_storage();
       }
       break;
     case ec::kPowerOffNotification:
@@ -163,8 +167,7 @@ std::uint32_t Card::apply_switch(std::uint8_t index, std::uint8_t value, WorkRep
     case ec::kPowerClass:
       if ((value & 0xF0) != 0) return reject;  // [3:0] the class; [7:4] reserved
       break;
-    default:
-      return reject;  // reserved, one-time programmable or read-only in this device
+    default: return reject;  // reserved, one-time programmable or read-only in this device
   }
   ext_csd_[index] = value;
   work.ext_csd_writes += 1;

@@ -24,14 +24,13 @@ constexpr std::uint8_t kTuningPattern4Bit[64] = {
     0xff, 0xfd, 0xff, 0xfd, 0xdf, 0xff, 0xbf, 0xff, 0xbb, 0xff, 0xf7, 0xff, 0xf7, 0x7f, 0x7b, 0xde,
 };
 constexpr std::uint8_t kTuningPattern8Bit[128] = {
-    0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc, 0xcc, 0xcc, 0x33, 0xcc, 0xcc,
-    0xcc, 0x33, 0x33, 0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee, 0xee, 0xff,
-    0xff, 0xff, 0xdd, 0xff, 0xff, 0xff, 0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff, 0xbb,
-    0xbb, 0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77, 0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee, 0xff,
-    0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc, 0xcc, 0xcc, 0x33, 0xcc,
-    0xcc, 0xcc, 0x33, 0x33, 0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee, 0xee,
-    0xff, 0xff, 0xff, 0xdd, 0xff, 0xff, 0xff, 0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff,
-    0xbb, 0xbb, 0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77, 0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee,
+    0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc, 0xcc, 0xcc, 0x33, 0xcc, 0xcc, 0xcc, 0x33, 0x33,
+    0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee, 0xee, 0xff, 0xff, 0xff, 0xdd, 0xff, 0xff, 0xff,
+    0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff, 0xbb, 0xbb, 0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77,
+    0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc,
+    0xcc, 0xcc, 0x33, 0xcc, 0xcc, 0xcc, 0x33, 0x33, 0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee,
+    0xee, 0xff, 0xff, 0xff, 0xdd, 0xff, 0xff, 0xff, 0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff, 0xbb, 0xbb,
+    0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77, 0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee,
 };
 
 // Sectors a read transfer fetches from the medium per storage call (64 KiB): one call per
@@ -58,15 +57,12 @@ DataDirection Card::direction_of(TransferKind kind) {
     case TransferKind::register_read:
     case TransferKind::bus_test_read:
     case TransferKind::rpmb_responses:
-    case TransferKind::boot_stream:
-      return DataDirection::to_host;
+    case TransferKind::boot_stream: return DataDirection::to_host;
     case TransferKind::write_sectors:
     case TransferKind::bus_test_write:
     case TransferKind::lock_unlock:
-    case TransferKind::rpmb_requests:
-      return DataDirection::to_card;
-    case TransferKind::none:
-      break;
+    case TransferKind::rpmb_requests: return DataDirection::to_card;
+    case TransferKind::none: break;
   }
   return DataDirection::none;
 }
@@ -134,8 +130,10 @@ CommandOutcome Card::write_block_command(const Command& c) {
     // Legacy reliable write (WR_REL_PARAM bit 2 clear): one sector, or REL_WR_SEC_C sectors
     // aligned to REL_WR_SEC_C — what Linux's mmc_apply_rel_rw() arranges.
     const std::uint32_t unit = config_.reliable_write_sectors;
-    if (blocks != 1 && blocks != unit) error |= st::kBlockLenError;
-    else if (blocks == unit && *sector % unit != 0) error |= st::kAddressMisalign;
+    if (blocks != 1 && blocks != unit)
+      error |= st::kBlockLenError;
+    else if (blocks == unit && *sector % unit != 0)
+      error |= st::kAddressMisalign;
   }
   if (error == 0 && (boot_write_protected(partition_) || write_protected(partition_, *sector)))
     error |= st::kWpViolation;
@@ -204,13 +202,11 @@ BlockOutcome Card::read_block(std::uint8_t* out, std::size_t size) {
 
 BlockOutcome Card::read_one_block(std::uint8_t* out, std::size_t size) {
   BlockOutcome b;
-  if ((state_ != CardState::data && state_ != CardState::boot) || size != transfer_.block_size ||
-      transfer_.failed)
+  if ((state_ != CardState::data && state_ != CardState::boot) || size != transfer_.block_size || transfer_.failed)
     return b;
   switch (transfer_.kind) {
     case TransferKind::read_sectors:
-    case TransferKind::boot_stream:
-      return read_sector_block(out);
+    case TransferKind::boot_stream: return read_sector_block(out);
     case TransferKind::register_read:
     case TransferKind::bus_test_read:
     case TransferKind::rpmb_responses: {
@@ -227,8 +223,7 @@ BlockOutcome Card::read_one_block(std::uint8_t* out, std::size_t size) {
       }
       return b;
     }
-    default:
-      return b;
+    default: return b;
   }
 }
 
@@ -252,13 +247,12 @@ BlockOutcome Card::read_sector_block(std::uint8_t* out) {
   if (!in_run) {
     transfer_.buffer_first_sector = transfer_.next_sector;
     std::uint64_t run = std::min<std::uint64_t>(kReadAheadSectors, partition_end - transfer_.next_sector);
-    if (transfer_.blocks_total != 0)
-      run = std::min<std::uint64_t>(run, transfer_.blocks_total - transfer_.blocks_done);
+    if (transfer_.blocks_total != 0) run = std::min<std::uint64_t>(run, transfer_.blocks_total - transfer_.blocks_done);
     if (run > 1) {
       transfer_.buffer.resize(static_cast<std::size_t>(run) * kSectorSize);
       try {
-        storage(transfer_.partition)->read(transfer_.next_sector, static_cast<std::uint32_t>(run),
-                                           transfer_.buffer.data());
+        storage(transfer_.partition)
+            ->read(transfer_.next_sector, static_cast<std::uint32_t>(run), transfer_.buffer.data());
       } catch (const StorageError&) {
         transfer_.buffer.clear();
       }
@@ -299,12 +293,10 @@ BlockOutcome Card::write_block(const std::uint8_t* in, std::size_t size) {
 
 BlockOutcome Card::write_one_block(const std::uint8_t* in, std::size_t size) {
   BlockOutcome b;
-  if ((state_ != CardState::rcv && state_ != CardState::btst) || size != transfer_.block_size ||
-      transfer_.failed)
+  if ((state_ != CardState::rcv && state_ != CardState::btst) || size != transfer_.block_size || transfer_.failed)
     return b;
   switch (transfer_.kind) {
-    case TransferKind::write_sectors:
-      return write_sector_block(in);
+    case TransferKind::write_sectors: return write_sector_block(in);
     case TransferKind::bus_test_write:
       // The pattern is kept for CMD14; the card stays in btst.
       transfer_.buffer.assign(in, in + size);
@@ -326,8 +318,7 @@ BlockOutcome Card::write_one_block(const std::uint8_t* in, std::size_t size) {
       enter_busy(b);
       return b;
     }
-    default:
-      return b;
+    default: return b;
   }
 }
 
@@ -348,8 +339,10 @@ BlockOutcome Card::write_sector_block(const std::uint8_t* in) {
   BlockOutcome b;
   const std::uint64_t sector = transfer_.next_sector;
   std::uint32_t error = 0;
-  if (sector >= partition_sectors(transfer_.partition)) error = st::kOutOfRange;
-  else if (write_protected(transfer_.partition, sector)) error = st::kWpViolation;
+  if (sector >= partition_sectors(transfer_.partition))
+    error = st::kOutOfRange;
+  else if (write_protected(transfer_.partition, sector))
+    error = st::kWpViolation;
   if (error != 0) {
     // CRC status "write error"; the host reads the reason with CMD12/CMD13.
     pending_status_ |= error;
@@ -398,8 +391,7 @@ void Card::complete_write_transfer(BlockOutcome& b) {
 
 std::uint32_t Card::burst_sectors(std::uint32_t wanted) const {
   const bool reading = transfer_.kind == TransferKind::read_sectors && state_ == CardState::data;
-  const bool writing = transfer_.kind == TransferKind::write_sectors && state_ == CardState::rcv &&
-                       !transfer_.reliable;
+  const bool writing = transfer_.kind == TransferKind::write_sectors && state_ == CardState::rcv && !transfer_.reliable;
   if ((!reading && !writing) || transfer_.failed) return 0;
   const std::uint64_t end = partition_sectors(transfer_.partition);
   if (transfer_.next_sector >= end) return 0;
@@ -507,6 +499,5 @@ bool Card::commit_staged_write(WorkReport& work) {
   work.sectors_programmed += count;
   return true;
 }
-
 
 }  // namespace emmcsim::mmc

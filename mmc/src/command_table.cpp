@@ -123,8 +123,7 @@ const CommandSpec* find_command(std::uint8_t index) {
   const CommandTable& table = command_table();
   const CommandSpec* begin = table.begin();
   const CommandSpec* end = table.end();
-  const CommandSpec* found =
-      std::find_if(begin, end, [index](const CommandSpec& s) { return s.index == index; });
+  const CommandSpec* found = std::find_if(begin, end, [index](const CommandSpec& s) { return s.index == index; });
   return found == end ? nullptr : found;
 }
 

@@ -95,7 +95,6 @@ namespace {
   throw ConfigError(fmt::format("device config: {}: {}", field, problem));
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // validate()
 
@@ -115,8 +114,8 @@ void require_size_range(std::string_view field, std::uint64_t bytes, std::uint64
 
 // A timeout field holds ms / unit_ms in one byte. Zero means "not defined" and is accepted only
 // where the device does without the operation.
-void require_timeout(std::string_view field, std::uint64_t ms, std::uint64_t unit_ms,
-                     std::string_view unit_text, bool zero_allowed) {
+void require_timeout(std::string_view field, std::uint64_t ms, std::uint64_t unit_ms, std::string_view unit_text,
+                     bool zero_allowed) {
   if (ms == 0) {
     if (zero_allowed) return;
     fail(field, "must not be 0");
@@ -130,8 +129,7 @@ void require_timeout(std::string_view field, std::uint64_t ms, std::uint64_t uni
 void validate_cid(const CidConfig& cid) {
   const std::string& name = cid.product_name;
   if (name.empty() || name.size() > kMaxProductNameLength) {
-    fail("cid.product_name",
-         fmt::format("has {} characters, must have 1..{}", name.size(), kMaxProductNameLength));
+    fail("cid.product_name", fmt::format("has {} characters, must have 1..{}", name.size(), kMaxProductNameLength));
   }
   for (std::size_t i = 0; i < name.size(); ++i) {
     const auto c = static_cast<unsigned char>(name[i]);
@@ -140,8 +138,7 @@ void validate_cid(const CidConfig& cid) {
     }
   }
   require_range("cid.manufacturing_month", cid.manufacturing_month, 1, 12);
-  require_range("cid.manufacturing_year", cid.manufacturing_year, kFirstManufacturingYear,
-                kLastManufacturingYear);
+  require_range("cid.manufacturing_year", cid.manufacturing_year, kFirstManufacturingYear, kLastManufacturingYear);
   require_range("cid.device_type", cid.device_type, 0, 2);
 }
 
@@ -164,8 +161,8 @@ void validate_timeouts(const TimeoutConfig& t, bool secure_erase_trim) {
   require_timeout("timeouts.trim_timeout_ms", t.trim_timeout_ms, 300, "300 ms", false);
   // SEC_ERASE_MULT and SEC_TRIM_MULT multiply the erase timeout (300 ms × ERASE_TIMEOUT_MULT).
   const std::string erase_unit = fmt::format("timeouts.erase_timeout_ms ({} ms)", t.erase_timeout_ms);
-  require_timeout("timeouts.secure_erase_timeout_ms", t.secure_erase_timeout_ms, t.erase_timeout_ms,
-                  erase_unit, !secure_erase_trim);
+  require_timeout("timeouts.secure_erase_timeout_ms", t.secure_erase_timeout_ms, t.erase_timeout_ms, erase_unit,
+                  !secure_erase_trim);
   require_timeout("timeouts.secure_trim_timeout_ms", t.secure_trim_timeout_ms, t.erase_timeout_ms, erase_unit,
                   !secure_erase_trim);
   require_range("timeouts.sleep_awake_timeout_exp", t.sleep_awake_timeout_exp, 1, kMaxSleepAwakeExp);
@@ -337,10 +334,10 @@ OrderedJson size_to_json(std::uint64_t bytes) {
 }  // namespace
 
 bool operator==(const CidConfig& a, const CidConfig& b) {
-  return std::tie(a.manufacturer_id, a.oem_id, a.product_name, a.product_revision, a.serial,
-                  a.manufacturing_month, a.manufacturing_year, a.device_type) ==
-         std::tie(b.manufacturer_id, b.oem_id, b.product_name, b.product_revision, b.serial,
-                  b.manufacturing_month, b.manufacturing_year, b.device_type);
+  return std::tie(a.manufacturer_id, a.oem_id, a.product_name, a.product_revision, a.serial, a.manufacturing_month,
+                  a.manufacturing_year, a.device_type) == std::tie(b.manufacturer_id, b.oem_id, b.product_name,
+                                                                   b.product_revision, b.serial, b.manufacturing_month,
+                                                                   b.manufacturing_year, b.device_type);
 }
 
 bool operator==(const BusModes& a, const BusModes& b) {
@@ -358,14 +355,13 @@ bool operator==(const TimeoutConfig& a, const TimeoutConfig& b) {
 }
 
 bool operator==(const DeviceConfig& a, const DeviceConfig& b) {
-  return std::tie(a.user_capacity, a.boot_partition_size, a.rpmb_size, a.general_purpose_partitions, a.cid,
-                  a.bus_modes, a.reliable_write_sectors, a.en_rpmb_rel_wr, a.cache_size, a.erase_group_size,
+  return std::tie(a.user_capacity, a.boot_partition_size, a.rpmb_size, a.general_purpose_partitions, a.cid, a.bus_modes,
+                  a.reliable_write_sectors, a.en_rpmb_rel_wr, a.cache_size, a.erase_group_size,
                   a.write_protect_group_size, a.secure_erase_trim, a.command_queue_depth, a.timeouts,
                   a.ocr_busy_polls) ==
-         std::tie(b.user_capacity, b.boot_partition_size, b.rpmb_size, b.general_purpose_partitions, b.cid,
-                  b.bus_modes, b.reliable_write_sectors, b.en_rpmb_rel_wr, b.cache_size, b.erase_group_size,
-                  b.write_protect_group_size, b.secure_erase_trim, b.command_queue_depth, b.timeouts,
-                  b.ocr_busy_polls);
+         std::tie(b.user_capacity, b.boot_partition_size, b.rpmb_size, b.general_purpose_partitions, b.cid, b.bus_modes,
+                  b.reliable_write_sectors, b.en_rpmb_rel_wr, b.cache_size, b.erase_group_size,
+                  b.write_protect_group_size, b.secure_erase_trim, b.command_queue_depth, b.timeouts, b.ocr_busy_polls);
 }
 
 DeviceConfig default_device_config() { return DeviceConfig{}; }
@@ -373,8 +369,7 @@ DeviceConfig default_device_config() { return DeviceConfig{}; }
 void validate(const DeviceConfig& config) {
   require_multiple("user_capacity", config.user_capacity, kUserCapacityUnit);
   if (config.user_capacity < kMinUserCapacity) {
-    fail("user_capacity",
-         fmt::format("{} is below {}", config.user_capacity, describe_size(kMinUserCapacity)));
+    fail("user_capacity", fmt::format("{} is below {}", config.user_capacity, describe_size(kMinUserCapacity)));
   }
   if (config.user_capacity >= kSectorAddressLimit) {
     fail("user_capacity",
@@ -403,8 +398,7 @@ void validate(const DeviceConfig& config) {
     const std::string field = fmt::format("general_purpose_partitions[{}]", i);
     if (gps[i] == 0) fail(field, "must not be 0 (leave the partition out instead)");
     if (gps[i] % wp_group != 0) {
-      fail(field, fmt::format("{} is not a multiple of the write-protect group ({})", gps[i],
-                              describe_size(wp_group)));
+      fail(field, fmt::format("{} is not a multiple of the write-protect group ({})", gps[i], describe_size(wp_group)));
     }
     if (config.sector_addressing() && gps[i] >= kSectorAddressLimit) {
       fail(field, fmt::format("{} is not below 2 TiB (sector addresses are 32 bits)", gps[i]));

@@ -21,19 +21,14 @@ namespace emmcsim::mmc {
 
 BlockStorage* CardBackend::storage(Partition p) const {
   switch (p) {
-    case Partition::user:
-      return user;
-    case Partition::boot1:
-      return boot[0];
-    case Partition::boot2:
-      return boot[1];
-    case Partition::rpmb:
-      return nullptr;  // RPMB is frames through rpmb::Store, not sectors
+    case Partition::user: return user;
+    case Partition::boot1: return boot[0];
+    case Partition::boot2: return boot[1];
+    case Partition::rpmb: return nullptr;  // RPMB is frames through rpmb::Store, not sectors
     case Partition::gp1:
     case Partition::gp2:
     case Partition::gp3:
-    case Partition::gp4:
-      return general_purpose[static_cast<std::size_t>(p) - static_cast<std::size_t>(Partition::gp1)];
+    case Partition::gp4: return general_purpose[static_cast<std::size_t>(p) - static_cast<std::size_t>(Partition::gp1)];
   }
   return nullptr;
 }
@@ -42,13 +37,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::uint64_t kRpmbSizeUnit = 128 * 1024;                // RPMB_SIZE_MULT unit
-constexpr std::uint64_t kUserCapacityUnit = 512 * 1024;            // user area granularity
+constexpr std::uint64_t kRpmbSizeUnit = 128 * 1024;      // RPMB_SIZE_MULT unit
+constexpr std::uint64_t kUserCapacityUnit = 512 * 1024;  // user area granularity
 constexpr std::size_t kMaxGeneralPurpose = 4;
 
-std::string boot_file(std::size_t index) {
-  return Image::file_name(index == 0 ? Partition::boot1 : Partition::boot2);
-}
+std::string boot_file(std::size_t index) { return Image::file_name(index == 0 ? Partition::boot1 : Partition::boot2); }
 std::string general_purpose_file(std::size_t index) {
   return Image::file_name(static_cast<Partition>(static_cast<std::size_t>(Partition::gp1) + index));
 }
@@ -63,8 +56,7 @@ std::string join(const std::string& dir, const std::string& name) {
 
 // Checks that DIR/name is there (following a symlink) and holds exactly `expected` bytes.
 // `what` says what device.json configures, for the message when the file is missing.
-void check_data_file(const std::string& dir, const std::string& name, std::uint64_t expected,
-                     const std::string& what) {
+void check_data_file(const std::string& dir, const std::string& name, std::uint64_t expected, const std::string& what) {
   const std::string path = join(dir, name);
   struct stat link_stat {};
   if (::lstat(path.c_str(), &link_stat) != 0) {
@@ -123,8 +115,7 @@ DeviceConfig read_device_config(const std::string& dir) {
 // Checks every partition file of DIR against `config` before any is opened, so the first message
 // names the first problem. Returns the path of rpmb.img.
 std::string check_partition_files(const std::string& dir, const DeviceConfig& config) {
-  check_data_file(dir, Image::kUserFile, config.user_capacity,
-                  describe_size(config.user_capacity) + " of user area");
+  check_data_file(dir, Image::kUserFile, config.user_capacity, describe_size(config.user_capacity) + " of user area");
   for (std::size_t i = 0; i < 2; ++i) {
     if (config.boot_partition_size > 0) {
       check_data_file(dir, boot_file(i), config.boot_partition_size,
@@ -140,10 +131,9 @@ std::string check_partition_files(const std::string& dir, const DeviceConfig& co
                       fmt::format("general-purpose partition {} of {}", i + 1,
                                   describe_size(config.general_purpose_partitions[i])));
     } else {
-      refuse_extra_file(
-          dir, general_purpose_file(i),
-          fmt::format("configures {} general-purpose partition{}",
-                      gp_count == 0 ? "no" : fmt::format("only {}", gp_count), gp_count == 1 ? "" : "s"));
+      refuse_extra_file(dir, general_purpose_file(i),
+                        fmt::format("configures {} general-purpose partition{}",
+                                    gp_count == 0 ? "no" : fmt::format("only {}", gp_count), gp_count == 1 ? "" : "s"));
     }
   }
   const std::string rpmb_path = join(dir, rpmb::FileStore::kFileName);
@@ -157,9 +147,8 @@ std::string check_partition_files(const std::string& dir, const DeviceConfig& co
 
 void check_rpmb_size(const std::string& dir, const rpmb::FileStore& store, const DeviceConfig& config) {
   if (store.size_mult() != rpmb_size_mult(config)) {
-    image_error(dir, fmt::format("{} holds a {} RPMB partition but device.json says {}",
-                                 rpmb::FileStore::kFileName, describe_size(store.size_mult() * kRpmbSizeUnit),
-                                 describe_size(config.rpmb_size)));
+    image_error(dir, fmt::format("{} holds a {} RPMB partition but device.json says {}", rpmb::FileStore::kFileName,
+                                 describe_size(store.size_mult() * kRpmbSizeUnit), describe_size(config.rpmb_size)));
   }
 }
 
@@ -167,8 +156,8 @@ void check_rpmb_size(const std::string& dir, const rpmb::FileStore& store, const
 // memory).
 template <class Storage, std::size_t Boot, std::size_t GeneralPurpose>
 CardBackend backend_of(const std::unique_ptr<Storage>& user, const std::array<std::unique_ptr<Storage>, Boot>& boot,
-                       const std::array<std::unique_ptr<Storage>, GeneralPurpose>& general_purpose,
-                       rpmb::Store* rpmb, NonvolatileStore* nonvolatile) {
+                       const std::array<std::unique_ptr<Storage>, GeneralPurpose>& general_purpose, rpmb::Store* rpmb,
+                       NonvolatileStore* nonvolatile) {
   CardBackend backend;
   backend.user = user.get();
   for (std::size_t i = 0; i < boot.size(); ++i) backend.boot[i] = boot[i].get();
@@ -246,26 +235,25 @@ std::unique_ptr<Image> Image::create(const std::string& dir, const DeviceConfig&
       }
       image->user_ = FileBlockStorage::open(user_path);
       if (image->user_->sectors() * kSectorSize != config.user_capacity) {
-        throw ImageError(fmt::format("user image {}: changed size while the image was being created",
-                                     options.existing_user_image));
+        throw ImageError(
+            fmt::format("user image {}: changed size while the image was being created", options.existing_user_image));
       }
     }
     if (config.boot_partition_size > 0) {
       for (std::size_t i = 0; i < 2; ++i) {
         created.push_back(boot_file(i));
-        image->boot_[i] =
-            FileBlockStorage::create(join(dir, boot_file(i)), config.boot_partition_size / kSectorSize);
+        image->boot_[i] = FileBlockStorage::create(join(dir, boot_file(i)), config.boot_partition_size / kSectorSize);
       }
     }
     for (std::size_t i = 0; i < config.general_purpose_partitions.size(); ++i) {
       created.push_back(general_purpose_file(i));
-      image->general_purpose_[i] = FileBlockStorage::create(
-          join(dir, general_purpose_file(i)), config.general_purpose_partitions[i] / kSectorSize);
+      image->general_purpose_[i] = FileBlockStorage::create(join(dir, general_purpose_file(i)),
+                                                            config.general_purpose_partitions[i] / kSectorSize);
     }
     created.push_back(std::string(rpmb::FileStore::kFileName) + ".creating");  // create_at's temporary
     created.push_back(rpmb::FileStore::kFileName);
-    image->rpmb_ = rpmb::FileStore::create_at(join(dir, rpmb::FileStore::kFileName), rpmb_size_mult(config),
-                                              options.durability);
+    image->rpmb_ =
+        rpmb::FileStore::create_at(join(dir, rpmb::FileStore::kFileName), rpmb_size_mult(config), options.durability);
 
     // The sizes set by ftruncate must be on disk before device.json vouches for them.
     image->user_->flush();
@@ -304,8 +292,8 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
   const auto open_data_file = [&dir](const std::string& name, std::uint64_t expected) {
     auto storage = FileBlockStorage::open(join(dir, name));
     if (storage->sectors() * kSectorSize != expected) {
-      image_error(dir, fmt::format("{} is {} bytes but device.json says {}", name,
-                                   storage->sectors() * kSectorSize, describe_size(expected)));
+      image_error(dir, fmt::format("{} is {} bytes but device.json says {}", name, storage->sectors() * kSectorSize,
+                                   describe_size(expected)));
     }
     return storage;
   };
@@ -316,8 +304,7 @@ std::unique_ptr<Image> Image::open(const std::string& dir, rpmb::Durability dura
     }
   }
   for (std::size_t i = 0; i < gp_count; ++i) {
-    image->general_purpose_[i] =
-        open_data_file(general_purpose_file(i), config.general_purpose_partitions[i]);
+    image->general_purpose_[i] = open_data_file(general_purpose_file(i), config.general_purpose_partitions[i]);
   }
   image->nonvolatile_ = std::make_unique<FileNonvolatileStore>(join(dir, kStateFile));
   image->nonvolatile_->load();  // a damaged state.json stops the open, not the first command
@@ -344,9 +331,7 @@ ImageInfo Image::inspect(const std::string& dir) {
 // Every partition's file is named after it: user.img, boot0.img, boot1.img, rpmb.img, gp1.img …
 std::string Image::file_name(Partition p) { return std::string(partition_name(p)) + ".img"; }
 
-CardBackend Image::backend() {
-  return backend_of(user_, boot_, general_purpose_, rpmb_.get(), nonvolatile_.get());
-}
+CardBackend Image::backend() { return backend_of(user_, boot_, general_purpose_, rpmb_.get(), nonvolatile_.get()); }
 
 // ---------------------------------------------------------------------------------------------
 // MemoryImage
@@ -360,14 +345,11 @@ MemoryImage::MemoryImage(const DeviceConfig& config) : config_(config) {
     }
   }
   for (std::size_t i = 0; i < config_.general_purpose_partitions.size(); ++i) {
-    general_purpose_[i] =
-        std::make_unique<MemoryBlockStorage>(config_.general_purpose_partitions[i] / kSectorSize);
+    general_purpose_[i] = std::make_unique<MemoryBlockStorage>(config_.general_purpose_partitions[i] / kSectorSize);
   }
   rpmb_ = std::make_unique<rpmb::MemoryStore>(rpmb_size_mult(config_));
 }
 
-CardBackend MemoryImage::backend() {
-  return backend_of(user_, boot_, general_purpose_, rpmb_.get(), &nonvolatile_);
-}
+CardBackend MemoryImage::backend() { return backend_of(user_, boot_, general_purpose_, rpmb_.get(), &nonvolatile_); }
 
 }  // namespace emmcsim::mmc

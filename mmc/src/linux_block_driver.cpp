@@ -49,8 +49,7 @@ constexpr std::uint32_t switch_arg(std::size_t index, std::uint8_t value) {
 }
 
 bool in_tran_and_ready(std::uint32_t r1) {
-  return status::current_state(r1) == static_cast<std::uint32_t>(CardState::tran) &&
-         (r1 & status::kReadyForData) != 0;
+  return status::current_state(r1) == static_cast<std::uint32_t>(CardState::tran) && (r1 & status::kReadyForData) != 0;
 }
 
 std::size_t node_index(Node node) { return static_cast<std::size_t>(node); }
@@ -112,16 +111,15 @@ void LinuxBlockDriver::probe() {
   bus_.wait_while_busy();
 
   const CommandResult ext = must(command(8, 0), "CMD8 SEND_EXT_CSD");
-  if (ext.outcome.data.direction != DataDirection::to_host ||
-      !bus_.read_blocks(ext_csd_.data(), ext_csd_.size(), 1).ok)
+  if (ext.outcome.data.direction != DataDirection::to_host || !bus_.read_blocks(ext_csd_.data(), ext_csd_.size(), 1).ok)
     throw std::runtime_error("card probe: CMD8 sent no EXT_CSD");
   part_config_ = ext_csd_[ext_csd::kPartitionConfig];
   select_bus_speed();
 
   const std::uint32_t cache_kbit = ext_csd_[ext_csd::kCacheSize] |
-                                  (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 1]} << 8) |
-                                  (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 2]} << 16) |
-                                  (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 3]} << 24);
+                                   (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 1]} << 8) |
+                                   (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 2]} << 16) |
+                                   (std::uint32_t{ext_csd_[ext_csd::kCacheSize + 3]} << 24);
   if (cache_kbit > 0) {  // mmc_init_card(): "Enable the cache if supported"
     must(command(kCmdSwitch, switch_arg(ext_csd::kCacheCtrl, 1)), "CMD6 CACHE_CTRL");
     bus_.wait_while_busy();
@@ -132,8 +130,7 @@ void LinuxBlockDriver::probe() {
   std::uint64_t sectors = 0;
   for (int i = 3; i >= 0; --i) sectors = (sectors << 8) | ext_csd_[ext_csd::kSecCount + i];
   const std::uint64_t boot = std::uint64_t{ext_csd_[ext_csd::kBootSizeMult]} * 128 * 1024;
-  description_.node_size = {sectors * 512, boot, boot,
-                            std::uint64_t{ext_csd_[ext_csd::kRpmbSizeMult]} * 128 * 1024};
+  description_.node_size = {sectors * 512, boot, boot, std::uint64_t{ext_csd_[ext_csd::kRpmbSizeMult]} * 128 * 1024};
   description_.rpmb_size_mult = ext_csd_[ext_csd::kRpmbSizeMult];
   description_.rel_sectors = ext_csd_[ext_csd::kRelWrSecC];
 }
@@ -183,7 +180,7 @@ void LinuxBlockDriver::select_bus_speed() {
   } else {
     bus_.set_clock(kLegacyClockHz);
   }
-  switch_during_probe(ec::kBusWidth, kBusWidth8, "BUS_WIDTH 8-bit");  // mmc_select_bus_width()
+  switch_during_probe(ec::kBusWidth, kBusWidth8, "BUS_WIDTH 8-bit");            // mmc_select_bus_width()
   if ((type & ec::kDeviceTypeHs52) != 0 && (type & ec::kDeviceTypeDdr52) != 0)  // mmc_select_hs_ddr()
     switch_during_probe(ec::kBusWidth, kBusWidth8Ddr, "BUS_WIDTH 8-bit DDR");
 }
@@ -192,8 +189,7 @@ LinuxBlockDriver::CommandResult LinuxBlockDriver::command(std::uint8_t index, st
                                                           bool response_expected) {
   CommandResult r;
   r.outcome = bus_.execute(Command{index, arg});
-  if (response_expected && (r.outcome.illegal || r.outcome.response.type == ResponseType::none))
-    r.error = ETIMEDOUT;
+  if (response_expected && (r.outcome.illegal || r.outcome.response.type == ResponseType::none)) r.error = ETIMEDOUT;
   return r;
 }
 
@@ -319,7 +315,7 @@ int LinuxBlockDriver::run_ioctl_command(Node node, const mmcblk::IoctlCommand& c
     }
     const std::uint32_t available = phase.blocks == 0 ? c.blocks : std::min(phase.blocks, c.blocks);
     const BlockOutcome b = c.writes() ? bus_.write_blocks(c.data.data(), c.blksz, available)
-                                           : bus_.read_blocks(result.data.data(), c.blksz, available);
+                                      : bus_.read_blocks(result.data.data(), c.blksz, available);
     busy = busy || b.busy;
     if (b.blocks < available) {
       recover();
@@ -375,15 +371,21 @@ bool LinuxBlockDriver::leaves_transfer_state(const mmcblk::IoctlRequest& request
   // inactive, bus test.
   for (const mmcblk::IoctlCommand& c : request.commands) {
     switch (c.opcode) {
-      case 0: case 1: case 2: case 3: case 4: case 5: case 7: case 14: case 15: case 19:
-        return true;
-      default:
-        break;
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+      case 4:
+      case 5:
+      case 7:
+      case 14:
+      case 15:
+      case 19: return true;
+      default: break;
     }
   }
   return false;
 }
-
 
 int LinuxBlockDriver::check_node_range(Node node, std::uint64_t offset, std::size_t length) const {
   if (node == Node::rpmb) return EINVAL;  // the rpmb node has no block interface
@@ -397,8 +399,7 @@ int LinuxBlockDriver::check_node_range(Node node, std::uint64_t offset, std::siz
   return 0;
 }
 
-int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::uint8_t* buffer,
-                                       std::uint32_t sectors) {
+int LinuxBlockDriver::transfer_sectors(bool write, std::uint64_t sector, std::uint8_t* buffer, std::uint32_t sectors) {
   const std::uint64_t address = block_addressing_ ? sector : sector * 512;
   if (address > 0xFFFFFFFFu) return EINVAL;
   if (sectors > 1) {

@@ -15,8 +15,8 @@ namespace emmcsim::mmc {
 bool operator==(const NonvolatileState& a, const NonvolatileState& b) {
   return a.password == b.password && a.partition_config_boot == b.partition_config_boot &&
          a.boot_bus_conditions == b.boot_bus_conditions && a.boot_wp_permanent == b.boot_wp_permanent &&
-         a.boot_wp_status_permanent == b.boot_wp_status_permanent &&
-         a.temporary_wp_groups == b.temporary_wp_groups && a.permanent_wp_groups == b.permanent_wp_groups;
+         a.boot_wp_status_permanent == b.boot_wp_status_permanent && a.temporary_wp_groups == b.temporary_wp_groups &&
+         a.permanent_wp_groups == b.permanent_wp_groups;
 }
 
 namespace {
@@ -68,10 +68,10 @@ class StateParser {
     }
     const auto version = root.find("format");
     if (version == root.end()) corrupt(path_, "no 'format' field");
-    if (!version->is_number_integer() || (version->get<long long>() != kFormatVersion &&
-                                          version->get<long long>() != kJedecNamesFormatVersion)) {
-      corrupt(path_, fmt::format("format: {} is not the supported version {} (or {})", version->dump(),
-                                 kFormatVersion, kJedecNamesFormatVersion));
+    if (!version->is_number_integer() ||
+        (version->get<long long>() != kFormatVersion && version->get<long long>() != kJedecNamesFormatVersion)) {
+      corrupt(path_, fmt::format("format: {} is not the supported version {} (or {})", version->dump(), kFormatVersion,
+                                 kJedecNamesFormatVersion));
     }
     jedec_names_ = version->get<long long>() == kJedecNamesFormatVersion;
 
@@ -138,10 +138,8 @@ class StateParser {
       }
       std::set<std::uint32_t>& indices = result[*partition];
       for (const Json& index : item.value()) {
-        if (!index.is_number_unsigned() ||
-            index.get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max()) {
-          corrupt(path_, fmt::format("{}.{}: {} is not a write-protect group number", name, item.key(),
-                                     index.dump()));
+        if (!index.is_number_unsigned() || index.get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max()) {
+          corrupt(path_, fmt::format("{}.{}: {} is not a write-protect group number", name, item.key(), index.dump()));
         }
         indices.insert(static_cast<std::uint32_t>(index.get<std::uint64_t>()));
       }

@@ -20,8 +20,7 @@ constexpr std::uint8_t kR2wFactor = csd::kWriteSpeedFactor;
 static_assert(csd::kReadAccessTimeNs == 15'000'000, "TAAC 0x27 codes 1.5 x 10 ms");
 // Command classes the device implements: 0 basic, 2 block read, 4 block write, 5 erase,
 // 6 write protection, 7 lock card.
-constexpr std::uint16_t kCommandClasses =
-    (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7);
+constexpr std::uint16_t kCommandClasses = (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7);
 constexpr std::uint8_t kVddCurrentClass = 7;  // largest VDD_R/W_CURR_MIN/MAX classes (unused by hosts)
 
 constexpr std::uint8_t kExtCsdRev51 = 8;

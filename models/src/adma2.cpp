@@ -27,9 +27,9 @@ Adma2Descriptor Adma2Descriptor::decode(const std::uint8_t* b, Adma2Format forma
 }
 
 void Adma2Descriptor::encode(std::uint8_t* out, Adma2Format format) const {
-  const auto attributes = static_cast<std::uint16_t>((valid ? kValid : 0) | (end ? kEnd : 0) |
-                                                     (interrupt ? kInterrupt : 0) |
-                                                     (static_cast<unsigned>(action) << kActionShift));
+  const auto attributes =
+      static_cast<std::uint16_t>((valid ? kValid : 0) | (end ? kEnd : 0) | (interrupt ? kInterrupt : 0) |
+                                 (static_cast<unsigned>(action) << kActionShift));
   const std::uint32_t field = length & 0xFFFF;  // 65536 → 0
   std::fill_n(out, size(format), std::uint8_t{0});
   out[0] = static_cast<std::uint8_t>(attributes);
@@ -97,18 +97,14 @@ Adma2Walker::Step Adma2Walker::next(std::uint32_t max_bytes) {
     if (!d.valid) return fail(Adma2Error::invalid_descriptor);
     switch (d.action) {
       case Adma2Action::nop:
-      case Adma2Action::reserved:
-        descriptor_address_ = next_descriptor(size);
-        break;
+      case Adma2Action::reserved: descriptor_address_ = next_descriptor(size); break;
       case Adma2Action::transfer:
         descriptor_address_ = next_descriptor(size);
         data_address_ = d.address;
         remaining_ = d.length;
         current_interrupt_ = d.interrupt;
         break;
-      case Adma2Action::link:
-        descriptor_address_ = d.address;
-        break;
+      case Adma2Action::link: descriptor_address_ = d.address; break;
     }
     if (d.end) ended_ = true;
   }

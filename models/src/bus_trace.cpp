@@ -149,14 +149,18 @@ void BusTraceWriter::write_csv(const BusPhase& p) {
   } else {
     out_ << ",,,,,";
   }
-  if (is_data(p)) out_ << p.block_size << ',' << p.blocks << ',';
-  else out_ << ",,";
+  if (is_data(p))
+    out_ << p.block_size << ',' << p.blocks << ',';
+  else
+    out_ << ",,";
   if (p.busy) out_ << p.busy_until_ps;
   // Neither the work ("sectors_read=8 hmac_frames=2") nor a fault's description has a comma.
   out_ << ',' << work_of(p) << ',' << p.fault << '\n';
 }
 
-void BusTraceWriter::vcd_at(Picoseconds at, char id, const std::string& value) { pending_.emplace(at, VcdChange{id, value}); }
+void BusTraceWriter::vcd_at(Picoseconds at, char id, const std::string& value) {
+  pending_.emplace(at, VcdChange{id, value});
+}
 
 void BusTraceWriter::vcd_flush_until(Picoseconds until) {
   while (!pending_.empty() && pending_.begin()->first <= until) {
@@ -177,8 +181,10 @@ void BusTraceWriter::vcd_flush_until(Picoseconds until) {
         vcd_time_ = at;
         vcd_time_written_ = true;
       }
-      if (value.size() > 1) out_ << value << ' ' << id << '\n';
-      else out_ << value << id << '\n';
+      if (value.size() > 1)
+        out_ << value << ' ' << id << '\n';
+      else
+        out_ << value << id << '\n';
     }
   }
 }

@@ -21,7 +21,8 @@ void EmmcBusMux::select(std::size_t port) {
   if (port == selected_) return;
   selected_ = port;
   refused_ = 0;
-  SC_REPORT_INFO(kMessageType, (std::string(name()) + ": the card is connected to host " + std::to_string(port)).c_str());
+  SC_REPORT_INFO(kMessageType,
+                 (std::string(name()) + ": the card is connected to host " + std::to_string(port)).c_str());
 }
 
 void EmmcBusMux::b_transport(int port, tlm::tlm_generic_payload& payload, sc_core::sc_time& delay) {

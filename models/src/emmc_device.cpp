@@ -14,9 +14,7 @@ namespace {
 
 using sc_core::sc_time;
 
-void report(const std::string& what) {
-  SC_REPORT_WARNING(EmmcDevice::kMessageType, what.c_str());
-}
+void report(const std::string& what) { SC_REPORT_WARNING(EmmcDevice::kMessageType, what.c_str()); }
 
 }  // namespace
 
@@ -46,9 +44,11 @@ bool EmmcDevice::accept(tlm::tlm_generic_payload& payload, const EmmcBusExtensio
     report(fmt::format("{}: transaction refused: {}", name(), why));
     return false;
   };
-  if (ext == nullptr) return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE, "no EmmcBusExtension (not an eMMC bus transaction)");
+  if (ext == nullptr)
+    return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE, "no EmmcBusExtension (not an eMMC bus transaction)");
   if (ext->operation != EmmcBusOperation::power_cycle && ext->clock_hz == 0)
-    return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE, fmt::format("{} with a 0 Hz bus clock", bus_operation_name(ext->operation)));
+    return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE,
+                  fmt::format("{} with a 0 Hz bus clock", bus_operation_name(ext->operation)));
   switch (ext->operation) {
     case EmmcBusOperation::command:
       if (ext->command.index > 63)
@@ -59,8 +59,8 @@ bool EmmcDevice::accept(tlm::tlm_generic_payload& payload, const EmmcBusExtensio
       const bool read = ext->operation == EmmcBusOperation::read_data;
       if (payload.get_command() != (read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND))
         return refuse(tlm::TLM_COMMAND_ERROR_RESPONSE,
-                      fmt::format("{} with a generic-payload command that is not {}", bus_operation_name(ext->operation),
-                                  read ? "TLM_READ_COMMAND" : "TLM_WRITE_COMMAND"));
+                      fmt::format("{} with a generic-payload command that is not {}",
+                                  bus_operation_name(ext->operation), read ? "TLM_READ_COMMAND" : "TLM_WRITE_COMMAND"));
       const unsigned block = payload.get_streaming_width();
       const unsigned length = payload.get_data_length();
       if (payload.get_data_ptr() == nullptr || block == 0 || length == 0 || length % block != 0)
@@ -73,8 +73,7 @@ bool EmmcDevice::accept(tlm::tlm_generic_payload& payload, const EmmcBusExtensio
       return true;
     }
     case EmmcBusOperation::wait_while_busy:
-    case EmmcBusOperation::power_cycle:
-      return true;
+    case EmmcBusOperation::power_cycle: return true;
   }
   return refuse(tlm::TLM_GENERIC_ERROR_RESPONSE, "unknown operation");
 }
@@ -84,8 +83,8 @@ void EmmcDevice::check_clock(const BusTiming& timing) {
   const auto key = std::make_pair(timing.mode(), timing.clock_hz());
   if (warned_clock_ == key) return;
   warned_clock_ = key;
-  report(fmt::format("{}: bus clock {} Hz is above the {} Hz that {} allows; timing follows the clock given",
-                     name(), timing.clock_hz(), timing.mode().max_clock_hz(), timing.mode().describe()));
+  report(fmt::format("{}: bus clock {} Hz is above the {} Hz that {} allows; timing follows the clock given", name(),
+                     timing.clock_hz(), timing.mode().max_clock_hz(), timing.mode().describe()));
 }
 
 void EmmcDevice::settle_busy(Picoseconds now) {
@@ -230,8 +229,8 @@ Picoseconds EmmcDevice::serve_command(EmmcBusExtension& ext, const BusTiming& ti
   return duration;
 }
 
-Picoseconds EmmcDevice::serve_read(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext,
-                                   const BusTiming& timing, BusPhase& phase) {
+Picoseconds EmmcDevice::serve_read(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext, const BusTiming& timing,
+                                   BusPhase& phase) {
   const std::uint32_t block = payload.get_streaming_width();
   std::uint32_t count = payload.get_data_length() / block;
   // data_crc: the bad block is the last one the host takes.
@@ -273,8 +272,8 @@ Picoseconds EmmcDevice::serve_read(tlm::tlm_generic_payload& payload, EmmcBusExt
   return access + std::uint64_t{b.blocks} * timing.picoseconds(timing.data_block_cycles(block));
 }
 
-Picoseconds EmmcDevice::serve_write(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext,
-                                    const BusTiming& timing, Picoseconds start, BusPhase& phase) {
+Picoseconds EmmcDevice::serve_write(tlm::tlm_generic_payload& payload, EmmcBusExtension& ext, const BusTiming& timing,
+                                    Picoseconds start, BusPhase& phase) {
   const std::uint32_t block = payload.get_streaming_width();
   const std::uint32_t count = payload.get_data_length() / block;
   // data_crc: the blocks before the bad one reach the card; the bad one gets a negative CRC status.
@@ -314,8 +313,8 @@ Picoseconds EmmcDevice::program_time_of_transfer() {
   // Programmed sectors are priced where they fall; the rest of the work as reported.
   const std::uint64_t programmed = placed.sectors_programmed;
   placed.sectors_programmed = 0;
-  const Picoseconds busy = profile_.work_time(placed) +
-                           profile_.pages_touched(t.first_sector, programmed) * profile_.page_program;
+  const Picoseconds busy =
+      profile_.work_time(placed) + profile_.pages_touched(t.first_sector, programmed) * profile_.page_program;
   transfer_.reset();
   return busy;
 }

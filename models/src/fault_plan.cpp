@@ -32,10 +32,14 @@ Fault parse_fault(const Json& f, const std::string& where) {
     const Json& v = it.value();
     if (it.key() == "kind") {
       const std::string kind = v.is_string() ? v.get<std::string>() : v.dump();
-      if (kind == "command_timeout") fault.kind = FaultKind::command_timeout;
-      else if (kind == "data_crc") fault.kind = FaultKind::data_crc;
-      else if (kind == "extended_busy") fault.kind = FaultKind::extended_busy;
-      else fail(field, fmt::format("{} is not command_timeout, data_crc or extended_busy", v.dump()));
+      if (kind == "command_timeout")
+        fault.kind = FaultKind::command_timeout;
+      else if (kind == "data_crc")
+        fault.kind = FaultKind::data_crc;
+      else if (kind == "extended_busy")
+        fault.kind = FaultKind::extended_busy;
+      else
+        fail(field, fmt::format("{} is not command_timeout, data_crc or extended_busy", v.dump()));
       has_kind = true;
     } else if (it.key() == "command") {
       fault.command = static_cast<std::uint8_t>(unsigned_field(v, field, 63));
@@ -92,7 +96,8 @@ FaultPlan parse_fault_plan(const std::string& json_text) {
     if (!faults.is_array()) fail("faults", fmt::format("{} is not an array", faults.type_name()));
     if (faults.size() > FaultPlan::kMaxFaults)
       fail("faults", fmt::format("{} faults; at most {}", faults.size(), FaultPlan::kMaxFaults));
-    for (std::size_t i = 0; i < faults.size(); ++i) plan.faults.push_back(parse_fault(faults[i], fmt::format("faults[{}]", i)));
+    for (std::size_t i = 0; i < faults.size(); ++i)
+      plan.faults.push_back(parse_fault(faults[i], fmt::format("faults[{}]", i)));
   }
   return plan;
 }
@@ -113,13 +118,12 @@ std::string to_json(const FaultPlan& plan) {
 }
 
 std::string describe_fault(const Fault& f) {
-  const std::string which = f.occurrence == 0 ? fmt::format("every CMD{}", f.command)
-                                              : fmt::format("CMD{} #{}", f.command, f.occurrence);
+  const std::string which =
+      f.occurrence == 0 ? fmt::format("every CMD{}", f.command) : fmt::format("CMD{} #{}", f.command, f.occurrence);
   switch (f.kind) {
     case FaultKind::command_timeout: return fmt::format("command_timeout of {}", which);
     case FaultKind::data_crc: return fmt::format("data_crc on block {} of {}", f.block, which);
-    case FaultKind::extended_busy:
-      return fmt::format("extended_busy of {} after {}", format_duration(f.extra), which);
+    case FaultKind::extended_busy: return fmt::format("extended_busy of {} after {}", format_duration(f.extra), which);
   }
   return "?";
 }

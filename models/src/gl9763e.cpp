@@ -74,9 +74,9 @@ Gl9763e::Gl9763e(sc_core::sc_module_name name, const Options& options)
   put(c + 0x2C, kVendorId, 2);
   put(c + 0x2E, kDeviceId, 2);
   put(c + kConfigCapabilities, kConfigMsi, 1);
-  put(c + 0x3D, 1, 1);                       // INTA
-  put(c + kConfigMsi, 0x05, 2);              // MSI, the last capability
-  put(c + kConfigMsi + 2, 1u << 7, 2);       // 64-bit address, one vector
+  put(c + 0x3D, 1, 1);                  // INTA
+  put(c + kConfigMsi, 0x05, 2);         // MSI, the last capability
+  put(c + kConfigMsi + 2, 1u << 7, 2);  // 64-bit address, one vector
   put(c + kMb, options.command_queue ? kMbErpOn : kMbCommandQueueOff, 4);
   put(cqhci_.data(), kCqhciVersion, 4);
 }

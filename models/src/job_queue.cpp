@@ -5,9 +5,7 @@
 
 namespace emmcsim::models {
 
-JobQueue::JobQueue(const char* name) : sc_prim_channel(name) {
-  async_attach_suspending();
-}
+JobQueue::JobQueue(const char* name) : sc_prim_channel(name) { async_attach_suspending(); }
 
 void JobQueue::post(Job job) {
   {

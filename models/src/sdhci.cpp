@@ -120,7 +120,8 @@ Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities
   if (capabilities_.adma2) caps |= kCapAdma2;
   if (capabilities_.sdma) caps |= kCapSdma;
   if (capabilities_.high_speed) caps |= kCapHighSpeed;
-  if (capabilities_.addressing_64) caps |= kCapAddressing64 | (version_number() >= kSpecVersion410 ? kCapAddressing64V4 : 0);
+  if (capabilities_.addressing_64)
+    caps |= kCapAddressing64 | (version_number() >= kSpecVersion410 ? kCapAddressing64V4 : 0);
   const std::uint32_t caps1 = (capabilities_.sdr104 ? kCap1Sdr104 : 0) | (capabilities_.ddr50 ? kCap1Ddr50 : 0);
   capabilities_register_ = caps | (std::uint64_t{caps1} << 32);
   // Preset values: the divider N (SD clock = base / 2N, or the base clock for N = 0) of the
@@ -130,7 +131,7 @@ Sdhci::Sdhci(sc_core::sc_module_name name, const SdhciCapabilities& capabilities
     return base <= hz ? 0 : std::min<std::uint64_t>((base + 2 * hz - 1) / (2 * hz), kPresetDividerMask);
   };
   // initialization, default speed, high speed, SDR12; SDR25, SDR50, SDR104, DDR50
-  const std::uint64_t speeds[8] = {400'000, 25'000'000, 50'000'000, 25'000'000,
+  const std::uint64_t speeds[8] = {400'000,    25'000'000,  50'000'000,  25'000'000,
                                    50'000'000, 100'000'000, 200'000'000, 50'000'000};
   for (unsigned i = 0; i < 8; ++i) presets_[i / 4] |= preset(speeds[i]) << (16 * (i % 4));
   regs.register_b_transport(this, &Sdhci::b_transport);
@@ -210,9 +211,7 @@ void Sdhci::peek_bytes(std::uint32_t first, std::uint32_t length, std::uint8_t* 
     switch (reg.access) {
       case Access::port:
       case Access::wo:
-      case Access::rsvd:
-        std::fill_n(out, n, 0);
-        break;
+      case Access::rsvd: std::fill_n(out, n, 0); break;
       default:
         if (reg.computed != nullptr) {
           const std::uint64_t value = (this->*reg.computed)();
@@ -233,18 +232,11 @@ void Sdhci::write_byte(std::uint32_t o, std::uint8_t v) {
   const auto mask = byte < 8 ? static_cast<std::uint8_t>(reg.write_mask >> (8 * byte)) : std::uint8_t{0};
   switch (reg.access) {
     case Access::rw:
-    case Access::wo:
-      r_[o] = static_cast<std::uint8_t>((r_[o] & ~mask) | (v & mask));
-      return;
-    case Access::w1c:
-      r_[o] = static_cast<std::uint8_t>(r_[o] & ~(v & mask));
-      return;
-    case Access::port:
-      put_buffer_byte(v);
-      return;
+    case Access::wo: r_[o] = static_cast<std::uint8_t>((r_[o] & ~mask) | (v & mask)); return;
+    case Access::w1c: r_[o] = static_cast<std::uint8_t>(r_[o] & ~(v & mask)); return;
+    case Access::port: put_buffer_byte(v); return;
     case Access::ro:
-    case Access::rsvd:
-      return;
+    case Access::rsvd: return;
   }
 }
 
@@ -260,8 +252,7 @@ void Sdhci::after_write(std::uint32_t first, std::uint32_t last) {
 
 std::uint32_t Sdhci::peek32(std::uint32_t offset) const {
   std::uint8_t bytes[4] = {};
-  if (offset < kRegisterSpace)
-    peek_bytes(offset, std::min<std::uint32_t>(4, kRegisterSpace - offset), bytes);
+  if (offset < kRegisterSpace) peek_bytes(offset, std::min<std::uint32_t>(4, kRegisterSpace - offset), bytes);
   return bytes[0] | (std::uint32_t{bytes[1]} << 8) | (std::uint32_t{bytes[2]} << 16) | (std::uint32_t{bytes[3]} << 24);
 }
 std::uint16_t Sdhci::peek16(std::uint32_t offset) const { return static_cast<std::uint16_t>(peek32(offset)); }
@@ -309,7 +300,8 @@ void Sdhci::on_power_control() {
   const std::uint8_t voltage = power & 0x0E;
   const bool on = (power & kPowerOn) && (voltage == kPower180 || voltage == kPower330 || voltage == kPower300);
   if ((power & kPowerOn) && !on) {
-    warn("bus power on without a supported voltage (power control " + fmt::format("{:#04x}", power) + "): power stays off");
+    warn("bus power on without a supported voltage (power control " + fmt::format("{:#04x}", power) +
+         "): power stays off");
     r_[kPowerControl] &= static_cast<std::uint8_t>(~kPowerOn);
   }
   if (on && !card_power_) {
@@ -346,7 +338,8 @@ void Sdhci::on_software_reset() {
 void Sdhci::on_host_control2() {
   std::uint16_t value = reg16(kHostControl2);
   const std::uint16_t requested = value;
-  if (version_number() < kSpecVersion400) value &= static_cast<std::uint16_t>(~(kCtrl2Version4Enable | kCtrl2Addressing64));
+  if (version_number() < kSpecVersion400)
+    value &= static_cast<std::uint16_t>(~(kCtrl2Version4Enable | kCtrl2Addressing64));
   if (version_number() < kSpecVersion410) value &= static_cast<std::uint16_t>(~kCtrl2Cmd23Enable);
   if (!capabilities_.addressing_64) value &= static_cast<std::uint16_t>(~kCtrl2Addressing64);
   value &= static_cast<std::uint16_t>(~(kCtrl2Adma2LengthMode | kCtrl2AsyncInterrupt));
@@ -372,9 +365,10 @@ void Sdhci::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& /*delay*/
   const bool width_ok = length == 1 || length == 2 || length == 4 || length == 8;
   if (!width_ok || address % length != 0 || address + length > kRegisterSpace || p.get_data_ptr() == nullptr ||
       p.get_streaming_width() < length) {
-    warn(fmt::format("register access of {} bytes at {:#x} refused (the map is {:#x} bytes of 1-, 2-, 4- and 8-byte "
-                     "aligned registers)",
-                     length, address, kRegisterSpace));
+    warn(
+        fmt::format("register access of {} bytes at {:#x} refused (the map is {:#x} bytes of 1-, 2-, 4- and 8-byte "
+                    "aligned registers)",
+                    length, address, kRegisterSpace));
     p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
     return;
   }
@@ -383,7 +377,8 @@ void Sdhci::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& /*delay*/
   unsigned char* data = p.get_data_ptr();
   const bool buffer_port = first < kBufferDataPort + 4 && last >= kBufferDataPort;
   if (p.is_read()) {
-    if (buffer_port && !buffer_read_enable_) warn("buffer data port read with no block ready (buffer read enable clear)");
+    if (buffer_port && !buffer_read_enable_)
+      warn("buffer data port read with no block ready (buffer read enable clear)");
     for (std::uint32_t o = first; o <= last;) {
       const Register& reg = register_at(o);
       const std::uint32_t n = std::min(last + 1, reg.offset + reg.width) - o;
@@ -406,7 +401,8 @@ void Sdhci::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& /*delay*/
 // Interrupts and resets
 
 void Sdhci::raise(std::uint16_t normal) {
-  set16(kNormalIntStatus, static_cast<std::uint16_t>(reg16(kNormalIntStatus) | (normal & reg16(kNormalIntStatusEnable) & 0x7FFF)));
+  set16(kNormalIntStatus,
+        static_cast<std::uint16_t>(reg16(kNormalIntStatus) | (normal & reg16(kNormalIntStatusEnable) & 0x7FFF)));
   update_irq();
 }
 
@@ -459,9 +455,9 @@ void Sdhci::reset_cmd_line() {
 void Sdhci::reset_data_line() {
   if (data_inhibit_) cancel_running();
   data_inhibit_ = data_active_ = read_active_ = write_active_ = card_busy_ = false;
-  set16(kNormalIntStatus, static_cast<std::uint16_t>(reg16(kNormalIntStatus) &
-                                                     ~(kIntTransferComplete | kIntBlockGap | kIntDma |
-                                                       kIntBufferWriteReady | kIntBufferReadReady)));
+  set16(kNormalIntStatus,
+        static_cast<std::uint16_t>(reg16(kNormalIntStatus) & ~(kIntTransferComplete | kIntBlockGap | kIntDma |
+                                                               kIntBufferWriteReady | kIntBufferReadReady)));
 }
 
 void Sdhci::warn(const std::string& what) const {

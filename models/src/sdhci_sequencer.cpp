@@ -140,7 +140,8 @@ void Sdhci::run_command() {
   const bool tuning = data && (reg16(kHostControl2) & kCtrl2ExecuteTuning) && index == 21;
 
   if (sd_clock_hz() == 0 || !card_power_) {
-    warn(fmt::format("CMD{} issued with {}: command timeout", index, card_power_ ? "the SD clock off" : "bus power off"));
+    warn(fmt::format("CMD{} issued with {}: command timeout", index,
+                     card_power_ ? "the SD clock off" : "bus power off"));
     raise_error(kErrCommandTimeout);
     end_command(true);
     return;
@@ -187,7 +188,8 @@ bool Sdhci::run_auto_cmd(std::uint8_t index, std::uint32_t argument, bool busy) 
   const bool answered = card_command({index, argument}, kCmdResponseShort, outcome);
   if (!still_running()) return false;
   if (!answered) {
-    set16(kAutoCmdErrorStatus, index == 23 ? static_cast<std::uint16_t>(kAutoCmdTimeout | kAutoCmdNotIssued) : kAutoCmdTimeout);
+    set16(kAutoCmdErrorStatus,
+          index == 23 ? static_cast<std::uint16_t>(kAutoCmdTimeout | kAutoCmdNotIssued) : kAutoCmdTimeout);
     raise_error(kErrAutoCmd);
     return false;
   }
@@ -198,7 +200,6 @@ bool Sdhci::run_auto_cmd(std::uint8_t index, std::uint32_t argument, bool busy) 
   }
   return still_running();
 }
-
 
 bool Sdhci::wait_for(const sc_core::sc_event& event, const bool& condition_clear) {
   while (condition_clear && still_running()) wait(event | reset_);
@@ -256,8 +257,9 @@ void Sdhci::transfer_data(std::uint16_t mode, const mmc::CommandOutcome& outcome
     };
     if (select == kCtrlSdma) {
       dma_mode_ = DmaMode::sdma;
-      const std::uint64_t address =
-          !v4 ? reg32(kSdmaAddress) : dma_addressing_64_ ? reg64(kAdmaAddress) : reg32(kAdmaAddress);
+      const std::uint64_t address = !v4                  ? reg32(kSdmaAddress)
+                                    : dma_addressing_64_ ? reg64(kAdmaAddress)
+                                                         : reg32(kAdmaAddress);
       sdma_.emplace(address, reg16(kBlockSize) >> kSdmaBoundaryShift, dma_addressing_64_);
     } else if (select == kCtrlAdma32 || (select == kCtrlAdma64 && !v4 && capabilities_.addressing_64)) {
       dma_mode_ = DmaMode::adma2;
@@ -408,11 +410,13 @@ bool Sdhci::next_dma_piece(std::uint32_t max_bytes, DmaPiece& piece) {
 // has none), an ADMA error in the transfer state for ADMA2.
 void Sdhci::dma_access_refused(std::uint64_t address) {
   if (dma_mode_ == DmaMode::sdma) {
-    SC_REPORT_INFO(kMessageType, fmt::format("{}: SDMA access at {:#x} refused by the memory", name(), address).c_str());
+    SC_REPORT_INFO(kMessageType,
+                   fmt::format("{}: SDMA access at {:#x} refused by the memory", name(), address).c_str());
     raise_error(kErrSystemBus);
     return;
   }
-  SC_REPORT_INFO(kMessageType, fmt::format("{}: ADMA data access at {:#x} refused by the memory", name(), address).c_str());
+  SC_REPORT_INFO(kMessageType,
+                 fmt::format("{}: ADMA data access at {:#x} refused by the memory", name(), address).c_str());
   r_[kAdmaErrorStatus] = kAdmaStateTransfer;
   set_adma_address(adma_->descriptor_address());
   raise_error(kErrAdma);

@@ -9,9 +9,7 @@ namespace {
 
 std::uint64_t units_per_ns() { return sc_core::sc_time(1, sc_core::SC_NS).value(); }
 
-sc_core::sc_time from_ns(std::uint64_t ns) {
-  return sc_core::sc_time::from_value(ns * units_per_ns());
-}
+sc_core::sc_time from_ns(std::uint64_t ns) { return sc_core::sc_time::from_value(ns * units_per_ns()); }
 
 }  // namespace
 

@@ -15,8 +15,7 @@
 namespace emmcsim::models {
 
 struct TimedBlockDevice::World {
-  World(const mmc::DeviceConfig& config, mmc::CardBackend backend, const TimingProfile& profile,
-        const Options& options)
+  World(const mmc::DeviceConfig& config, mmc::CardBackend backend, const TimingProfile& profile, const Options& options)
       : device("card", config, backend, profile),
         host("host", [this](std::exception_ptr failure) { probed(failure); }) {
     if (options.shared_bus) {

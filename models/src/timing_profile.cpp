@@ -188,8 +188,10 @@ TimingProfile parse_timing_profile(const std::string& json_text) {
 
 std::string to_json(const TimingProfile& p) {
   OrderedJson doc;
-  if (p.nand_page_size % 1024 == 0) doc[kPageSizeField] = fmt::format("{}KiB", p.nand_page_size / 1024);
-  else doc[kPageSizeField] = p.nand_page_size;
+  if (p.nand_page_size % 1024 == 0)
+    doc[kPageSizeField] = fmt::format("{}KiB", p.nand_page_size / 1024);
+  else
+    doc[kPageSizeField] = p.nand_page_size;
   for (const DurationField& f : kDurationFields) doc[f.name] = format_duration(p.*f.member);
   return doc.dump(2) + "\n";
 }
@@ -248,7 +250,8 @@ Picoseconds parse_duration(const std::string& text) {
   if (scaled % scale != 0)
     throw std::invalid_argument(fmt::format("\"{}\" is not a whole number of picoseconds", text));
   const Wide ps = scaled / scale;
-  if (ps > std::numeric_limits<Picoseconds>::max()) throw std::invalid_argument(fmt::format("\"{}\" is too long", text));
+  if (ps > std::numeric_limits<Picoseconds>::max())
+    throw std::invalid_argument(fmt::format("\"{}\" is too long", text));
   return static_cast<Picoseconds>(ps);
 }
 

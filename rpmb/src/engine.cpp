@@ -13,8 +13,7 @@ bool is_request(std::uint16_t type, RequestType t) { return type == static_cast<
 // Every frame of a multi-frame request must carry the same counter, address, count and type.
 bool frames_agree(const Frame* frames, std::size_t count) {
   for (std::size_t i = 1; i < count; ++i) {
-    if (frames[i].write_counter() != frames[0].write_counter() ||
-        frames[i].address() != frames[0].address() ||
+    if (frames[i].write_counter() != frames[0].write_counter() || frames[i].address() != frames[0].address() ||
         frames[i].block_count() != frames[0].block_count() || frames[i].type() != frames[0].type()) {
       return false;
     }
@@ -102,8 +101,8 @@ EngineWork Engine::authenticated_write(const Frame* frames, std::size_t count, b
   for (std::size_t i = 0; i < count; ++i) {
     std::memcpy(scratch_.data() + i * kHalfSectorSize, frames[i].data(), kHalfSectorSize);
   }
-  work += commit_write(ResponseType::authenticated_write, address, scratch_.data(),
-                       static_cast<std::uint16_t>(count), next);
+  work += commit_write(ResponseType::authenticated_write, address, scratch_.data(), static_cast<std::uint16_t>(count),
+                       next);
   return work;
 }
 
@@ -146,8 +145,8 @@ std::uint16_t Engine::check_authenticated_write(const Frame* frames, std::size_t
   return code(ResultCode::ok);
 }
 
-EngineWork Engine::commit_write(ResponseType type, std::uint16_t address, const std::uint8_t* data,
-                                std::uint16_t count, PartitionState next) {
+EngineWork Engine::commit_write(ResponseType type, std::uint16_t address, const std::uint8_t* data, std::uint16_t count,
+                                PartitionState next) {
   // The expiry bit reflects the counter after this request: the write that reaches 0xFFFFFFFF
   // already reports it.
   const std::uint16_t result = next.counter_expired() ? kCounterExpiredBit : code(ResultCode::ok);

@@ -38,8 +38,8 @@ constexpr std::array<std::uint8_t, 16> kMagic = {'e', 'm', 'm', 'c', 's', 'i', '
                                                  'r', 'p', 'm', 'b', '-', 'i', 'm', 'g'};
 constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::uint64_t kHeaderOffset = 0;
-constexpr std::size_t kHeaderBytes = 64;  // the rest of the header page is zero
-constexpr std::uint64_t kCheckpointOffset = kPage;  // two slots, one page each
+constexpr std::size_t kHeaderBytes = 64;                // the rest of the header page is zero
+constexpr std::uint64_t kCheckpointOffset = kPage;      // two slots, one page each
 constexpr std::uint32_t kCheckpointMagic = 0x504b4352;  // "RCKP"
 constexpr std::uint64_t kJournalOffset = 3 * kPage;
 constexpr std::uint64_t kJournalSlotBytes = 3 * kPage;
@@ -184,9 +184,7 @@ std::optional<JournalRecord> decode_record(std::uint32_t magic, const std::uint8
   return rec;
 }
 
-[[noreturn]] void corrupt(const std::string& path, const std::string& why) {
-  throw FileStoreCorrupt(path, why);
-}
+[[noreturn]] void corrupt(const std::string& path, const std::string& why) { throw FileStoreCorrupt(path, why); }
 
 }  // namespace
 
@@ -263,16 +261,16 @@ void FileStore::load() {
   }
   if (size_mult < 1 || size_mult > kMaxSizeMult || journal_slots < kMinJournalSlots ||
       journal_slots > kMaxJournalSlots) {
-    corrupt(path, fmt::format("header names an impossible geometry (size multiplier {}, {} journal slots)",
-                              size_mult, journal_slots));
+    corrupt(path, fmt::format("header names an impossible geometry (size multiplier {}, {} journal slots)", size_mult,
+                              journal_slots));
   }
   size_mult_ = size_mult;
   journal_slots_ = journal_slots;
   const Layout layout{size_mult, journal_slots};
   if (size != layout.file_bytes()) {
     corrupt(path, fmt::format("{}: {} bytes, expected {} for a {} KiB partition",
-                              size < layout.file_bytes() ? "truncated" : "wrong size", size,
-                              layout.file_bytes(), layout.data_bytes() / 1024));
+                              size < layout.file_bytes() ? "truncated" : "wrong size", size, layout.file_bytes(),
+                              layout.data_bytes() / 1024));
   }
 
   // The newest intact checkpoint: everything up to it is in place.
@@ -331,7 +329,8 @@ void FileStore::load() {
   const std::uint8_t* next_seal = ring.data() + (layout.seal_offset(newest + 1) - kJournalOffset);
   if (decode_seal(next_seal) == newest + 1) {
     corrupt(path, fmt::format("journal record #{} had been synced and is now damaged; refusing to roll back "
-                              "to #{}", newest + 1, newest));
+                              "to #{}",
+                              newest + 1, newest));
   }
 
   changed_since_checkpoint_.assign(layout.half_sectors(), false);
@@ -427,8 +426,8 @@ void FileStore::commit(const Commit& c) {
   }
 }
 
-std::unique_ptr<FileStore> FileStore::create_at(const std::string& path, std::uint32_t size_mult,
-                                                Durability durability, unsigned journal_slots) {
+std::unique_ptr<FileStore> FileStore::create_at(const std::string& path, std::uint32_t size_mult, Durability durability,
+                                                unsigned journal_slots) {
   check_size_mult(size_mult);
   check_journal_slots(journal_slots);
   struct stat st {};
@@ -436,8 +435,8 @@ std::unique_ptr<FileStore> FileStore::create_at(const std::string& path, std::ui
   const std::string temporary = path + ".creating";
   ::unlink(temporary.c_str());  // left by a creation that was interrupted
   {
-    auto store = create(std::make_unique<PosixStorageFile>(temporary, PosixStorageFile::Mode::create_new),
-                        size_mult, durability, journal_slots);
+    auto store = create(std::make_unique<PosixStorageFile>(temporary, PosixStorageFile::Mode::create_new), size_mult,
+                        durability, journal_slots);
   }
   if (::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
     const int err = errno;
@@ -463,8 +462,7 @@ std::unique_ptr<FileStore> FileStore::open_read_only(const std::string& path) {
   const auto give_up = std::chrono::steady_clock::now() + kReadOnlyPatience;
   for (int attempt = 1;; ++attempt) {
     try {
-      return open(std::make_unique<PosixStorageFile>(path, PosixStorageFile::Mode::read_only),
-                  Durability::os_managed);
+      return open(std::make_unique<PosixStorageFile>(path, PosixStorageFile::Mode::read_only), Durability::os_managed);
     } catch (const FileStoreCorrupt&) {
       if (attempt >= kReadOnlyAttempts && std::chrono::steady_clock::now() >= give_up) throw;
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 5)));

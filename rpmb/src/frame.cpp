@@ -33,9 +33,7 @@ HalfSector Frame::data_block() const {
   return d;
 }
 
-void Frame::set_data(const std::uint8_t* half_sector) {
-  std::memcpy(data(), half_sector, kHalfSectorSize);
-}
+void Frame::set_data(const std::uint8_t* half_sector) { std::memcpy(data(), half_sector, kHalfSectorSize); }
 
 Nonce Frame::nonce() const {
   Nonce n;
@@ -43,9 +41,7 @@ Nonce Frame::nonce() const {
   return n;
 }
 
-void Frame::set_nonce(const Nonce& nonce) {
-  std::copy(nonce.begin(), nonce.end(), bytes_.data() + kNonceOffset);
-}
+void Frame::set_nonce(const Nonce& nonce) { std::copy(nonce.begin(), nonce.end(), bytes_.data() + kNonceOffset); }
 
 std::uint16_t Frame::get16(std::size_t off) const {
   return static_cast<std::uint16_t>((bytes_[off] << 8) | bytes_[off + 1]);

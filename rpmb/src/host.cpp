@@ -49,8 +49,8 @@ Frame device_config_read(const Nonce& nonce) {
   return f;
 }
 
-std::vector<Frame> authenticated_write(std::uint16_t address, std::uint32_t write_counter,
-                                       const std::uint8_t* data, std::size_t half_sectors) {
+std::vector<Frame> authenticated_write(std::uint16_t address, std::uint32_t write_counter, const std::uint8_t* data,
+                                       std::size_t half_sectors) {
   std::vector<Frame> frames(half_sectors);
   for (std::size_t i = 0; i < half_sectors; ++i) {
     Frame& f = frames[i];
@@ -87,15 +87,14 @@ Host::Host(RequestChannel& channel, std::optional<Key> key) : channel_(channel) 
   }
 }
 
-HostResult Host::collect(const std::vector<Frame>& response, RequestType request, const Nonce* nonce,
-                         bool expect_mac) {
+HostResult Host::collect(const std::vector<Frame>& response, RequestType request, const Nonce* nonce, bool expect_mac) {
   HostResult r;
   const Frame& last = response.back();
   r.result = last.result();
   r.response_type = last.type();
   // A bare result read answers with whichever write-type request came last.
-  r.answers_request = request == RequestType::result_read ||
-                   r.response_type == static_cast<std::uint16_t>(response_to(request));
+  r.answers_request =
+      request == RequestType::result_read || r.response_type == static_cast<std::uint16_t>(response_to(request));
   r.write_counter = last.write_counter();
   if (nonce != nullptr) r.nonce_matches = last.nonce() == *nonce;
   if (expect_mac && authenticator_) {
@@ -142,8 +141,8 @@ HostResult Host::write(std::uint16_t address, const std::uint8_t* data, std::siz
   return write_with_counter(address, data, half_sectors, counter.write_counter);
 }
 
-HostResult Host::write_with_counter(std::uint16_t address, const std::uint8_t* data,
-                                    std::size_t half_sectors, std::uint32_t write_counter) {
+HostResult Host::write_with_counter(std::uint16_t address, const std::uint8_t* data, std::size_t half_sectors,
+                                    std::uint32_t write_counter) {
   if (!authenticator_) throw std::logic_error("an authenticated write needs the key");
   std::vector<Frame> request = requests::authenticated_write(address, write_counter, data, half_sectors);
   requests::sign(*authenticator_, request);

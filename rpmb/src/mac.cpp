@@ -86,9 +86,7 @@ Mac frames_mac(const Key& key, const Frame* frames, std::size_t count) {
   return authenticator.compute(frames, count);
 }
 
-bool mac_equal(const Mac& a, const Mac& b) {
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
+bool mac_equal(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
 
 void wipe(Key& key) { OPENSSL_cleanse(key.data(), key.size()); }
 

@@ -13,22 +13,18 @@ void check_size_mult(std::uint32_t size_mult) {
   }
 }
 
-MemoryStore::MemoryStore(std::uint32_t size_mult, PartitionState initial)
-    : state_(initial) {
+MemoryStore::MemoryStore(std::uint32_t size_mult, PartitionState initial) : state_(initial) {
   check_size_mult(size_mult);
   data_.assign(std::size_t{size_mult} * kSizeMultUnit, 0);
 }
 
-std::uint32_t MemoryStore::half_sectors() const {
-  return static_cast<std::uint32_t>(data_.size() / kHalfSectorSize);
-}
+std::uint32_t MemoryStore::half_sectors() const { return static_cast<std::uint32_t>(data_.size() / kHalfSectorSize); }
 
 void MemoryStore::read(std::uint32_t address, std::uint32_t count, std::uint8_t* out) const {
   if (std::uint64_t{address} + count > half_sectors()) {
     throw std::out_of_range("RPMB read beyond the partition");
   }
-  std::memcpy(out, data_.data() + std::size_t{address} * kHalfSectorSize,
-              std::size_t{count} * kHalfSectorSize);
+  std::memcpy(out, data_.data() + std::size_t{address} * kHalfSectorSize, std::size_t{count} * kHalfSectorSize);
 }
 
 void MemoryStore::commit(const Commit& commit) {

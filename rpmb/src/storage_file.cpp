@@ -15,15 +15,11 @@ namespace emmcsim::rpmb {
 PosixStorageFile::PosixStorageFile(std::string path, Mode mode)
     : path_(std::move(path)), writable_(mode != Mode::read_only) {
   switch (mode) {
-    case Mode::open_existing:
-      fd_ = support::open_locked(path_, O_RDWR, 0, support::FileLock::exclusive);
-      break;
+    case Mode::open_existing: fd_ = support::open_locked(path_, O_RDWR, 0, support::FileLock::exclusive); break;
     case Mode::create_new:
       fd_ = support::open_locked(path_, O_RDWR | O_CREAT | O_EXCL, 0600, support::FileLock::exclusive);
       break;
-    case Mode::read_only:
-      fd_ = support::open_locked(path_, O_RDONLY, 0, support::FileLock::none);
-      break;
+    case Mode::read_only: fd_ = support::open_locked(path_, O_RDONLY, 0, support::FileLock::none); break;
   }
 }
 

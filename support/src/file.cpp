@@ -19,8 +19,7 @@ IoError::IoError(const std::string& path, const std::string& problem)
 
 IoError::IoError(const std::string& message) : std::runtime_error(message) {}
 
-FileInUse::FileInUse(const std::string& path)
-    : IoError(path, "in use by another process (the file is locked)") {}
+FileInUse::FileInUse(const std::string& path) : IoError(path, "in use by another process (the file is locked)") {}
 
 void UniqueFd::reset(int fd) noexcept {
   if (fd_ >= 0) ::close(fd_);

@@ -224,21 +224,24 @@ class EchoServer {
   struct Session : std::enable_shared_from_this<Session> {
     Session(EchoServer& s, stream_protocol::socket sock) : server(s), socket(std::move(sock)) {}
     void read_header() {
-      asio::async_read(socket, asio::buffer(header), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-        if (ec) return;
-        std::uint32_t length = 0;
-        for (int i = 3; i >= 0; --i) length = (length << 8) | self->header[12 + i];
-        const auto found = self->server.replies_.find(length);
-        if (found == self->server.replies_.end()) return;
-        self->reply = &found->second;
-        self->payload.resize(length);
-        asio::async_read(self->socket, asio::buffer(self->payload), [self](boost::system::error_code ec2, std::size_t) {
-          if (ec2) return;
-          asio::async_write(self->socket, asio::buffer(*self->reply), [self](boost::system::error_code ec3, std::size_t) {
-            if (!ec3) self->read_header();
-          });
-        });
-      });
+      asio::async_read(socket, asio::buffer(header),
+                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                         if (ec) return;
+                         std::uint32_t length = 0;
+                         for (int i = 3; i >= 0; --i) length = (length << 8) | self->header[12 + i];
+                         const auto found = self->server.replies_.find(length);
+                         if (found == self->server.replies_.end()) return;
+                         self->reply = &found->second;
+                         self->payload.resize(length);
+                         asio::async_read(self->socket, asio::buffer(self->payload),
+                                          [self](boost::system::error_code ec2, std::size_t) {
+                                            if (ec2) return;
+                                            asio::async_write(self->socket, asio::buffer(*self->reply),
+                                                              [self](boost::system::error_code ec3, std::size_t) {
+                                                                if (!ec3) self->read_header();
+                                                              });
+                                          });
+                       });
     }
     EchoServer& server;
     stream_protocol::socket socket;
@@ -503,9 +506,7 @@ void BM_Fdatasync_Bound(benchmark::State& state) {
 void BM_Echo_CounterSize(benchmark::State& state) { run_echo(state, Operation::counter); }
 void BM_Echo_WriteSize(benchmark::State& state) { run_echo(state, Operation::write); }
 void BM_RpmbReadCounter_File(benchmark::State& state) { run_bridge(state, setup().file.get(), Operation::counter); }
-void BM_RpmbReadCounter_Memory(benchmark::State& state) {
-  run_bridge(state, setup().memory.get(), Operation::counter);
-}
+void BM_RpmbReadCounter_Memory(benchmark::State& state) { run_bridge(state, setup().memory.get(), Operation::counter); }
 void BM_RpmbWrite1_File(benchmark::State& state) { run_bridge(state, setup().file.get(), Operation::write); }
 void BM_RpmbWrite1_Memory(benchmark::State& state) { run_bridge(state, setup().memory.get(), Operation::write); }
 
@@ -598,9 +599,8 @@ void print_summary(const RecordingReporter& reporter, const char* json_path) {
                format_value(m.p50, "{:.1f}"), format_value(m.p99, "{:.1f}"), format_value(ratio, "{:.3f}"));
     if (json != nullptr) {
       auto number = [](double v) { return std::isnan(v) ? std::string("null") : fmt::format("{:.6g}", v); };
-      fmt::print(json, "  \"{}\": {{\"per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"ratio\": {}}}{}\n",
-                 lines[i].key, number(m.rate), number(m.p50), number(m.p99), number(ratio),
-                 i + 1 < std::size(lines) ? "," : "");
+      fmt::print(json, "  \"{}\": {{\"per_s\": {}, \"p50_us\": {}, \"p99_us\": {}, \"ratio\": {}}}{}\n", lines[i].key,
+                 number(m.rate), number(m.p50), number(m.p99), number(ratio), i + 1 < std::size(lines) ? "," : "");
     }
   }
   if (json != nullptr) {

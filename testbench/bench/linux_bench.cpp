@@ -9,14 +9,12 @@
 //          write ends with a cache flush (dd conv=fsync), so what is timed is data programmed.
 //          sim_MBps from the replies' simulated durations; us_per_request the wall round trip.
 //   BM_LinuxRead64MiB / BM_LinuxWrite64MiB   `scripts/linux` running dd of 64 MiB with O_DIRECT
-//          (and conv=fsync for the write) inside the guest: the kernel's mmc block driver, sdhci-pci, virt-pci, the daemon's PCI
-//          front, the Gl9763e and the card. The daemon's "guest session" line gives the
-//          simulated time and the accesses; a boot without dd, measured once, is subtracted.
-//          sim_MBps: 64 MiB / the dd's simulated time; sim_per_wall: that simulated time / dd's
-//          own wall time (1 = as fast as real time); us_per_access: dd's wall time / its PCI
-//          accesses; us_per_request: dd's wall time per 512 KiB request (Linux's requests are
-//          that size here); ratio_sim_MBps_to_bridge and ratio_request_to_bridge: against the
-//          bound's latest figures in this run.
+//          (and conv=fsync for the write) inside the guest: the kernel's mmc block driver, sdhci-pci, virt-pci, the
+//          daemon's PCI front, the Gl9763e and the card. The daemon's "guest session" line gives the simulated time and
+//          the accesses; a boot without dd, measured once, is subtracted. sim_MBps: 64 MiB / the dd's simulated time;
+//          sim_per_wall: that simulated time / dd's own wall time (1 = as fast as real time); us_per_access: dd's wall
+//          time / its PCI accesses; us_per_request: dd's wall time per 512 KiB request (Linux's requests are that size
+//          here); ratio_sim_MBps_to_bridge and ratio_request_to_bridge: against the bound's latest figures in this run.
 //   BM_Determinism/{boot,rpmb_session,read_64MiB,write_64MiB}   the cost of determinism: the same
 //          workload through `scripts/linux` on a fresh image, free-running and with
 //          --deterministic (the daemon as the guest's time-travel calendar). sim_per_wall: the
@@ -88,7 +86,8 @@ bool parse_session(const std::string& log_file, Session& s) {
   std::ifstream in(log_file);
   std::stringstream text;
   text << in.rdbuf();
-  static const std::regex line(R"(guest session: (\d+) accesses, \d+ interrupts, \d+ bytes of DMA, ([0-9.]+) ms simulated)");
+  static const std::regex line(
+      R"(guest session: (\d+) accesses, \d+ interrupts, \d+ bytes of DMA, ([0-9.]+) ms simulated)");
   std::smatch m;
   const std::string t = text.str();
   if (!std::regex_search(t, m, line)) return false;
@@ -102,12 +101,12 @@ bool run_guest(const std::string& image, const std::string& work, const std::str
                double& dd_seconds, std::string& error, bool deterministic = false) {
   const std::string log = work + "/serve.log";
   int status = 0;
-  const std::string out = run_captured(
-      fmt::format("EMMCSIM_BIN='{}' EMMCSIM_GUEST_INIT='{}' '{}/scripts/linux' '{}' --quiet --kernel '{}' "
-                  "--serve-log '{}' {} -- sh -c '{}' 2>&1",
-                  kBin, kInit, EMMCSIM_SOURCE_DIR, image, kKernel, log, deterministic ? "--deterministic" : "",
-                  command),
-      status);
+  const std::string out =
+      run_captured(fmt::format("EMMCSIM_BIN='{}' EMMCSIM_GUEST_INIT='{}' '{}/scripts/linux' '{}' --quiet --kernel '{}' "
+                               "--serve-log '{}' {} -- sh -c '{}' 2>&1",
+                               kBin, kInit, EMMCSIM_SOURCE_DIR, image, kKernel, log,
+                               deterministic ? "--deterministic" : "", command),
+                   status);
   if (status != 0) {
     error = "scripts/linux failed: " + out.substr(out.size() > 600 ? out.size() - 600 : 0);
     return false;
@@ -281,11 +280,17 @@ BENCHMARK(BM_BridgeWrite64MiB)->Iterations(1)->UseManualTime()->Unit(benchmark::
 BENCHMARK(BM_LinuxWrite64MiB)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(determinism, boot, "true")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(determinism, rpmb_session, kRpmbSession)
-    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(determinism, read_64MiB, "dd if=/dev/mmcblk0 of=/dev/null bs=1M count=64 iflag=direct")
-    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(determinism, write_64MiB, "dd if=/dev/zero of=/dev/mmcblk0 bs=1M count=64 oflag=direct conv=fsync")
-    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

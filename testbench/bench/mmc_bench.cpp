@@ -406,17 +406,19 @@ std::vector<SummaryLine> summarize(const RecordingReporter& reporter) {
     const double memory_write = reporter.mb_per_second("BM_CardWrite_Memory/" + n);
     const double file_read_blocks = reporter.mb_per_second("BM_CardReadBlockByBlock_File/" + n);
     const double file_write_blocks = reporter.mb_per_second("BM_CardWriteBlockByBlock_File/" + n);
-    lines.push_back({"memcpy_" + k + "_mb_per_s", "bound: memcpy " + kib + ", faster of 1 or 512 B copies (MB/s)",
-                     bound, NAN});
-    lines.push_back({"file_read_" + k + "_mb_per_s", "card read, file image, cached, " + kib + " (MB/s)", file_read, NAN});
+    lines.push_back(
+        {"memcpy_" + k + "_mb_per_s", "bound: memcpy " + kib + ", faster of 1 or 512 B copies (MB/s)", bound, NAN});
+    lines.push_back(
+        {"file_read_" + k + "_mb_per_s", "card read, file image, cached, " + kib + " (MB/s)", file_read, NAN});
     lines.push_back({"file_read_" + k + "_over_memcpy", "card read, file image, cached, " + kib + " / memcpy",
                      file_read / bound, 0.5});
     lines.push_back({"file_read_blocks_" + k + "_over_memcpy",
-                     "card read block by block, file image, cached, " + kib + " / memcpy", file_read_blocks / bound, NAN});
+                     "card read block by block, file image, cached, " + kib + " / memcpy", file_read_blocks / bound,
+                     NAN});
     lines.push_back({"memory_read_" + k + "_over_memcpy", "card read, memory image, " + kib + " / memcpy",
                      memory_read / bound, NAN});
-    lines.push_back({"file_write_" + k + "_over_memcpy", "card write, file image, " + kib + " / memcpy",
-                     file_write / bound, NAN});
+    lines.push_back(
+        {"file_write_" + k + "_over_memcpy", "card write, file image, " + kib + " / memcpy", file_write / bound, NAN});
     lines.push_back({"file_write_blocks_" + k + "_over_memcpy",
                      "card write block by block, file image, " + kib + " / memcpy", file_write_blocks / bound, NAN});
     lines.push_back({"memory_write_" + k + "_over_memcpy", "card write, memory image, " + kib + " / memcpy",

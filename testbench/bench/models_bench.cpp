@@ -18,7 +18,8 @@
 //          BM_Sdhci_Pio: the buffer data port, 128 words a block, one interrupt per block.
 // Ratios: bound time / this path's time (1.0 would be no overhead). Also printed: the simulated
 // time of one read (the same on the block-by-block paths: the controller adds no time) and how
-// many times faster than real time each path simulates (simulated time / wall-clock time). The exit status is 0 whatever the ratios are: this is a measurement, not a test.
+// many times faster than real time each path simulates (simulated time / wall-clock time). The exit status is 0
+// whatever the ratios are: this is a measurement, not a test.
 #include <benchmark/benchmark.h>
 #include <fmt/core.h>
 
@@ -163,7 +164,8 @@ struct World {
     h.execute({23, kBlocks});
     const mmc::CommandOutcome o = h.execute({18, 0});
     if (o.data.direction != mmc::DataDirection::to_host)
-      throw std::runtime_error(fmt::format("the bare CMD18 opened no read (response {:#x}, type {})", o.response.value, int(o.response.type)));
+      throw std::runtime_error(fmt::format("the bare CMD18 opened no read (response {:#x}, type {})", o.response.value,
+                                           int(o.response.type)));
     std::uint32_t moved = 0;
     if (one_burst) {
       moved = h.read_blocks(buffer.data(), 512, kBlocks).blocks;
@@ -274,8 +276,7 @@ int main(int argc, char** argv) {
 
   const double bound = reporter.seconds("BM_BareBus_BlockByBlock");
   fmt::print("\nsummary: a 64 KiB read (CMD23 + CMD18 + 128 blocks, 8-bit high speed at 50 MHz)\n");
-  fmt::print("{:<26} {:>10} {:>14} {:>15} {:>14}\n", "path", "wall us", "simulated us", "x real time",
-             "bound / this");
+  fmt::print("{:<26} {:>10} {:>14} {:>15} {:>14}\n", "path", "wall us", "simulated us", "x real time", "bound / this");
   for (const char* name : {"BM_BareBus_BlockByBlock", "BM_BareBus_OneBurst", "BM_Sdhci_Adma2", "BM_Sdhci_Pio"}) {
     const double wall = reporter.seconds(name);
     const auto sim = simulated_ps().find(name);

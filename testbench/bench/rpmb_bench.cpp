@@ -285,11 +285,7 @@ BENCHMARK(BM_AuthenticatedRead_1Frame)->UseRealTime();
 BENCHMARK(BM_CounterRead)->UseRealTime();
 BENCHMARK(BM_AuthenticatedWrite_MemoryStore)->UseRealTime();
 // Disk latency drifts on shared machines: the synced pair reports the median of 3 repetitions.
-BENCHMARK(BM_Fdatasync_Bound)
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond)
-    ->Repetitions(3)
-    ->ReportAggregatesOnly();
+BENCHMARK(BM_Fdatasync_Bound)->UseRealTime()->Unit(benchmark::kMicrosecond)->Repetitions(3)->ReportAggregatesOnly();
 BENCHMARK(BM_AuthenticatedWrite_FileStore_Sync)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond)
@@ -353,11 +349,11 @@ class RecordingReporter final : public benchmark::BenchmarkReporter {
 };
 
 struct SummaryLine {
-  std::string name;        // key in the JSON summary
+  std::string name;  // key in the JSON summary
   std::string description;
-  double value = NAN;      // NaN: a benchmark it needs did not run
-  double target = NAN;     // NaN: informational, no target
-  bool noisy = false;      // its inputs varied by more than kNoisyCv between repetitions
+  double value = NAN;   // NaN: a benchmark it needs did not run
+  double target = NAN;  // NaN: informational, no target
+  bool noisy = false;   // its inputs varied by more than kNoisyCv between repetitions
 
   bool measured() const { return !std::isnan(value); }
   bool has_target() const { return !std::isnan(target); }
@@ -401,8 +397,7 @@ std::vector<SummaryLine> summarize(const RecordingReporter& reporter) {
        memory_write_rate / (mac_rate / 2), 0.4, false},
       {"synced_write_over_fdatasync_bound", "synced file-store write / fdatasync-bound",
        synced_write_rate / fdatasync_rate, 0.8, disk_noisy},
-      {"os_managed_write_per_s", "os-managed file-store write rate (writes/s)", os_managed_write_rate, NAN,
-       false},
+      {"os_managed_write_per_s", "os-managed file-store write rate (writes/s)", os_managed_write_rate, NAN, false},
   };
 }
 
@@ -412,13 +407,14 @@ std::string format_value(double value) {
 }
 
 void print_summary(const std::vector<SummaryLine>& lines) {
-  fmt::print("\nRPMB summary (rates and ratios measured in this run; rates in operations per second of "
-             "real time)\n");
+  fmt::print(
+      "\nRPMB summary (rates and ratios measured in this run; rates in operations per second of "
+      "real time)\n");
   fmt::print("{:<56} {:>12} {:>8}  {}\n", "measure", "value", "target", "verdict");
   for (const SummaryLine& line : lines) {
     const std::string target = line.has_target() ? fmt::format(">= {:.2f}", line.target) : "-";
-    fmt::print("{:<56} {:>12} {:>8}  {}{}\n", line.description, format_value(line.value), target,
-               line.verdict(), line.noisy ? " (NOISY: disk rates varied > 20% between repetitions)" : "");
+    fmt::print("{:<56} {:>12} {:>8}  {}{}\n", line.description, format_value(line.value), target, line.verdict(),
+               line.noisy ? " (NOISY: disk rates varied > 20% between repetitions)" : "");
   }
   fmt::print("(bench directory: {})\n", bench_directory().empty() ? "none" : bench_directory());
 }
@@ -434,8 +430,8 @@ void write_json_summary(const std::vector<SummaryLine>& lines, const char* path)
   fmt::print(out, "{{\n");
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const SummaryLine& line = lines[i];
-    fmt::print(out, "  \"{}\": {{\"value\": {}, \"target\": {}, \"verdict\": \"{}\", \"noisy\": {}}}{}\n",
-               line.name, json_number(line.value), json_number(line.target), line.verdict(), line.noisy,
+    fmt::print(out, "  \"{}\": {{\"value\": {}, \"target\": {}, \"verdict\": \"{}\", \"noisy\": {}}}{}\n", line.name,
+               json_number(line.value), json_number(line.target), line.verdict(), line.noisy,
                i + 1 < lines.size() ? "," : "");
   }
   fmt::print(out, "}}\n");

@@ -151,7 +151,9 @@ double g_bridge_rate = 0;
 // Latencies of the iterations, into p50_us / p99_us.
 class Latencies {
  public:
-  void add(std::chrono::steady_clock::duration d) { samples_.push_back(std::chrono::duration<double, std::micro>(d).count()); }
+  void add(std::chrono::steady_clock::duration d) {
+    samples_.push_back(std::chrono::duration<double, std::micro>(d).count());
+  }
   void report(benchmark::State& state) {
     if (samples_.empty()) return;
     std::sort(samples_.begin(), samples_.end());

@@ -63,8 +63,7 @@ class InProcessDaemon {
   // The card's RPMB partition as virtio-rpmb, served by a vhost-user back-end on `socket_path`.
   transport::VhostUserBackend& add_vhost_user(const std::string& socket_path) {
     virtio_rpmb_ = std::make_unique<transport::VirtioRpmbDevice>(
-        port_,
-        transport::VirtioRpmbConfig::for_card(port_.description().rpmb_size_mult, config_.en_rpmb_rel_wr));
+        port_, transport::VirtioRpmbConfig::for_card(port_.description().rpmb_size_mult, config_.en_rpmb_rel_wr));
     vhost_user_ = std::make_unique<transport::VhostUserBackend>(io_, *virtio_rpmb_, log_, socket_path);
     return *vhost_user_;
   }
@@ -110,14 +109,11 @@ class InProcessDaemon {
   std::size_t lines_containing(spdlog::level::level_enum level, const std::string& text) const {
     std::size_t n = 0;
     for (const auto& m : sink_->last_raw()) {
-      if (m.level == level && std::string(m.payload.data(), m.payload.size()).find(text) != std::string::npos)
-        ++n;
+      if (m.level == level && std::string(m.payload.data(), m.payload.size()).find(text) != std::string::npos) ++n;
     }
     return n;
   }
-  std::size_t warnings_containing(const std::string& text) const {
-    return lines_containing(spdlog::level::warn, text);
-  }
+  std::size_t warnings_containing(const std::string& text) const { return lines_containing(spdlog::level::warn, text); }
   std::size_t debug_lines_containing(const std::string& text) const {
     return lines_containing(spdlog::level::debug, text);
   }

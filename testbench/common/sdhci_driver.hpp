@@ -61,16 +61,17 @@ struct Transfer {
   std::uint32_t block_size = 512;
   std::uint32_t blocks = 1;
   DataMode mode = DataMode::adma2;
-  std::uint64_t memory = 0x10000;  // where the data is (SDMA, ADMA2), contiguous
+  std::uint64_t memory = 0x10000;           // where the data is (SDMA, ADMA2), contiguous
   std::optional<std::uint32_t> auto_cmd23;  // Argument 2
   bool auto_cmd12 = false;
-  std::uint8_t sdma_boundary = 7;  // 4 KiB << n
+  std::uint8_t sdma_boundary = 7;            // 4 KiB << n
   std::vector<std::uint8_t>* pio = nullptr;  // PIO: the data (filled on reads)
 };
 
 class SdhciDriver {
  public:
-  static constexpr std::uint32_t kDescriptors = 0x1000;  // where transfer() puts its ADMA2 table (from the memory's base)
+  static constexpr std::uint32_t kDescriptors =
+      0x1000;  // where transfer() puts its ADMA2 table (from the memory's base)
   static constexpr std::uint64_t kBaseClockHz = 200'000'000;  // the controller's default base clock
 
   SdhciDriver(tlm::tlm_initiator_socket<>& regs, sc_core::sc_in<bool>& irq, SystemMemory& memory)
@@ -231,7 +232,8 @@ class SdhciDriver {
     }
     wr8(reg::kHostControl1, control);
     if (t.auto_cmd23) wr32(reg::kSdmaAddress, *t.auto_cmd23);  // Argument 2, in version 4 mode too
-    wr16(reg::kBlockSize, static_cast<std::uint16_t>(t.block_size | (std::uint32_t{t.sdma_boundary} << reg::kSdmaBoundaryShift)));
+    wr16(reg::kBlockSize,
+         static_cast<std::uint16_t>(t.block_size | (std::uint32_t{t.sdma_boundary} << reg::kSdmaBoundaryShift)));
     wr16(reg::kBlockCount, static_cast<std::uint16_t>(t.blocks));
     r.issued_ps = now_ps();
     issue_command(index, arg, kRespR1 | reg::kCmdDataPresent, mode);
@@ -242,8 +244,8 @@ class SdhciDriver {
     std::size_t at = 0;
     std::uint64_t next_sdma = t.memory;
     while (rd16(reg::kErrorIntStatus) == 0) {
-      const std::uint16_t want = reg::kIntTransferComplete | reg::kIntDma |
-                                 (t.read ? reg::kIntBufferReadReady : reg::kIntBufferWriteReady);
+      const std::uint16_t want =
+          reg::kIntTransferComplete | reg::kIntDma | (t.read ? reg::kIntBufferReadReady : reg::kIntBufferWriteReady);
       const std::uint16_t s = wait_irq(want);
       r.normal |= s;
       if (s & reg::kIntErrorSummary) break;
@@ -279,7 +281,8 @@ class SdhciDriver {
 
   // The ADMA2 table for the next transfer: one transfer descriptor per segment, the last with
   // the end attribute.
-  void write_descriptors(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& segments, bool interrupt_last = false) {
+  void write_descriptors(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& segments,
+                         bool interrupt_last = false) {
     for (std::size_t i = 0; i < segments.size(); ++i) {
       models::Adma2Descriptor d;
       d.valid = true;

@@ -180,7 +180,8 @@ Bytes ioctl_payload(std::uint8_t node, bool multi, std::uint32_t count, const st
   Bytes b{node, static_cast<std::uint8_t>(multi ? 1 : 0), 0, 0};
   put32(b, count);
   for (const Descriptor& d : commands) {
-    for (std::uint32_t v : {d.write_flag, 0u, d.opcode, d.arg, d.flags, d.blksz, d.blocks, 0u, 0u, 0u, 0u, d.data_length})
+    for (std::uint32_t v :
+         {d.write_flag, 0u, d.opcode, d.arg, d.flags, d.blksz, d.blocks, 0u, 0u, 0u, 0u, d.data_length})
       put32(b, v);
   }
   b.insert(b.end(), data.begin(), data.end());
@@ -329,8 +330,9 @@ TEST_F(BadInput, A600KiBCommandIsEoverflow) {
   ASSERT_TRUE(c.connected());
   constexpr std::uint32_t kBlocks = 1200;  // 1200 × 512 = 600 KiB > MMC_IOC_MAX_BYTES
   const Bytes data(std::size_t{kBlocks} * 512, 0xA5);
-  ASSERT_TRUE(c.send(message(bridge::MessageType::ioctl_request, 11,
-                             ioctl_payload(0, false, 1, {Descriptor{1, 25, 0, 0xB5, 512, kBlocks, kBlocks * 512}}, data))));
+  ASSERT_TRUE(
+      c.send(message(bridge::MessageType::ioctl_request, 11,
+                     ioctl_payload(0, false, 1, {Descriptor{1, 25, 0, 0xB5, 512, kBlocks, kBlocks * 512}}, data))));
   expect_error_reply(c, 11, EOVERFLOW);
   // The same size as a read (no data sent).
   ASSERT_TRUE(c.send(message(bridge::MessageType::ioctl_request, 12,
@@ -397,10 +399,10 @@ TEST_F(BadInput, ThousandsOfRapidConnectsAndClosesAreHarmless) {
     Connection c(socket());
     ASSERT_TRUE(c.connected()) << "connection " << i << " was refused";
     switch (i % 4) {
-      case 1: c.send(Bytes(1, 0x45)); break;  // a byte of a header
-      case 2: c.send(describe); break;        // a request, its reply never read
+      case 1: c.send(Bytes(1, 0x45)); break;                 // a byte of a header
+      case 2: c.send(describe); break;                       // a request, its reply never read
       case 3: c.send(header_bytes(0x0003, 1, 1024)); break;  // a header, its payload never sent
-      default: break;                                         // nothing at all
+      default: break;                                        // nothing at all
     }
   }
   bridge::BridgeClient client(socket());
@@ -468,18 +470,18 @@ TEST_F(BadInput, ANormalClientStillWorks) {
 TEST_F(BadInput, EveryBadInputWasLoggedAsAWarning) {
   const std::string log = daemon_process().log();
   for (const char* expected : {
-           "[warning] client",               // the level and the client's number
-           "bad magic",                      // garbage, bad magic
-           "protocol version 2",             // bad version
-           "unknown message type",           // type 0x0042
-           "payload of",                     // truncated payload / over the limit
+           "[warning] client",                            // the level and the client's number
+           "bad magic",                                   // garbage, bad magic
+           "protocol version 2",                          // bad version
+           "unknown message type",                        // type 0x0042
+           "payload of",                                  // truncated payload / over the limit
            "payload bytes before the connection closed",  // truncated payload then close
            "header bytes before the connection closed",   // truncated header then close
-           "exceed MMC_IOC_MAX_CMDS",        // 300 commands
-           "more than MMC_IOC_MAX_BYTES",    // 600 KiB
-           "exceeds the limit",              // payload_length over the limit
-           "is not a request",               // reply-type message
-           "data bytes but blksz",           // inconsistent inner lengths
+           "exceed MMC_IOC_MAX_CMDS",                     // 300 commands
+           "more than MMC_IOC_MAX_BYTES",                 // 600 KiB
+           "exceeds the limit",                           // payload_length over the limit
+           "is not a request",                            // reply-type message
+           "data bytes but blksz",                        // inconsistent inner lengths
        }) {
     EXPECT_NE(log.find(expected), std::string::npos) << "no warning containing '" << expected << "' in:\n" << log;
   }

@@ -159,7 +159,8 @@ void receive_raw(int fd, std::uint8_t* p, std::size_t n) {
   while (n > 0) {
     const ssize_t got = ::recv(fd, p, n, 0);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) throw std::runtime_error("recv: " + std::string(got == 0 ? "connection closed" : std::strerror(errno)));
+    if (got <= 0)
+      throw std::runtime_error("recv: " + std::string(got == 0 ? "connection closed" : std::strerror(errno)));
     p += got;
     n -= static_cast<std::size_t>(got);
   }
@@ -197,7 +198,8 @@ class Concurrency : public ::testing::Test {
     if (daemon_ && daemon_->running()) {
       const int status = daemon_->terminate();
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-          << "SIGTERM: the daemon " << describe_wait_status(status) << "; its log:\n" << daemon_->log_tail();
+          << "SIGTERM: the daemon " << describe_wait_status(status) << "; its log:\n"
+          << daemon_->log_tail();
     }
     daemon_.reset();
     if (HasFailure()) std::cout << "kept " << scratch_.keep() << " (image and daemon.log)\n";
@@ -253,7 +255,8 @@ TEST_F(Concurrency, RpmbWritersShareTheCounter) {
           RpmbConnection c(socket_);
           start.arrive_and_wait();
           for (unsigned i = 0; i < writes && log.error.empty(); ++i) {
-            if (!write_retrying(c.host, static_cast<std::uint16_t>(1 + w), make_pattern({kOwnMagic, w, i}, kHalf), log)) break;
+            if (!write_retrying(c.host, static_cast<std::uint16_t>(1 + w), make_pattern({kOwnMagic, w, i}, kHalf), log))
+              break;
             if (!write_retrying(c.host, kSharedBlock, make_pattern({kSharedMagic, w, i}, kHalf), log)) break;
           }
         } catch (const std::exception& e) {
@@ -295,8 +298,8 @@ TEST_F(Concurrency, RpmbWritersShareTheCounter) {
   EXPECT_LT(shared->tag, kClients);
   EXPECT_EQ(shared->sequence, writes - 1u) << "the last write to the shared block is its writer's last";
   std::cout << "[ summary  ] " << kClients << " clients, " << total << " successful writes, " << counter_failures
-            << " counter failures retried, shared block last written by client " << shared->tag << ", "
-            << ms_since(t0) << " ms\n";
+            << " counter failures retried, shared block last written by client " << shared->tag << ", " << ms_since(t0)
+            << " ms\n";
 }
 
 TEST_F(Concurrency, UserAreaWritersBesideRpmbWriters) {
@@ -336,7 +339,8 @@ TEST_F(Concurrency, UserAreaWritersBesideRpmbWriters) {
             }
             const bridge::BlockWriteReply r = client.write(q);
             if (r.status.error != 0)
-              throw std::runtime_error("block write: " + std::string(std::strerror(r.status.error)) + " " + client.last_error_message());
+              throw std::runtime_error("block write: " + std::string(std::strerror(r.status.error)) + " " +
+                                       client.last_error_message());
             std::copy(q.data.begin(), q.data.end(), mine.begin() + static_cast<std::ptrdiff_t>(first * 512));
             bytes_written += q.data.size();
             if (i % 10 == 9) {  // read a stretch back while the others write
@@ -362,7 +366,9 @@ TEST_F(Concurrency, UserAreaWritersBesideRpmbWriters) {
           RpmbConnection c(socket_);
           start.arrive_and_wait();
           for (unsigned i = 0; i < rpmb_writes; ++i)
-            if (!write_retrying(c.host, static_cast<std::uint16_t>(10 + w), make_pattern({kOwnMagic, 10 + w, i}, kHalf), log)) break;
+            if (!write_retrying(c.host, static_cast<std::uint16_t>(10 + w), make_pattern({kOwnMagic, 10 + w, i}, kHalf),
+                                log))
+              break;
         } catch (const std::exception& e) {
           log.error = e.what();
         }
@@ -373,7 +379,8 @@ TEST_F(Concurrency, UserAreaWritersBesideRpmbWriters) {
   ASSERT_TRUE(finished) << "the writers did not finish within 50 s";
 
   std::uint64_t rpmb_total = 0;
-  for (unsigned w = 0; w < kBlockWriters; ++w) EXPECT_TRUE(block_errors[w].empty()) << "block writer " << w << ": " << block_errors[w];
+  for (unsigned w = 0; w < kBlockWriters; ++w)
+    EXPECT_TRUE(block_errors[w].empty()) << "block writer " << w << ": " << block_errors[w];
   for (unsigned w = 0; w < kRpmbWriters; ++w) {
     EXPECT_TRUE(rpmb_logs[w].error.empty()) << "rpmb writer " << w << ": " << rpmb_logs[w].error;
     rpmb_total += rpmb_logs[w].successes;
@@ -395,8 +402,8 @@ TEST_F(Concurrency, UserAreaWritersBesideRpmbWriters) {
         const std::uint8_t* got = rr.data.data() + s * 512;
         const std::uint8_t* want = shadow[w].data() + part + s * 512;
         ASSERT_EQ(0, std::memcmp(got, want, 512))
-            << "region " << w << " sector " << (part / 512 + s) << " holds " << describe_pattern(got, 512) << ", expected "
-            << describe_pattern(want, 512);
+            << "region " << w << " sector " << (part / 512 + s) << " holds " << describe_pattern(got, 512)
+            << ", expected " << describe_pattern(want, 512);
       }
     }
   }
@@ -405,7 +412,8 @@ TEST_F(Concurrency, UserAreaWritersBesideRpmbWriters) {
   const std::vector<std::uint8_t> blocks = read_rpmb(check.host, 10, kRpmbWriters);
   ASSERT_EQ(blocks.size(), kRpmbWriters * kHalf);
   for (unsigned w = 0; w < kRpmbWriters; ++w)
-    EXPECT_EQ(0, std::memcmp(blocks.data() + w * kHalf, make_pattern({kOwnMagic, 10 + w, rpmb_writes - 1}, kHalf).data(), kHalf))
+    EXPECT_EQ(0, std::memcmp(blocks.data() + w * kHalf,
+                             make_pattern({kOwnMagic, 10 + w, rpmb_writes - 1}, kHalf).data(), kHalf))
         << "rpmb block " << 10 + w << " holds " << describe_pattern(blocks.data() + w * kHalf, kHalf);
   std::cout << "[ summary  ] " << kBlockWriters << " block writers, " << bytes_written.load() / 1024
             << " KiB written and read back; " << kRpmbWriters << " RPMB writers, " << rpmb_total << " writes; "
@@ -438,7 +446,8 @@ TEST_F(Concurrency, IdleAndStalledConnectionsDoNotBlockOthers) {
           RpmbConnection c(socket_);
           WriterLog log;
           for (unsigned i = 0; i < 20; ++i) {
-            if (!write_retrying(c.host, static_cast<std::uint16_t>(30 + w), make_pattern({kOwnMagic, 30 + w, i}, kHalf), log))
+            if (!write_retrying(c.host, static_cast<std::uint16_t>(30 + w), make_pattern({kOwnMagic, 30 + w, i}, kHalf),
+                                log))
               throw std::runtime_error(log.error);
             bridge::BlockWriteRequest q;
             q.node = bridge::Node::user;
@@ -464,7 +473,8 @@ TEST_F(Concurrency, IdleAndStalledConnectionsDoNotBlockOthers) {
   const bridge::Reply d = receive_reply(stalled_header, 7);
   ASSERT_TRUE(std::holds_alternative<bridge::DescribeReply>(d));
   EXPECT_EQ(std::get<bridge::DescribeReply>(d).status.error, 0);
-  send_raw(stalled_payload, write_message.data() + bridge::kHeaderSize + 100, write_message.size() - bridge::kHeaderSize - 100);
+  send_raw(stalled_payload, write_message.data() + bridge::kHeaderSize + 100,
+           write_message.size() - bridge::kHeaderSize - 100);
   const bridge::Reply w = receive_reply(stalled_payload, 9);
   ASSERT_TRUE(std::holds_alternative<bridge::BlockWriteReply>(w));
   EXPECT_EQ(std::get<bridge::BlockWriteReply>(w).status.error, 0);
@@ -490,7 +500,8 @@ TEST_F(Concurrency, InterleavedClientsSeeCounterFailure) {
   ASSERT_TRUE(bw.ok()) << rpmb::describe_result(bw.result);
   EXPECT_EQ(bw.write_counter, before + 1);
   const auto a_data = make_pattern({kOwnMagic, 1, 0}, kHalf);
-  const rpmb::HostResult stale = a.host.write_with_counter(41, a_data.data(), 1, before);  // ... a signs under the old one
+  const rpmb::HostResult stale =
+      a.host.write_with_counter(41, a_data.data(), 1, before);  // ... a signs under the old one
   EXPECT_TRUE(is_counter_failure(stale.result)) << rpmb::describe_result(stale.result);
   EXPECT_EQ(stale.write_counter, before + 1) << "a counter failure reports the device's counter";
   EXPECT_EQ(read_counter(b.host), before + 1) << "the refused write did not count";

@@ -40,7 +40,8 @@ inline std::string emmcsim_binary() {
 // Describes a wait status: "exited with status 0", "killed by signal 9".
 inline std::string describe_wait_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+  if (WIFSIGNALED(status))
+    return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
   return "wait status " + std::to_string(status);
 }
 
@@ -67,7 +68,8 @@ class DaemonProcess {
     const auto log_start = static_cast<std::size_t>(st.st_size);
     ++starts_;
     const std::string banner = "---- start " + std::to_string(starts_) + " ----\n";
-    if (::write(log_fd, banner.data(), banner.size()) < 0) { /* the log is best effort */ }
+    if (::write(log_fd, banner.data(), banner.size()) < 0) { /* the log is best effort */
+    }
 
     // Everything the child needs is prepared before fork(): between fork and exec a child of a
     // multi-threaded process may only make async-signal-safe calls.
@@ -91,7 +93,8 @@ class DaemonProcess {
       if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
       ::execv(argv[0], argv.data());
       static const char message[] = "DaemonProcess: execv failed\n";
-      if (::write(STDERR_FILENO, message, sizeof message - 1) < 0) { /* nothing to do */ }
+      if (::write(STDERR_FILENO, message, sizeof message - 1) < 0) { /* nothing to do */
+      }
       ::_exit(127);
     }
     ::close(log_fd);

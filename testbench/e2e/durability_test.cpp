@@ -211,9 +211,7 @@ rpmb::Nonce random_nonce(std::mt19937_64& rng) {
   return n;
 }
 
-std::string seed_note(std::uint64_t seed) {
-  return "replay with EMMCSIM_DURABILITY_SEED=" + std::to_string(seed);
-}
+std::string seed_note(std::uint64_t seed) { return "replay with EMMCSIM_DURABILITY_SEED=" + std::to_string(seed); }
 
 // ---- RPMB ---------------------------------------------------------------------------------
 
@@ -241,8 +239,8 @@ void expect_rpmb_blocks(rpmb::Host& host, const RpmbModel& model, std::mt19937_6
   for (std::uint16_t b = 0; b < kRpmbBlocks; ++b) {
     const std::uint8_t* got = r.data.data() + std::size_t{b} * rpmb::kHalfSectorSize;
     EXPECT_EQ(0, std::memcmp(got, model.contents[b].data(), rpmb::kHalfSectorSize))
-        << when << ": RPMB block " << b << " holds " << describe_pattern(got, rpmb::kHalfSectorSize)
-        << ", expected " << describe_pattern(model.contents[b].data(), rpmb::kHalfSectorSize);
+        << when << ": RPMB block " << b << " holds " << describe_pattern(got, rpmb::kHalfSectorSize) << ", expected "
+        << describe_pattern(model.contents[b].data(), rpmb::kHalfSectorSize);
   }
 }
 
@@ -291,7 +289,8 @@ TEST(Durability, RpmbWritesSurviveKill9) {
     const rpmb::HostResult r = conn.host.read(0, kRpmbBlocks, random_nonce(rng));
     ASSERT_TRUE(r.ok()) << rpmb::describe_result(r.result);
     for (std::uint16_t b = 0; b < kRpmbBlocks; ++b)
-      model.contents[b].assign(r.data.begin() + b * rpmb::kHalfSectorSize, r.data.begin() + (b + 1) * rpmb::kHalfSectorSize);
+      model.contents[b].assign(r.data.begin() + b * rpmb::kHalfSectorSize,
+                               r.data.begin() + (b + 1) * rpmb::kHalfSectorSize);
   }
 
   Killer killer(f.daemon, kills, seed);
@@ -346,7 +345,8 @@ TEST(Durability, RpmbWritesSurviveKill9) {
   // A clean stop and start: everything is still there.
   const int status = f.daemon.terminate();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "SIGTERM: the daemon " << describe_wait_status(status) << "; its log:\n" << f.daemon.log_tail();
+      << "SIGTERM: the daemon " << describe_wait_status(status) << "; its log:\n"
+      << f.daemon.log_tail();
   ASSERT_NO_THROW(f.daemon.start());
   {
     RpmbConnection final_conn(f.socket);
@@ -356,10 +356,11 @@ TEST(Durability, RpmbWritesSurviveKill9) {
     expect_rpmb_blocks(final_conn.host, model, rng, "after the clean restart");
   }
   EXPECT_EQ(killer.kills_done(), kills);
-  std::cout << "[ summary  ] " << killer.kills_done() << " kills (mean restart " << killer.mean_restart_ms()
-            << " ms), " << model.acknowledged << " acknowledged writes, " << model.in_flight_committed
-            << " interrupted writes committed, " << model.in_flight_lost << " interrupted writes not committed, counter "
-            << model.committed() << ", " << ms_since(t_start) / 1000.0 << " s\n";
+  std::cout << "[ summary  ] " << killer.kills_done() << " kills (mean restart " << killer.mean_restart_ms() << " ms), "
+            << model.acknowledged << " acknowledged writes, " << model.in_flight_committed
+            << " interrupted writes committed, " << model.in_flight_lost
+            << " interrupted writes not committed, counter " << model.committed() << ", " << ms_since(t_start) / 1000.0
+            << " s\n";
   const int final_status = f.daemon.terminate();
   EXPECT_TRUE(WIFEXITED(final_status) && WEXITSTATUS(final_status) == 0) << describe_wait_status(final_status);
   if (HasFailure()) std::cout << "kept " << f.scratch.keep() << " (image and daemon.log)\n";
@@ -371,7 +372,8 @@ std::vector<std::uint8_t> slot_data(std::size_t slot, std::uint64_t sequence) {
   std::vector<std::uint8_t> data;
   data.reserve(kSlotBytes);
   for (std::size_t s = 0; s < kSectorsPerSlot; ++s) {
-    const auto sector = make_pattern({kUserMagic, static_cast<std::uint32_t>(slot * kSectorsPerSlot + s), sequence}, 512);
+    const auto sector =
+        make_pattern({kUserMagic, static_cast<std::uint32_t>(slot * kSectorsPerSlot + s), sequence}, 512);
     data.insert(data.end(), sector.begin(), sector.end());
   }
   return data;
@@ -420,19 +422,23 @@ void check_user_area(bridge::BridgeClient& client, UserModel& model, const std::
         const std::uint8_t* g = got + s * 512;
         const bool is_new = std::memcmp(g, model.in_flight->data.data() + s * 512, 512) == 0;
         const bool is_old = std::memcmp(g, model.contents[slot].data() + s * 512, 512) == 0;
-        EXPECT_TRUE(is_new || is_old) << when << ": slot " << slot << " sector " << s << " of the interrupted write holds "
-                                      << describe_pattern(g, 512) << ", neither its old nor its new data";
+        EXPECT_TRUE(is_new || is_old) << when << ": slot " << slot << " sector " << s
+                                      << " of the interrupted write holds " << describe_pattern(g, 512)
+                                      << ", neither its old nor its new data";
         news += is_new && !is_old ? 1 : 0;
       }
-      if (news == kSectorsPerSlot) ++model.in_flight_new;
-      else if (news == 0) ++model.in_flight_old;
-      else ++model.in_flight_mixed;
+      if (news == kSectorsPerSlot)
+        ++model.in_flight_new;
+      else if (news == 0)
+        ++model.in_flight_old;
+      else
+        ++model.in_flight_mixed;
       model.contents[slot].assign(got, got + kSlotBytes);
       continue;
     }
     if (std::memcmp(got, model.contents[slot].data(), kSlotBytes) != 0) {
-      ADD_FAILURE() << when << ": slot " << slot << " (acknowledged) holds " << describe_pattern(got, 512) << " in its first sector, expected "
-                    << describe_pattern(model.contents[slot].data(), 512);
+      ADD_FAILURE() << when << ": slot " << slot << " (acknowledged) holds " << describe_pattern(got, 512)
+                    << " in its first sector, expected " << describe_pattern(model.contents[slot].data(), 512);
     }
   }
   model.in_flight.reset();
@@ -508,17 +514,18 @@ TEST(Durability, UserAreaWritesSurviveKill9) {
 
   const int status = f.daemon.terminate();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "SIGTERM: the daemon " << describe_wait_status(status) << "; its log:\n" << f.daemon.log_tail();
+      << "SIGTERM: the daemon " << describe_wait_status(status) << "; its log:\n"
+      << f.daemon.log_tail();
   ASSERT_NO_THROW(f.daemon.start());
   {
     bridge::BridgeClient final_client(f.socket);
     check_user_area(final_client, model, "after the clean restart");
   }
   EXPECT_EQ(killer.kills_done(), kills);
-  std::cout << "[ summary  ] " << killer.kills_done() << " kills (mean restart " << killer.mean_restart_ms()
-            << " ms), " << model.acknowledged << " acknowledged " << kSlotBytes / 1024 << " KiB writes; interrupted writes found new "
-            << model.in_flight_new << ", old " << model.in_flight_old << ", mixed " << model.in_flight_mixed << ", "
-            << ms_since(t_start) / 1000.0 << " s\n";
+  std::cout << "[ summary  ] " << killer.kills_done() << " kills (mean restart " << killer.mean_restart_ms() << " ms), "
+            << model.acknowledged << " acknowledged " << kSlotBytes / 1024
+            << " KiB writes; interrupted writes found new " << model.in_flight_new << ", old " << model.in_flight_old
+            << ", mixed " << model.in_flight_mixed << ", " << ms_since(t_start) / 1000.0 << " s\n";
   const int final_status = f.daemon.terminate();
   EXPECT_TRUE(WIFEXITED(final_status) && WEXITSTATUS(final_status) == 0) << describe_wait_status(final_status);
   if (HasFailure()) std::cout << "kept " << f.scratch.keep() << " (image and daemon.log)\n";

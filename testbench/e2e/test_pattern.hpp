@@ -67,7 +67,8 @@ inline std::string describe_pattern(const std::uint8_t* p, std::size_t size) {
   if (zeros) return "all zeros";
   const auto id = parse_pattern(p, size);
   if (!id) return "not a pattern (torn, mixed or foreign bytes)";
-  return "magic " + std::to_string(id->magic) + " tag " + std::to_string(id->tag) + " seq " + std::to_string(id->sequence);
+  return "magic " + std::to_string(id->magic) + " tag " + std::to_string(id->tag) + " seq " +
+         std::to_string(id->sequence);
 }
 
 }  // namespace emmcsim::e2e

@@ -33,9 +33,9 @@ namespace bridge = transport::bridge;
 constexpr std::uint64_t kNs = 1000;  // ps
 // At HS400's 200 MHz one cycle is 5 ns.
 constexpr std::uint64_t kCycle = 5 * kNs;
-constexpr std::uint64_t kCommand = (48 + 2 + 48 + 8) * kCycle;         // R1/R1b and N_RC: 530 ns
-constexpr std::uint64_t kReadBlock = (1 + 256 + 16 + 1) * kCycle;      // 8-bit DDR: 1370 ns
-constexpr std::uint64_t kWriteBlock = (2 + 274 + 2 + 5) * kCycle;      // N_WR, block, N_CRC, CRC status
+constexpr std::uint64_t kCommand = (48 + 2 + 48 + 8) * kCycle;     // R1/R1b and N_RC: 530 ns
+constexpr std::uint64_t kReadBlock = (1 + 256 + 16 + 1) * kCycle;  // 8-bit DDR: 1370 ns
+constexpr std::uint64_t kWriteBlock = (2 + 274 + 2 + 5) * kCycle;  // N_WR, block, N_CRC, CRC status
 constexpr std::uint64_t kNacMin = 2 * kCycle;
 // The profile the daemon runs with (timing_profile.json below).
 constexpr std::uint64_t kPageRead = 40'000 * kNs;
@@ -58,9 +58,19 @@ class TimedServe : public ::testing::Test {
       "nand_page_size": "16KiB", "page_read": "40us", "page_program": "300us",
       "cached_sector_write": "1us", "ext_csd_write": "20us", "partition_switch": "70us",
       "hmac_frame": "3us", "rpmb_commit": "1.1ms" })";
-    std::vector<std::string> args = {"serve", "--image", dir_ + "/card", "--mmc-socket", socket_, "--timing", "approximate",
-                                     "--timing-profile", dir_ + "/timing_profile.json", "--log-level", "debug",
-                                     "--bus-trace", dir_ + "/bus.jsonl"};
+    std::vector<std::string> args = {"serve",
+                                     "--image",
+                                     dir_ + "/card",
+                                     "--mmc-socket",
+                                     socket_,
+                                     "--timing",
+                                     "approximate",
+                                     "--timing-profile",
+                                     dir_ + "/timing_profile.json",
+                                     "--log-level",
+                                     "debug",
+                                     "--bus-trace",
+                                     dir_ + "/bus.jsonl"};
     if (!fault_plan_.empty()) {
       std::ofstream(dir_ + "/faults.json") << fault_plan_;
       args.insert(args.end(), {"--fault-plan", dir_ + "/faults.json"});
@@ -75,7 +85,7 @@ class TimedServe : public ::testing::Test {
     if (daemon_ && daemon_->running()) {
       const int status = daemon_->terminate();
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_wait_status(status) << "\n"
-                                                                  << daemon_->log_tail();
+                                                                 << daemon_->log_tail();
     }
   }
 
@@ -107,7 +117,8 @@ TEST_F(TimedServe, ABlockReadTakesItsCommandsPageReadAndBlocks) {
   EXPECT_EQ(client_->read(bridge::BlockReadRequest{bridge::Node::user, 1 << 20, 4096}).status.simulated_ps,
             r.status.simulated_ps);
   // Crossing into a second page costs a second page read.
-  const bridge::BlockReadReply across = client_->read(bridge::BlockReadRequest{bridge::Node::user, (1 << 20) + 14 * 1024, 4096});
+  const bridge::BlockReadReply across =
+      client_->read(bridge::BlockReadRequest{bridge::Node::user, (1 << 20) + 14 * 1024, 4096});
   EXPECT_EQ(across.status.simulated_ps, 2 * kCommand + 2 * kPageRead + 6 * kNacMin + 8 * kReadBlock);
 }
 
@@ -282,8 +293,8 @@ TEST(TimedServeStartup, ABadProfileIsRefusedAndNothingIsCreated) {
   std::ofstream(dir + "/typo.json") << R"({ "page_raed": "40us" })";
   for (const char* profile : {"profile.json", "typo.json"}) {
     DaemonProcess daemon(emmcsim_binary(),
-                         {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock", "--timing", "approximate",
-                          "--timing-profile", dir + "/" + profile},
+                         {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock", "--timing",
+                          "approximate", "--timing-profile", dir + "/" + profile},
                          dir + "/daemon.log");
     EXPECT_THROW(daemon.start(std::chrono::seconds(10)), std::runtime_error) << profile;
     const std::string log = daemon.log_tail();

@@ -43,7 +43,6 @@ std::uint32_t le32(const Bytes& b, std::size_t at = 0) {
   return b.at(at) | b.at(at + 1) << 8 | b.at(at + 2) << 16 | static_cast<std::uint32_t>(b.at(at + 3)) << 24;
 }
 
-
 // The guest's driver, reduced to what the hostile scenario needs: config and BAR accesses over
 // the cmd queue, and polling the controller's status as sdhci.c's interrupt handler reads it.
 class GuestRegisters {
@@ -73,9 +72,13 @@ class GuestRegisters {
     guest_.wait_used(std::chrono::seconds(10), pcidev::kCommandQueue);
   }
   std::uint32_t config(std::uint32_t offset, std::uint32_t size) { return read(pcidev::Op::cfg_read, offset, size); }
-  void set_config(std::uint32_t offset, std::uint32_t size, std::uint32_t v) { write(pcidev::Op::cfg_write, offset, size, v); }
+  void set_config(std::uint32_t offset, std::uint32_t size, std::uint32_t v) {
+    write(pcidev::Op::cfg_write, offset, size, v);
+  }
   std::uint32_t bar(std::uint32_t offset, std::uint32_t size) { return read(pcidev::Op::mmio_read, offset, size); }
-  void set_bar(std::uint32_t offset, std::uint32_t size, std::uint32_t v) { write(pcidev::Op::mmio_write, offset, size, v); }
+  void set_bar(std::uint32_t offset, std::uint32_t size, std::uint32_t v) {
+    write(pcidev::Op::mmio_write, offset, size, v);
+  }
 
   // Polls NORMAL_INT_STATUS (bounded) until one of `bits` is set; returns the 32-bit status.
   std::uint32_t wait_status(std::uint32_t bits) {
@@ -91,7 +94,7 @@ class GuestRegisters {
     set_bar(0x30, 4, 0xFFFFFFFF);
     set_bar(0x08, 4, argument);
     set_bar(0x0C, 4, std::uint32_t{static_cast<std::uint16_t>(index << 8 | flags)} << 16);
-    std::uint32_t status = wait_status(0x8001);  // command complete, or an error
+    std::uint32_t status = wait_status(0x8001);                                        // command complete, or an error
     if ((flags & 0x3) == 0x3 && (status & 0x8000) == 0) status = wait_status(0x8002);  // R1b: transfer complete
     return status;
   }
@@ -118,7 +121,7 @@ class UmlPciFront : public ::testing::Test {
     if (daemon_ && daemon_->running()) {
       const int status = daemon_->terminate();
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_wait_status(status) << "\n"
-                                                                  << daemon_->log_tail();
+                                                                 << daemon_->log_tail();
     }
   }
 
@@ -133,7 +136,8 @@ class UmlPciFront : public ::testing::Test {
   }
   // One access on the cmd queue; the bytes the guest got back (reads) and the used length.
   static Bytes access(VhostUserFrontend& guest, const pcidev::Access& a, std::uint32_t* used_length = nullptr) {
-    const std::vector<std::uint32_t> room = a.is_read() ? std::vector<std::uint32_t>{a.size} : std::vector<std::uint32_t>{};
+    const std::vector<std::uint32_t> room =
+        a.is_read() ? std::vector<std::uint32_t>{a.size} : std::vector<std::uint32_t>{};
     guest.submit({pcidev::encode_access(a)}, room, pcidev::kCommandQueue);
     const VhostUserFrontend::Used used = guest.wait_used(std::chrono::seconds(10), pcidev::kCommandQueue);
     if (used_length != nullptr) *used_length = used.length;
@@ -233,7 +237,6 @@ TEST_F(UmlPciFront, HostileAccessesAreRefusedAndTheNextOneWorks) {
   EXPECT_TRUE(daemon_->running());
 }
 
-
 // A guest that programs the controller against the rules: read-only config fields written,
 // SDMA to an address outside its memory, a self-linked ADMA2 table, interrupts raised before it
 // posted a buffer for them. Each ends as the status the SDHCI specification names or is
@@ -248,7 +251,7 @@ TEST_F(UmlPciFront, AGuestThatProgramsTheControllerAgainstTheRulesGetsStatusBits
     r.set_config(0x08, 4, 0);
     EXPECT_EQ(r.config(0x00, 4), 0xE76317A0u) << "the IDs are read-only";
     EXPECT_EQ(r.config(0x08, 4) >> 8, 0x080501u) << "the class is read-only";
-    r.set_config(0x04, 2, 0x0006);  // memory space, bus master
+    r.set_config(0x04, 2, 0x0006);   // memory space, bus master
     r.set_config(0x84, 4, 0xA0000);  // the MSI address UML composes, and our data word
     r.set_config(0x8C, 2, 0x0042);
     r.set_config(0x82, 2, 0x0001);  // MSI on
@@ -293,7 +296,8 @@ TEST_F(UmlPciFront, AGuestThatProgramsTheControllerAgainstTheRulesGetsStatusBits
     r.set_bar(0x04, 4, 0x00010200);
     r.set_bar(0x0C, 4, 0x113A0011);
     status = r.wait_status(0x8002);
-    EXPECT_NE(status & (0x0200u << 16), 0u) << "a self-linked table is an ADMA error (status " << std::hex << status << ")";
+    EXPECT_NE(status & (0x0200u << 16), 0u)
+        << "a self-linked table is an ADMA error (status " << std::hex << status << ")";
     r.set_bar(0x2C, 4, 0x0600FA05);
 
     // The interrupts the controller raised waited for buffers; posted now, they are delivered
@@ -335,7 +339,6 @@ TEST(UmlPciFrontStartup, NeedsTheTimedModelsAndASocketOfItsOwn) {
     EXPECT_FALSE(std::filesystem::exists(dir + "/card")) << "the image was created though serve refused to start";
   }
 }
-
 
 // ---- the time-travel calendar of a live daemon, driven by a guest of our own ------------------
 
@@ -381,11 +384,11 @@ class TimeTravelGuest {
 TEST(TimeTravelCalendar, OwnsTheGuestsClockAndEndsABreachWithTheCardConsistent) {
   const emmcsim::testing::ScratchDirectory scratch("emmcsim-tt-e2e");
   const std::string& dir = scratch.path();
-  DaemonProcess daemon(emmcsim_binary(),
-                       {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock", "--uml-pci-socket",
-                        dir + "/pci.sock", "--time-travel-socket", dir + "/time.sock", "--time-of-day", "1767225600",
-                        "--log-level", "debug"},
-                       dir + "/daemon.log");
+  DaemonProcess daemon(
+      emmcsim_binary(),
+      {"serve", "--image", dir + "/card", "--mmc-socket", dir + "/mmc.sock", "--uml-pci-socket", dir + "/pci.sock",
+       "--time-travel-socket", dir + "/time.sock", "--time-of-day", "1767225600", "--log-level", "debug"},
+      dir + "/daemon.log");
   daemon.start();
   EXPECT_NE(daemon.log_tail().find("time-travel=ext:" + dir + "/time.sock"), std::string::npos) << daemon.log_tail();
   bridge::BridgeClient client(dir + "/mmc.sock");

@@ -68,9 +68,10 @@ class VirtioRpmbDaemon : public ::testing::Test {
     }
   }
   void start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"serve", "--image", dir_ + "/card", "--mmc-socket", mmc_socket_,
-                                     "--vhost-user-socket", vhost_socket_};
-    if (std::find(extra.begin(), extra.end(), "--log-level") == extra.end()) args.insert(args.end(), {"--log-level", "info"});
+    std::vector<std::string> args = {
+        "serve", "--image", dir_ + "/card", "--mmc-socket", mmc_socket_, "--vhost-user-socket", vhost_socket_};
+    if (std::find(extra.begin(), extra.end(), "--log-level") == extra.end())
+      args.insert(args.end(), {"--log-level", "info"});
     args.insert(args.end(), extra.begin(), extra.end());
     daemon_ = std::make_unique<DaemonProcess>(emmcsim_binary(), args, dir_ + "/daemon.log");
     daemon_->start();
@@ -121,7 +122,8 @@ TEST_F(VirtioRpmbDaemon, SocketIsPrivateAndOptIn) {
   EXPECT_NE(daemon_->log_tail().find("virtio-rpmb (vhost-user) on " + vhost_socket_), std::string::npos);
   daemon_.reset();
   const std::string other = dir_ + "/plain.sock";
-  DaemonProcess plain(emmcsim_binary(), {"serve", "--image", dir_ + "/card", "--mmc-socket", other}, dir_ + "/plain.log");
+  DaemonProcess plain(emmcsim_binary(), {"serve", "--image", dir_ + "/card", "--mmc-socket", other},
+                      dir_ + "/plain.log");
   plain.start();
   EXPECT_EQ(plain.log_tail().find("virtio-rpmb"), std::string::npos);
 }
@@ -143,7 +145,8 @@ TEST_F(VirtioRpmbDaemon, OneRpmbStateWithTheTimedModel) {
     durations.push_back(std::stod((*it)[1]));
   ASSERT_GE(durations.size(), 6u) << log;
   for (double d : durations) EXPECT_GT(d, 0.0);
-  EXPECT_GT(*std::max_element(durations.begin(), durations.end()), *std::min_element(durations.begin(), durations.end()));
+  EXPECT_GT(*std::max_element(durations.begin(), durations.end()),
+            *std::min_element(durations.begin(), durations.end()));
 }
 
 TEST_F(VirtioRpmbDaemon, GarbageOnTheSocketLeavesTheDaemonServing) {
@@ -193,11 +196,12 @@ TEST_F(VirtioRpmbDaemon, GarbageOnTheSocketLeavesTheDaemonServing) {
 }
 
 TEST_F(VirtioRpmbDaemon, AcknowledgedWritesSurviveKillDashNine) {
-  const int kills = std::getenv("EMMCSIM_VIRTIO_KILLS") != nullptr ? std::atoi(std::getenv("EMMCSIM_VIRTIO_KILLS")) : 40;
+  const int kills =
+      std::getenv("EMMCSIM_VIRTIO_KILLS") != nullptr ? std::atoi(std::getenv("EMMCSIM_VIRTIO_KILLS")) : 40;
   std::mt19937 random(20261203);
   constexpr std::uint16_t kBlocks = 16;
   std::vector<std::uint32_t> last_acked(kBlocks, 0);  // generation of each block's last acknowledged write
-  std::uint32_t acknowledged = 0;  // writes whose response came through the used ring
+  std::uint32_t acknowledged = 0;                     // writes whose response came through the used ring
   start();
   {
     VhostUserFrontend vm(vhost_socket_);
@@ -235,8 +239,8 @@ TEST_F(VirtioRpmbDaemon, AcknowledgedWritesSurviveKillDashNine) {
       }
       // One more, made available but not waited for: the kill lands while it is in flight.
       const std::uint16_t address = static_cast<std::uint16_t>(random() % kBlocks);
-      std::vector<rpmb::Frame> frames = rpmb::requests::authenticated_write(
-          address, counter, block_contents(++generation, address).data(), 1);
+      std::vector<rpmb::Frame> frames =
+          rpmb::requests::authenticated_write(address, counter, block_contents(++generation, address).data(), 1);
       rpmb::FrameAuthenticator authenticator(test_key());
       rpmb::requests::sign(authenticator, frames);
       frames.push_back(rpmb::requests::result_read());

@@ -130,7 +130,8 @@ bool same(const bridge::Reply& a, const bridge::Reply& b) {
   }
   if (const auto* x = std::get_if<bridge::BlockWriteReply>(&a))
     return same(x->status, std::get<bridge::BlockWriteReply>(b).status);
-  if (const auto* x = std::get_if<bridge::FlushReply>(&a)) return same(x->status, std::get<bridge::FlushReply>(b).status);
+  if (const auto* x = std::get_if<bridge::FlushReply>(&a))
+    return same(x->status, std::get<bridge::FlushReply>(b).status);
   if (const auto* x = std::get_if<bridge::DescribeReply>(&a)) {
     const auto& y = std::get<bridge::DescribeReply>(b);
     return same(x->status, y.status) && x->node_size == y.node_size && x->rpmb_size_mult == y.rpmb_size_mult &&

@@ -53,9 +53,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(parse_device_config(to_json(config)) == config, "to_json round-trips");
   const ExtCsd ext_csd = build_ext_csd(config);
   // SEC_COUNT (little-endian) is the user area in 512-byte sectors.
-  const std::uint64_t sec_count = std::uint64_t{ext_csd[ext_csd::kSecCount]} | (std::uint64_t{ext_csd[ext_csd::kSecCount + 1]} << 8) |
-                                  (std::uint64_t{ext_csd[ext_csd::kSecCount + 2]} << 16) |
-                                  (std::uint64_t{ext_csd[ext_csd::kSecCount + 3]} << 24);
+  const std::uint64_t sec_count =
+      std::uint64_t{ext_csd[ext_csd::kSecCount]} | (std::uint64_t{ext_csd[ext_csd::kSecCount + 1]} << 8) |
+      (std::uint64_t{ext_csd[ext_csd::kSecCount + 2]} << 16) | (std::uint64_t{ext_csd[ext_csd::kSecCount + 3]} << 24);
   require(sec_count == config.user_capacity / 512, "SEC_COUNT");
   require(ext_csd[ext_csd::kRpmbSizeMult] == config.rpmb_size / (128 * 1024), "RPMB_SIZE_MULT");
   MemoryImage image(config);

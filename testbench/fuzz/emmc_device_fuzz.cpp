@@ -78,7 +78,8 @@ struct Harness {
     device.bus.get_base_export()->b_transport(payload, local);  // the socket's forward interface
     // Bus time: at most 16 blocks of 1-bit data (4114 cycles each) and a command, well under
     // 100,000 cycles; internal time: under an hour.
-    const sc_core::sc_time cycles = clock == 0 ? sc_core::SC_ZERO_TIME : sc_core::sc_time(1e5 / static_cast<double>(clock), sc_core::SC_SEC);
+    const sc_core::sc_time cycles =
+        clock == 0 ? sc_core::SC_ZERO_TIME : sc_core::sc_time(1e5 / static_cast<double>(clock), sc_core::SC_SEC);
     if (local < before || local - before > kHour + cycles) __builtin_trap();
     if (!valid_state(card.state())) __builtin_trap();
     if (payload.is_response_ok()) {
@@ -101,22 +102,22 @@ void malformed(Harness& h, std::uint8_t kind, std::vector<std::uint8_t>& buffer)
   tlm::tlm_generic_payload* payload = &t.payload();
   std::uint8_t enables[4] = {0xFF, 0, 0xFF, 0};
   switch (kind % 6) {
-    case 0: payload = &bare; break;                                    // no extension
-    case 1: t.set_command({13, 1u << 16}, 0); break;                  // no clock
+    case 0: payload = &bare; break;                   // no extension
+    case 1: t.set_command({13, 1u << 16}, 0); break;  // no clock
     case 2:
       t.set_read(buffer.data(), 512, 2, h.clock | 1);
-      t.payload().set_data_length(700);                                // not whole blocks
+      t.payload().set_data_length(700);  // not whole blocks
       break;
     case 3:
       t.set_write(buffer.data(), 512, 1, h.clock | 1);
-      t.payload().set_command(tlm::TLM_READ_COMMAND);                  // a write that says read
+      t.payload().set_command(tlm::TLM_READ_COMMAND);  // a write that says read
       break;
     case 4:
       t.set_read(buffer.data(), 512, 1, h.clock | 1);
       t.payload().set_byte_enable_ptr(enables);
       t.payload().set_byte_enable_length(4);
       break;
-    default: t.set_read(nullptr, 512, 1, h.clock | 1); break;         // no data pointer
+    default: t.set_read(nullptr, 512, 1, h.clock | 1); break;  // no data pointer
   }
   if (h.send(*payload)) __builtin_trap();
 }
@@ -134,8 +135,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     switch (op % 8) {
       case 0: {
         const std::uint8_t index_byte = in.byte();
-        const std::uint8_t index =
-            (index_byte & 0x80) != 0 ? kIndices[index_byte % sizeof kIndices] : static_cast<std::uint8_t>(index_byte & 63);
+        const std::uint8_t index = (index_byte & 0x80) != 0 ? kIndices[index_byte % sizeof kIndices]
+                                                            : static_cast<std::uint8_t>(index_byte & 63);
         EmmcBusTransaction t;
         t.set_command({index, in.u32()}, h.clock);
         if (h.send(t.payload()) != (h.clock != 0)) __builtin_trap();

@@ -49,7 +49,8 @@ class Cpu : public sc_core::sc_module {
   tlm_utils::simple_initiator_socket<Cpu> bar;
   explicit Cpu(sc_core::sc_module_name name) : sc_module(name), config("config"), bar("bar") {}
   template <class Socket>
-  tlm::tlm_response_status access(Socket& socket, bool write, std::uint64_t offset, std::uint8_t* data, unsigned width) {
+  tlm::tlm_response_status access(Socket& socket, bool write, std::uint64_t offset, std::uint8_t* data,
+                                  unsigned width) {
     return emmcsim::testing::register_access(socket, write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, offset,
                                              data, width);
   }

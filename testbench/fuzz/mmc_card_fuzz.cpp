@@ -206,9 +206,8 @@ class Harness {
     if (o.data.direction != mmc::DataDirection::none) {
       phase_ = o.data;
       burst_.clear();
-      burst_blocks_ = card_.current_partition() == mmc::Partition::rpmb && card_.state() == CardState::rcv
-                          ? o.data.blocks
-                          : 0;
+      burst_blocks_ =
+          card_.current_partition() == mmc::Partition::rpmb && card_.state() == CardState::rcv ? o.data.blocks : 0;
     }
   }
 
@@ -289,7 +288,8 @@ class Harness {
     if (g & 0x08) frame.set_address(input.byte());
     if (g & 0x10) {
       const std::uint8_t n = input.byte();
-      for (std::size_t i = 0; i < rpmb::kNonceSize; ++i) frame.bytes()[rpmb::Frame::kNonceOffset + i] = static_cast<std::uint8_t>(n + i);
+      for (std::size_t i = 0; i < rpmb::kNonceSize; ++i)
+        frame.bytes()[rpmb::Frame::kNonceOffset + i] = static_cast<std::uint8_t>(n + i);
     }
     if (g & 0x20) {
       const std::uint8_t d = input.byte();
@@ -353,8 +353,8 @@ class Harness {
   mmc::MemoryImage image_;
   mmc::Card card_;
   mmc::DataPhase phase_;
-  std::vector<rpmb::Frame> burst_;   // request frames of the RPMB burst in progress
-  std::uint32_t burst_blocks_ = 0;   // its announced length (0: none in progress)
+  std::vector<rpmb::Frame> burst_;  // request frames of the RPMB burst in progress
+  std::uint32_t burst_blocks_ = 0;  // its announced length (0: none in progress)
   alignas(8) std::uint8_t block_[kMaxBlockBytes] = {};
   std::vector<std::uint8_t> burst_buffer_ = std::vector<std::uint8_t>(32 * rpmb::kFrameSize);
   std::uint8_t burst_fill_ = 0;
@@ -364,8 +364,7 @@ class Harness {
 std::uint32_t decode_arg(InputReader& input) {
   const std::uint8_t s = input.byte();
   switch (s & 7) {
-    case 0:
-      return 0;
+    case 0: return 0;
     case 1: {
       const std::uint32_t rca = (s & 0x80) ? input.byte() : 1;
       return rca << 16 | ((s & 0x40) ? 1u << 15 : 0u);
@@ -390,12 +389,9 @@ std::uint32_t decode_arg(InputReader& input) {
       if (s & 0x40) arg |= (input.byte() & 0xFu) << 25;
       return arg;
     }
-    case 5:
-      return kSpecialArgs[input.byte() % (sizeof kSpecialArgs / sizeof kSpecialArgs[0])];
-    case 6:
-      return input.u16();
-    default:
-      return input.u32();
+    case 5: return kSpecialArgs[input.byte() % (sizeof kSpecialArgs / sizeof kSpecialArgs[0])];
+    case 6: return input.u16();
+    default: return input.u32();
   }
 }
 
@@ -432,20 +428,14 @@ void run_write_block(Harness& harness, InputReader& input) {
   std::memset(block, 0, kMaxBlockBytes);
   const std::uint8_t f = input.byte();
   switch (f & 3) {
-    case 0:
-      std::memset(block, input.byte(), size);
-      break;
+    case 0: std::memset(block, input.byte(), size); break;
     case 1: {
       const std::size_t length = input.u16() % (size + 1);
       input.copy((f & 0x04) != 0 ? block : block + size - length, length);
       break;
     }
-    case 2:
-      harness.build_frame(f, input);
-      break;
-    default:
-      fill_pattern(block, size, input.byte());
-      break;
+    case 2: harness.build_frame(f, input); break;
+    default: fill_pattern(block, size, input.byte()); break;
   }
   harness.write_block(size);
 }
@@ -494,21 +484,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         harness.command(index, decode_arg(input));
         break;
       }
-      case 3:
-        harness.read_block(decode_size(harness, input));
-        break;
-      case 4:
-        run_write_block(harness, input);
-        break;
-      case 5:
-        harness.finish_busy();
-        break;
-      case 6:
-        harness.power_cycle();
-        break;
-      default:
-        run_burst(harness, op);
-        break;
+      case 3: harness.read_block(decode_size(harness, input)); break;
+      case 4: run_write_block(harness, input); break;
+      case 5: harness.finish_busy(); break;
+      case 6: harness.power_cycle(); break;
+      default: run_burst(harness, op); break;
     }
   }
   return 0;

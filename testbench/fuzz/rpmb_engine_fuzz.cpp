@@ -109,9 +109,8 @@ bool is_read_type(std::uint16_t type) {
 
 bool frames_agree(const rpmb::Frame* frames, std::size_t count) {
   for (std::size_t i = 1; i < count; ++i) {
-    if (frames[i].write_counter() != frames[0].write_counter() ||
-        frames[i].address() != frames[0].address() || frames[i].block_count() != frames[0].block_count() ||
-        frames[i].type() != frames[0].type()) {
+    if (frames[i].write_counter() != frames[0].write_counter() || frames[i].address() != frames[0].address() ||
+        frames[i].block_count() != frames[0].block_count() || frames[i].type() != frames[0].type()) {
       return false;
     }
   }
@@ -151,10 +150,7 @@ class ObservedStore final : public rpmb::Store {
 class Harness {
  public:
   Harness(std::uint32_t size_mult, rpmb::EngineConfig config, const rpmb::PartitionState& initial)
-      : store_(size_mult, initial),
-        engine_(store_, config),
-        shadow_(reused_buffer(0)),
-        readback_(reused_buffer(1)) {
+      : store_(size_mult, initial), engine_(store_, config), shadow_(reused_buffer(0)), readback_(reused_buffer(1)) {
     // Buffers live across inputs: allocating up to 512 KiB twice per input costs more than the run.
     shadow_.assign(std::size_t{store_.half_sectors()} * rpmb::kHalfSectorSize, 0);
     readback_.resize(shadow_.size());
@@ -335,10 +331,10 @@ class Harness {
 
   ObservedStore store_;
   rpmb::Engine engine_;
-  std::vector<std::uint8_t>& shadow_;    // what the partition must hold
-  std::vector<std::uint8_t>& readback_;  // the partition as the store reports it
+  std::vector<std::uint8_t>& shadow_;                           // what the partition must hold
+  std::vector<std::uint8_t>& readback_;                         // the partition as the store reports it
   std::optional<rpmb::FrameAuthenticator> host_authenticator_;  // keyed with the device's key
-  std::optional<rpmb::Frame> pending_read_;                      // the read-type request in flight
+  std::optional<rpmb::Frame> pending_read_;                     // the read-type request in flight
 };
 
 // Frame shape bits (see the input format above).

@@ -232,9 +232,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if ((status == tlm::TLM_OK_RESPONSE) != inside) __builtin_trap();
         break;
       }
-      case 2:
-        kRecipes[in.byte() % std::size(kRecipes)](d);
-        break;
+      case 2: kRecipes[in.byte() % std::size(kRecipes)](d); break;
       case 3: {
         const std::uint32_t address = in.u16();
         const std::uint32_t length = in.byte();
@@ -244,9 +242,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         break;
       }
-      case 4:
-        p.advance(sc_core::sc_time(static_cast<double>(in.u16()), sc_core::SC_US));
-        break;
+      case 4: p.advance(sc_core::sc_time(static_cast<double>(in.u16()), sc_core::SC_US)); break;
       case 5: {
         const std::uint32_t address = in.u16() & ~7u;
         models::Adma2Descriptor descriptor = models::Adma2Descriptor::decode({in.byte(), 0, 0, 0, 0, 0, 0, 0});

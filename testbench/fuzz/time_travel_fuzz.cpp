@@ -68,8 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       case 3:
-        if (body[0] & 1) scheduler.interrupt_raised();
-        else scheduler.notified((body[0] & 2) != 0);
+        if (body[0] & 1)
+          scheduler.interrupt_raised();
+        else
+          scheduler.notified((body[0] & 2) != 0);
         break;
     }
     for (std::size_t i = before; i < sent.size(); ++i) {

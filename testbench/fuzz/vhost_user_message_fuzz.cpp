@@ -68,7 +68,8 @@ bool same(const Payload& a, const Payload& b) {
       if (!same_region(x->regions[i], y.regions[i])) return false;
     return true;
   }
-  if (auto* x = std::get_if<SingleMemoryRegion>(&a)) return same_region(x->region, std::get<SingleMemoryRegion>(b).region);
+  if (auto* x = std::get_if<SingleMemoryRegion>(&a))
+    return same_region(x->region, std::get<SingleMemoryRegion>(b).region);
   if (auto* x = std::get_if<ConfigSpace>(&a)) {
     const auto& y = std::get<ConfigSpace>(b);
     return x->offset == y.offset && x->flags == y.flags && x->bytes == y.bytes;

@@ -33,8 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (a.bar >= pcidev::kMaxBars || a.size == 0 || a.size > pcidev::kMaxBarAccess) __builtin_trap();
       if (a.addr + a.size < a.addr) __builtin_trap();
       break;
-    default:
-      __builtin_trap();  // nothing else belongs on the command queue
+    default: __builtin_trap();  // nothing else belongs on the command queue
   }
   if (a.is_read()) {
     if (writable < a.size || !a.data.empty()) __builtin_trap();

@@ -85,7 +85,11 @@ transport::bridge::IoctlRequest rpmb_ioctl(std::initializer_list<rpmb::Frame> fr
 }
 
 struct Device {
-  Device() : image(fuzzing::small_device_config()), card(fuzzing::small_device_config(), image.backend()), bus(card), driver(bus) {
+  Device()
+      : image(fuzzing::small_device_config()),
+        card(fuzzing::small_device_config(), image.backend()),
+        bus(card),
+        driver(bus) {
     // The key is programmed as mmc-utils would, so that signed writes can pass.
     driver.ioctl(rpmb_ioctl({rpmb::requests::program_key(fuzz_key()), rpmb::requests::result_read()}));
   }
@@ -166,7 +170,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(queue->next_available() == static_cast<std::uint16_t>(before + 1), "a pop moves the index by one");
     require(chain->head < queue_size, "head inside the table");
     if (!chain->fault.empty()) {
-      require(chain->readable.empty() && chain->writable.empty() && chain->readable_bytes == 0 && chain->writable_bytes == 0,
+      require(chain->readable.empty() && chain->writable.empty() && chain->readable_bytes == 0 &&
+                  chain->writable_bytes == 0,
               "a faulted chain has no buffers");
       queue->push(chain->head, 0);
       continue;
@@ -186,7 +191,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::uint32_t written = 0;
     // As the device gathers: the largest request (33 frames), or one frame more for a write.
     std::vector<std::uint8_t> request = chain->gather(34 * 512);
-    const bool writes = request.size() >= 512 && is_write_type(static_cast<std::uint16_t>((request[510] << 8) | request[511]));
+    const bool writes =
+        request.size() >= 512 && is_write_type(static_cast<std::uint16_t>((request[510] << 8) | request[511]));
     if (readable <= 33 * 512 || writes) {
       if ((flags & 4) != 0) sign_burst(request);
       try {
@@ -196,7 +202,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::uint16_t type = static_cast<std::uint16_t>((request[510] << 8) | request[511]);
         if (!plan.device_response.empty()) {
           // A burst over max_wr_cnt: answered by the device, never by the card.
-          require(is_write_type(type) && commands.empty() && plan.response_frames == 1, "a device answer is for a write");
+          require(is_write_type(type) && commands.empty() && plan.response_frames == 1,
+                  "a device answer is for a write");
           require(plan.device_response.size() == 512 && chain->writable_bytes >= 512, "one response frame, with room");
           const rpmb::Frame response = rpmb::Frame::from_bytes(plan.device_response.data());
           require(response.result() == 0x0001 && response.type() == (type << 8), "a general failure of that write");
@@ -205,7 +212,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           continue;
         }
         require(plan.request.node == transport::bridge::Node::rpmb && plan.request.multi, "the rpmb node, multi");
-        require(is_write_type(type) ? (commands.size() == 1 || commands.size() == 3) : commands.size() == 2, "command count");
+        require(is_write_type(type) ? (commands.size() == 1 || commands.size() == 3) : commands.size() == 2,
+                "command count");
         for (const auto& c : commands) {
           require(c.blksz == 512 && c.blocks >= 1, "512-byte blocks");
           require(c.opcode == (c.writes() ? 25u : 18u), "CMD25 writes, CMD18 reads");

@@ -35,8 +35,8 @@ constexpr std::uint64_t kHsHz = 52'000'000;
 constexpr std::uint64_t kHs400Hz = 200'000'000;
 constexpr std::uint32_t kRcaArg = mmc::rca_arg(1);
 // Cycle counts of spec/emmc.md.
-constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;  // command, N_CR, R1/R3, N_RC
-constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;  // R2
+constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;       // command, N_CR, R1/R3, N_RC
+constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;       // R2
 constexpr std::uint64_t kIdentShortCommand = 48 + 5 + 48 + 8;  // CMD1: command, N_ID, R3, N_RC
 constexpr std::uint64_t kIdentLongCommand = 48 + 5 + 136 + 8;  // CMD2: command, N_ID, R2, N_RC
 constexpr std::uint64_t kBroadcastCommand = 48 + 8;            // CMD0: command, N_CC (no response)
@@ -217,8 +217,8 @@ TEST_F(EmmcDeviceScenario, MultiBlockReadReadsEachNandPageOnce) {
     after_data = now_ps();
   });
   rig.run();
-  const std::uint64_t expected = 3 * 40 * models::kMicrosecond + 61 * cycles_ps(kNacMin, kHsHz) +
-                                 64 * cycles_ps(kBlock8Sdr, kHsHz);
+  const std::uint64_t expected =
+      3 * 40 * models::kMicrosecond + 61 * cycles_ps(kNacMin, kHsHz) + 64 * cycles_ps(kBlock8Sdr, kHsHz);
   EXPECT_EQ(after_data - after_command, expected);
 }
 
@@ -396,7 +396,8 @@ class TimedRpmbChannel final : public rpmb::RequestChannel {
     host_.execute({23, static_cast<std::uint32_t>(count) | reliable_bit});
     host_.execute({25, 0});
     std::vector<std::uint8_t> bytes(count * rpmb::kFrameSize);
-    for (std::size_t i = 0; i < count; ++i) std::memcpy(&bytes[i * rpmb::kFrameSize], frames[i].bytes(), rpmb::kFrameSize);
+    for (std::size_t i = 0; i < count; ++i)
+      std::memcpy(&bytes[i * rpmb::kFrameSize], frames[i].bytes(), rpmb::kFrameSize);
     host_.write_blocks(bytes.data(), 512, static_cast<std::uint32_t>(count));
     const std::uint64_t end = now_ps();
     host_.wait_while_busy();

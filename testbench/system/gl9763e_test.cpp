@@ -44,8 +44,7 @@ class ConfigPort : public sc_core::sc_module {
 // The CPU on BAR 0 and the configuration space; the Sdhci inside on memory (above 4 GiB: the
 // chip's DMA is 64-bit) and an EmmcDevice.
 struct GlPlatform {
-  explicit GlPlatform(std::function<void(SdhciDriver&, ConfigPort&)> body,
-                      const models::Gl9763e::Options& options = {})
+  explicit GlPlatform(std::function<void(SdhciDriver&, ConfigPort&)> body, const models::Gl9763e::Options& options = {})
       : image(mmc::default_device_config()),
         device("card", mmc::default_device_config(), image.backend()),
         gl("gl9763e", options),
@@ -178,8 +177,8 @@ TEST_F(SdhciScenario, Gl9763eBringsUpHs400WithEnhancedStrobeThroughItsBar) {
     ASSERT_TRUE(d.switch_to_1v8());
     d.set_clock(25'000'000);
     ASSERT_EQ(d.switch_field(183, 2).error, 0);
-    d.wr8(models::sdhci::kHostControl1, static_cast<std::uint8_t>(d.rd8(models::sdhci::kHostControl1) |
-                                                                   models::sdhci::kCtrl8BitBus));
+    d.wr8(models::sdhci::kHostControl1,
+          static_cast<std::uint8_t>(d.rd8(models::sdhci::kHostControl1) | models::sdhci::kCtrl8BitBus));
     ASSERT_EQ(d.switch_field(185, 1).error, 0);
     d.set_uhs_mode(models::sdhci::kCtrl2UhsSdr25);
     d.set_clock(50'000'000);

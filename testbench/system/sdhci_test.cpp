@@ -25,7 +25,7 @@ namespace st = mmc::status;
 constexpr std::uint64_t kIdentHz = 400'000;
 constexpr std::uint64_t kShortCommand = 48 + 2 + 48 + 8;
 constexpr std::uint64_t kLongCommand = 48 + 2 + 136 + 8;
-constexpr std::uint64_t kNoResponse = 48 + 64 + 8;      // N_CR max: what a host waits for a response that never comes
+constexpr std::uint64_t kNoResponse = 48 + 64 + 8;  // N_CR max: what a host waits for a response that never comes
 // Identification's CMD1 and CMD2 answer exactly N_ID = 5 cycles after the command; a broadcast
 // command without a response costs the command and N_CC before the next.
 constexpr std::uint64_t kIdentShortCommand = 48 + 5 + 48 + 8;
@@ -33,7 +33,6 @@ constexpr std::uint64_t kIdentLongCommand = 48 + 5 + 136 + 8;
 constexpr std::uint64_t kBroadcastCommand = 48 + 8;
 
 using Platform = SdhciPlatform;
-
 
 // The interrupt line once it has settled: the controller's method drives it in the next delta
 // cycle, and the signal shows the value in the one after.
@@ -483,9 +482,9 @@ TEST_F(SdhciScenario, AClockStoppedDuringAnSdmaPauseFailsTheNextBlockAndReachesN
     d.wr16(reg::kBlockSize, 512);
     d.wr16(reg::kBlockCount, 4);
     d.wr32(reg::kArgument, 64);
-    d.wr32(reg::kTransferMode, (reg::kTrnDmaEnable | reg::kTrnMultiBlock | reg::kTrnBlockCountEnable |
-                                reg::kTrnAutoCmd12) |
-                                   (std::uint32_t{reg::command_word(25, kRespR1 | reg::kCmdDataPresent)} << 16));
+    d.wr32(reg::kTransferMode,
+           (reg::kTrnDmaEnable | reg::kTrnMultiBlock | reg::kTrnBlockCountEnable | reg::kTrnAutoCmd12) |
+               (std::uint32_t{reg::command_word(25, kRespR1 | reg::kCmdDataPresent)} << 16));
     EXPECT_TRUE(d.wait_irq(reg::kIntDma) & reg::kIntDma);
     d.wr16(reg::kNormalIntStatus, reg::kIntCommandComplete | reg::kIntDma);
     d.wr16(reg::kClockControl, reg::kClockInternalEnable);
@@ -578,7 +577,8 @@ TEST_F(SdhciScenario, TuningSetsTheSampledClockAndRaisesOnlyBufferReadReady) {
     d.wr16(reg::kBlockSize, 128);
     d.wr16(reg::kBlockCount, 1);
     d.wr32(reg::kArgument, 0);
-    d.wr32(reg::kTransferMode, reg::kTrnRead | (std::uint32_t{reg::command_word(21, kRespR1 | reg::kCmdDataPresent)} << 16));
+    d.wr32(reg::kTransferMode,
+           reg::kTrnRead | (std::uint32_t{reg::command_word(21, kRespR1 | reg::kCmdDataPresent)} << 16));
     const std::uint16_t s = d.wait_irq(reg::kIntBufferReadReady);
     EXPECT_EQ(s, reg::kIntBufferReadReady);
     EXPECT_EQ(d.rd16(reg::kHostControl2), reg::kCtrl2UhsSdr104 | reg::kCtrl2TunedClock);
@@ -652,14 +652,14 @@ TEST_F(SdhciScenario, InjectedFaultsBecomeTheControllersErrors) {
   CommandResult slow_switch;
   Platform p([&](SdhciDriver& d) {
     d.init();
-    d.bring_up_high_speed();  // CMD6 #1 and #2
-    EXPECT_EQ(d.command(13, kRcaArg, kRespR1).error, 0);  // CMD13 #1
+    d.bring_up_high_speed();                                     // CMD6 #1 and #2
+    EXPECT_EQ(d.command(13, kRcaArg, kRespR1).error, 0);         // CMD13 #1
     const CommandResult lost = d.command(13, kRcaArg, kRespR1);  // #2: lost on the bus
     EXPECT_EQ(lost.error, reg::kErrCommandTimeout);
     EXPECT_EQ(lost.completed_ps - lost.issued_ps, cycles_ps(kNoResponse, 50'000'000));
     d.wr8(reg::kSoftwareReset, reg::kResetCmd);
     EXPECT_EQ(st::current_state(d.command(13, kRcaArg, kRespR1).response), kTran);  // #3
-    slow_switch = d.switch_field(185, 1);  // CMD6 #3: 5 ms longer busy
+    slow_switch = d.switch_field(185, 1);                                           // CMD6 #3: 5 ms longer busy
     EXPECT_EQ(slow_switch.error, 0);
 
     std::memcpy(d.memory().bytes.data() + 0x10000, data.data(), data.size());

@@ -46,7 +46,8 @@ TEST_F(SdhciScenario, AVersion410ControllerKeepsTheHostControl2BitsLinuxWritesAn
         d.wr16(reg::kHostControl2, linux_bits);
         EXPECT_EQ(d.rd16(reg::kHostControl2), linux_bits);
         d.wr16(reg::kClockControl, reg::kClockInternalEnable | reg::kClockPllEnable);
-        EXPECT_EQ(d.rd16(reg::kClockControl), reg::kClockInternalEnable | reg::kClockPllEnable | reg::kClockInternalStable);
+        EXPECT_EQ(d.rd16(reg::kClockControl),
+                  reg::kClockInternalEnable | reg::kClockPllEnable | reg::kClockInternalStable);
         // What it lacks does not: 26-bit ADMA2 lengths, asynchronous interrupts.
         d.wr16(reg::kHostControl2, reg::kCtrl2Version4Enable | reg::kCtrl2Adma2LengthMode | reg::kCtrl2AsyncInterrupt);
         EXPECT_EQ(d.rd16(reg::kHostControl2), reg::kCtrl2Version4Enable);
@@ -129,17 +130,17 @@ TEST_F(SdhciScenario, Version4ModeMovesDataAbove4GiBWith16ByteDescriptorsAndAuto
         EXPECT_EQ(d.descriptor_format(), models::Adma2Format::bits64_v4);
         d.bring_up_high_speed();
         std::memcpy(d.memory().at(kAbove4GiB + 0x10000), data.data(), data.size());
-        d.write_descriptors({{kAbove4GiB + 0x10000, 1000}, {kAbove4GiB + 0x10000 + 1000, 5000},
-                             {kAbove4GiB + 0x10000 + 6000, 2192}});
+        d.write_descriptors(
+            {{kAbove4GiB + 0x10000, 1000}, {kAbove4GiB + 0x10000 + 1000, 5000}, {kAbove4GiB + 0x10000 + 6000, 2192}});
         Transfer w;
         w.read = false;
         w.blocks = 16;
         w.auto_cmd23 = 16;
         const CommandResult write = d.transfer(25, 100, w);
         EXPECT_EQ(write.error, 0);
-        EXPECT_EQ(d.rd16(reg::kHostControl2) & (reg::kCtrl2Version4Enable | reg::kCtrl2Addressing64 |
-                                                 reg::kCtrl2Cmd23Enable),
-                  reg::kCtrl2Version4Enable | reg::kCtrl2Addressing64 | reg::kCtrl2Cmd23Enable);
+        EXPECT_EQ(
+            d.rd16(reg::kHostControl2) & (reg::kCtrl2Version4Enable | reg::kCtrl2Addressing64 | reg::kCtrl2Cmd23Enable),
+            reg::kCtrl2Version4Enable | reg::kCtrl2Addressing64 | reg::kCtrl2Cmd23Enable);
         const std::size_t commands_before_read = platform->phases.size();
         Transfer r;
         r.blocks = 16;

@@ -76,7 +76,9 @@ std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
 // A device on a RAM image and a TestHost running `body`, bound and simulated to the end.
 struct Rig {
   explicit Rig(std::function<void(EmmcBusHost&)> body)
-      : config(mmc::default_device_config()), image(config), device("card", config, image.backend(), test_profile()),
+      : config(mmc::default_device_config()),
+        image(config),
+        device("card", config, image.backend(), test_profile()),
         host("host", kIdentHz, std::move(body)) {
     host.bus.bind(device.bus);
   }
@@ -250,8 +252,8 @@ TEST_F(LinuxDriverHostScenario, ProbesThenRunsThePostedJobsWithTheDriver) {
   EXPECT_EQ(described.node_size[0], config.user_capacity);
   EXPECT_EQ(read.status.error, 0);
   // CMD23, CMD18, the first block after the page read and the others after N_AC min.
-  EXPECT_EQ(read.status.simulated_ps, 2 * kHs400Command + 40 * models::kMicrosecond + 7 * kHs400NacMin +
-                                          8 * kHs400ReadBlock);
+  EXPECT_EQ(read.status.simulated_ps,
+            2 * kHs400Command + 40 * models::kMicrosecond + 7 * kHs400NacMin + 8 * kHs400ReadBlock);
 }
 
 // ---- TimedBlockDevice -----------------------------------------------------------------------
@@ -284,8 +286,8 @@ TEST_F(TimedBlockDeviceScenario, StartProbesAndJobsTimeTheDriversRequests) {
   EXPECT_EQ(read.status.error, 0);
   EXPECT_EQ(read.data, data);
   EXPECT_EQ(unwritten.status.error, 0);
-  EXPECT_EQ(unwritten.status.simulated_ps, 2 * kHs400Command + 40 * models::kMicrosecond + 7 * kHs400NacMin +
-                                               8 * kHs400ReadBlock)
+  EXPECT_EQ(unwritten.status.simulated_ps,
+            2 * kHs400Command + 40 * models::kMicrosecond + 7 * kHs400NacMin + 8 * kHs400ReadBlock)
       << "52.09 us, as the daemon's timed replies say";
 }
 
@@ -400,8 +402,8 @@ TEST_F(TimedBlockDeviceScenario, ASharedBusGivesTheCardToOneHostAtATime) {
   EXPECT_TRUE(std::equal(got.begin() + 212, got.begin() + 216, expected.begin() + 212)) << "SEC_COUNT";
 
   EXPECT_THROW(timed.run([&](mmc::LinuxBlockDriver& driver) {
-                 driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 1 << 20, 4096});
-               }),
+    driver.read(mmcblk::BlockReadRequest{mmcblk::Node::user, 1 << 20, 4096});
+  }),
                models::TransactionRefused)
       << "the card is on the other port";
   EXPECT_GT(timed.mux()->refused(), 0u);
@@ -419,7 +421,6 @@ TEST_F(TimedBlockDeviceScenario, ASharedBusGivesTheCardToOneHostAtATime) {
   EXPECT_EQ(back.status.error, 0);
   EXPECT_EQ(back.data, data);
 }
-
 
 // ---- TimeGate: simulated time held where an outside scheduler grants it -------------------------
 

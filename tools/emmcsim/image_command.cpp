@@ -68,14 +68,10 @@ std::string bus_mode_list(const BusModes& modes) {
 
 const char* card_type_name(std::uint8_t cbx) {
   switch (cbx) {
-    case 0:
-      return "removable";
-    case 1:
-      return "BGA";
-    case 2:
-      return "POP";
-    default:
-      return "reserved";
+    case 0: return "removable";
+    case 1: return "BGA";
+    case 2: return "POP";
+    default: return "reserved";
   }
 }
 
@@ -117,16 +113,14 @@ std::string user_link_target(const std::string& dir) {
 }
 
 int run_create(const Options& o) {
-  const DeviceConfig config =
-      o.config_file.empty() ? default_device_config() : read_config_file(o.config_file);
+  const DeviceConfig config = o.config_file.empty() ? default_device_config() : read_config_file(o.config_file);
   ImageCreateOptions create_options;
   create_options.existing_user_image = o.user_image;
   const auto image = Image::create(o.image_dir, config, create_options);
   const DeviceConfig& made = image->config();
   fmt::print("created image {}\n", image->directory());
   for (const auto& [partition, size] : partitions_of(made)) {
-    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), describe_size(size),
-               Image::file_name(partition));
+    fmt::print("  {:<6} {:>10}  {}\n", partition_name(partition), describe_size(size), Image::file_name(partition));
   }
   if (!o.user_image.empty()) fmt::print("  user.img links to {}\n", user_link_target(image->directory()));
   return 0;
@@ -138,8 +132,7 @@ void field(const char* label, fmt::format_string<Args...> format, Args&&... args
   fmt::print("{:<20}{}\n", label, fmt::format(format, std::forward<Args>(args)...));
 }
 
-constexpr const char* kInUseNote =
-    "yes: another process (a running emmcsim) holds the image; these values may change";
+constexpr const char* kInUseNote = "yes: another process (a running emmcsim) holds the image; these values may change";
 
 void print_info_text(const ImageInfo& info) {
   const DeviceConfig& c = info.config;
@@ -151,19 +144,17 @@ void print_info_text(const ImageInfo& info) {
   if (info.in_use) field("in use", "{}", kInUseNote);
   field("version", "{} (EXT_CSD_REV {})", emmc_version(rev), rev);
   field("capacity", "{} ({} bytes, {} sectors), {} addressing", describe_size(c.user_capacity), c.user_capacity,
-        c.user_capacity / kSectorSize,
-        c.sector_addressing() ? "sector (above 2 GiB)" : "byte (2 GiB or less)");
+        c.user_capacity / kSectorSize, c.sector_addressing() ? "sector (above 2 GiB)" : "byte (2 GiB or less)");
   fmt::print("partitions\n");
   const std::string link = user_link_target(info.directory);
   for (const auto& [partition, size] : partitions_of(c)) {
     const std::string target = partition == Partition::user && !link.empty() ? " -> " + link : "";
-    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), describe_size(size),
-               Image::file_name(partition), target);
+    fmt::print("  {:<6} {:>10}  {}{}\n", partition_name(partition), describe_size(size), Image::file_name(partition),
+               target);
   }
   field("CID", "MID 0x{:02X}, OID 0x{:02X}, PNM \"{}\", PRV {}.{}, PSN 0x{:08X}, MDT {:02}/{}, CBX {} ({})",
-        cid.manufacturer_id, cid.oem_id, cid.product_name, cid.product_revision >> 4,
-        cid.product_revision & 0xF, cid.serial, cid.manufacturing_month, cid.manufacturing_year,
-        cid.device_type, card_type_name(cid.device_type));
+        cid.manufacturer_id, cid.oem_id, cid.product_name, cid.product_revision >> 4, cid.product_revision & 0xF,
+        cid.serial, cid.manufacturing_month, cid.manufacturing_year, cid.device_type, card_type_name(cid.device_type));
   field("bus modes", "{}", bus_mode_list(c.bus_modes));
   field("REL_WR_SEC_C", "{} sector(s) per reliable write", c.reliable_write_sectors);
   field("EN_RPMB_REL_WR", "{} (32-frame RPMB writes {})", yes_no(c.en_rpmb_rel_wr),
@@ -176,8 +167,7 @@ void print_info_text(const ImageInfo& info) {
   field("command queue", "{}",
         c.command_queue_depth == 0 ? std::string("none") : fmt::format("depth {}", c.command_queue_depth));
   field("RPMB key", "{}", rpmb_state.key_programmed ? "programmed" : "not programmed");
-  field("RPMB write counter", "{}{}", rpmb_state.write_counter,
-        rpmb_state.counter_expired() ? " (expired)" : "");
+  field("RPMB write counter", "{}{}", rpmb_state.write_counter, rpmb_state.counter_expired() ? " (expired)" : "");
   field("password (CMD42)", "{}", state.password.empty() ? "not set" : "set");
   field("write protection", "temporary: {}; permanent: {}", group_summary(state.temporary_wp_groups),
         group_summary(state.permanent_wp_groups));

@@ -59,7 +59,12 @@ struct PciControllerFront::Module : sc_core::sc_module {
   } session;
 
   Module(sc_core::sc_module_name name, models::EmmcBusMux& mux, spdlog::logger& log_to)
-      : sc_module(name), chip("gl9763e"), to_config("to_config"), to_bar0("to_bar0"), dma("dma"), irq("irq"),
+      : sc_module(name),
+        chip("gl9763e"),
+        to_config("to_config"),
+        to_bar0("to_bar0"),
+        dma("dma"),
+        irq("irq"),
         log(log_to) {
     to_config.bind(chip.config);
     to_bar0.bind(chip.bar0);
@@ -210,9 +215,10 @@ void PciControllerFront::disconnect() {
     const double simulated_ms = (sc_core::sc_time_stamp() - m.session.started).to_seconds() * 1e3;
     const double wall_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m.session.wall_started).count();
-    log_->info("PCI controller: guest session: {} accesses, {} interrupts, {} bytes of DMA, {:.3f} ms simulated in "
-               "{:.3f} ms wall",
-               m.session.accesses, m.session.interrupts, m.session.dma_bytes, simulated_ms, wall_ms);
+    log_->info(
+        "PCI controller: guest session: {} accesses, {} interrupts, {} bytes of DMA, {:.3f} ms simulated in "
+        "{:.3f} ms wall",
+        m.session.accesses, m.session.interrupts, m.session.dma_bytes, simulated_ms, wall_ms);
     m.give_card_to_daemon(driver, *timed_.mux(), *log_);
   });
 }

@@ -37,7 +37,7 @@ struct Options {
   std::string image_dir;
   std::string vhost_user_socket;  // act as a VM's virtio-rpmb driver against `emmcsim serve`
   std::string mmc_socket;         // act as mmc-utils on /dev/mmcblkNrpmb against `emmcsim serve`
-  std::string rpmb_size;  // empty: 4 MiB for a new image, the image's own size otherwise
+  std::string rpmb_size;          // empty: 4 MiB for a new image, the image's own size otherwise
   Durability durability = Durability::sync_every_commit;
   bool no_en_rpmb_rel_wr = false;  // refuse 32-frame writes whatever the image says
   bool trace = false;              // print every eMMC command on stderr
@@ -45,7 +45,7 @@ struct Options {
   std::string key_file, data_file, out_file;
   std::string address, count;
   std::optional<std::uint32_t> write_counter;  // write under this counter instead of reading it
-  std::uint16_t config_address = 0;  // REGISTER of config-write
+  std::uint16_t config_address = 0;            // REGISTER of config-write
   std::string config_value;
   bool stdin_taken = false;
 };
@@ -59,9 +59,12 @@ std::uint32_t parse_rpmb_size(const std::string& text) {
     throw UsageError(fmt::format("--rpmb-size '{}' is not a size (examples: 4M, 512K, 131072)", text));
   }
   std::string unit = text.substr(pos);
-  if (unit == "K" || unit == "KiB" || unit == "k") value *= 1024;
-  else if (unit == "M" || unit == "MiB") value *= 1024 * 1024;
-  else if (!unit.empty()) throw UsageError(fmt::format("--rpmb-size '{}': unknown unit '{}' (use K or M)", text, unit));
+  if (unit == "K" || unit == "KiB" || unit == "k")
+    value *= 1024;
+  else if (unit == "M" || unit == "MiB")
+    value *= 1024 * 1024;
+  else if (!unit.empty())
+    throw UsageError(fmt::format("--rpmb-size '{}': unknown unit '{}' (use K or M)", text, unit));
   if (value == 0 || value % kSizeMultUnit != 0 || value / kSizeMultUnit > kMaxSizeMult) {
     throw UsageError(fmt::format("--rpmb-size '{}' must be a multiple of 128 KiB from 128K to 16M", text));
   }
@@ -131,8 +134,8 @@ std::unique_ptr<mmc::Image> open_image(const Options& o) {
   if (fs::exists(fs::path(o.image_dir) / mmc::Image::kConfigFile, ec)) {
     auto image = mmc::Image::open(o.image_dir, durability);
     if (!o.rpmb_size.empty() && parse_rpmb_size(o.rpmb_size) * kSizeMultUnit != image->config().rpmb_size) {
-      throw UsageError(fmt::format("{} already holds a {} KiB RPMB partition; --rpmb-size {} disagrees",
-                                   o.image_dir, image->config().rpmb_size / 1024, o.rpmb_size));
+      throw UsageError(fmt::format("{} already holds a {} KiB RPMB partition; --rpmb-size {} disagrees", o.image_dir,
+                                   image->config().rpmb_size / 1024, o.rpmb_size));
     }
     return image;
   }
@@ -141,8 +144,8 @@ std::unique_ptr<mmc::Image> open_image(const Options& o) {
   mmc::ImageCreateOptions create_options;
   create_options.durability = durability;
   auto image = mmc::Image::create(o.image_dir, config, create_options);
-  std::cerr << fmt::format("emmcsim: created image {} ({} KiB RPMB partition; see 'emmcsim image info')\n",
-                           o.image_dir, config.rpmb_size / 1024);
+  std::cerr << fmt::format("emmcsim: created image {} ({} KiB RPMB partition; see 'emmcsim image info')\n", o.image_dir,
+                           config.rpmb_size / 1024);
   return image;
 }
 
@@ -155,12 +158,14 @@ void require_success(const std::string& what, const HostResult& r) {
 void check_target(const Options& o) {
   const int targets = !o.image_dir.empty() + !o.vhost_user_socket.empty() + !o.mmc_socket.empty();
   if (targets != 1)
-    throw UsageError("give exactly one of --image DIR (the image itself), --mmc-socket SOCKET (a running "
-                     "'emmcsim serve', through the MMC-ioctl bridge as mmc-utils) and --vhost-user SOCKET (a "
-                     "running 'emmcsim serve --vhost-user-socket SOCKET', as a VM's virtio-rpmb driver)");
+    throw UsageError(
+        "give exactly one of --image DIR (the image itself), --mmc-socket SOCKET (a running "
+        "'emmcsim serve', through the MMC-ioctl bridge as mmc-utils) and --vhost-user SOCKET (a "
+        "running 'emmcsim serve --vhost-user-socket SOCKET', as a VM's virtio-rpmb driver)");
   if (o.image_dir.empty() && o.trace)
-    throw UsageError("--trace shows the eMMC bus of --image; a daemon's bus is its own "
-                     "(serve --log-level debug shows the requests)");
+    throw UsageError(
+        "--trace shows the eMMC bus of --image; a daemon's bus is its own "
+        "(serve --log-level debug shows the requests)");
 }
 
 // Either an image, its card brought up to tran, and the host reaching the RPMB partition over the
@@ -193,8 +198,8 @@ struct Session {
       frontend = std::make_unique<transport::VhostUserFrontend>(o.vhost_user_socket);
       frontend->start();
       // Config space: capacity, max_wr_cnt, max_rd_cnt.
-      thirty_two_frame_writes = frontend->config().size() == 3 && (frontend->config()[1] == 0 || frontend->config()[1] >= 32) &&
-                                !o.no_en_rpmb_rel_wr;
+      thirty_two_frame_writes = frontend->config().size() == 3 &&
+                                (frontend->config()[1] == 0 || frontend->config()[1] >= 32) && !o.no_en_rpmb_rel_wr;
       virtio_channel = std::make_unique<transport::VirtioRpmbChannel>(*frontend);
       host = std::make_unique<Host>(*virtio_channel, std::move(key));
       return;
@@ -221,18 +226,19 @@ int run_info(Options& o) {
   const PartitionState& s = store.state();
   const ResultRegister& r = s.result_register;
   fmt::print("image            {}\n", store.path());
-  fmt::print("size             {} KiB (RPMB_SIZE_MULT {}, {} half-sectors of 256 bytes)\n",
-             store.size_mult() * 128, store.size_mult(), store.half_sectors());
+  fmt::print("size             {} KiB (RPMB_SIZE_MULT {}, {} half-sectors of 256 bytes)\n", store.size_mult() * 128,
+             store.size_mult(), store.half_sectors());
   fmt::print("8 KiB writes     {}\n", image->config().en_rpmb_rel_wr && !o.no_en_rpmb_rel_wr
-                                          ? "allowed (EN_RPMB_REL_WR)" : "refused (EN_RPMB_REL_WR clear)");
+                                          ? "allowed (EN_RPMB_REL_WR)"
+                                          : "refused (EN_RPMB_REL_WR clear)");
   fmt::print("key              {}\n", s.key_programmed ? "programmed" : "not programmed");
   fmt::print("write counter    {}{}\n", s.write_counter, s.counter_expired() ? " (expired)" : "");
   if (r.type == ResponseType::none) {
     fmt::print("last committed   none\n");
   } else {
     fmt::print("last committed   {}: {}, counter {}, address {}\n",
-               describe_request(static_cast<std::uint16_t>(r.type) >> 8), describe_result(r.result),
-               r.write_counter, r.address);
+               describe_request(static_cast<std::uint16_t>(r.type) >> 8), describe_result(r.result), r.write_counter,
+               r.address);
   }
   fmt::print("secure WP        SECURE_WP_MODE_ENABLE 0x{:02x}, SECURE_WP_MODE_CONFIG 0x{:02x}\n",
              s.device_configuration.secure_wp_mode_enable, s.device_configuration.secure_wp_mode_config);
@@ -264,20 +270,20 @@ int run_write(Options& o) {
   const std::vector<std::uint8_t> data = read_input(o, o.data_file, "data file");
   const std::size_t frames = data.size() / kHalfSectorSize;
   if (data.size() % kHalfSectorSize != 0 || !(frames == 1 || frames == 2 || frames == 32)) {
-    throw UsageError(fmt::format(
-        "the data file holds {} bytes; an authenticated write takes 256, 512 or 8192 bytes (1, 2 or 32 "
-        "half-sectors)", data.size()));
+    throw UsageError(
+        fmt::format("the data file holds {} bytes; an authenticated write takes 256, 512 or 8192 bytes (1, 2 or 32 "
+                    "half-sectors)",
+                    data.size()));
   }
   Session s(o, read_key(o, o.key_file));
   if (frames == 32 && !s.thirty_two_frame_writes) {
     throw UsageError(o.no_en_rpmb_rel_wr ? "32-frame writes need EN_RPMB_REL_WR (drop --no-en-rpmb-rel-wr)"
-                     : s.frontend      ? "32-frame writes: the virtio-rpmb device's max_wr_cnt is below 32"
-                                       : "32-frame writes need EN_RPMB_REL_WR, which this image's device.json "
-                                         "does not set (en_rpmb_rel_wr)");
+                     : s.frontend        ? "32-frame writes: the virtio-rpmb device's max_wr_cnt is below 32"
+                                         : "32-frame writes need EN_RPMB_REL_WR, which this image's device.json "
+                                           "does not set (en_rpmb_rel_wr)");
   }
-  const HostResult r = o.write_counter
-                           ? s.host->write_with_counter(address, data.data(), frames, *o.write_counter)
-                           : s.host->write(address, data.data(), frames);
+  const HostResult r = o.write_counter ? s.host->write_with_counter(address, data.data(), frames, *o.write_counter)
+                                       : s.host->write(address, data.data(), frames);
   require_success(fmt::format("write of {} half-sector(s) at {}", frames, address), r);
   fmt::print("wrote {} half-sector(s) at address {}; counter now {}\n", frames, address, r.write_counter);
   return 0;
@@ -310,8 +316,8 @@ int run_config_read(Options& o) {
   Session s(o, key);
   const HostResult r = s.host->config_read(random_nonce());
   require_success("device configuration read", r);
-  fmt::print("SECURE_WP_MODE_ENABLE 0x{:02x}\nSECURE_WP_MODE_CONFIG 0x{:02x}\n",
-             r.data[kConfigDataSecureWpModeEnable], r.data[kConfigDataSecureWpModeConfig]);
+  fmt::print("SECURE_WP_MODE_ENABLE 0x{:02x}\nSECURE_WP_MODE_CONFIG 0x{:02x}\n", r.data[kConfigDataSecureWpModeEnable],
+             r.data[kConfigDataSecureWpModeConfig]);
   return 0;
 }
 
@@ -320,7 +326,9 @@ int run_config_write(Options& o) {
   const std::uint8_t value = static_cast<std::uint8_t>(parse_number("VALUE", o.config_value, 1));
   Session s(o, read_key(o, o.key_file));
   require_success("device configuration write", s.host->config_write(config_address, value));
-  fmt::print("{} set to {}\n", config_address == kConfigAddressSecureWpModeEnable ? "SECURE_WP_MODE_ENABLE" : "SECURE_WP_MODE_CONFIG", value);
+  fmt::print("{} set to {}\n",
+             config_address == kConfigAddressSecureWpModeEnable ? "SECURE_WP_MODE_ENABLE" : "SECURE_WP_MODE_CONFIG",
+             value);
   return 0;
 }
 
@@ -381,7 +389,9 @@ void add_rpmb_command(CLI::App& app, Command& selected) {
   config_read->callback([options, &selected] { selected = [options] { return run_config_read(*options); }; });
 
   auto* config_write = rpmb->add_subcommand("config-write", "Authenticated device configuration write (secure WP)");
-  config_write->add_option("REGISTER", options->config_address, "enable (SECURE_WP_MODE_ENABLE) or config (SECURE_WP_MODE_CONFIG)")
+  config_write
+      ->add_option("REGISTER", options->config_address,
+                   "enable (SECURE_WP_MODE_ENABLE) or config (SECURE_WP_MODE_CONFIG)")
       ->required()
       ->transform(one_of(Words<std::uint16_t>{{"enable", kConfigAddressSecureWpModeEnable},
                                               {"config", kConfigAddressSecureWpModeConfig}}))

@@ -51,17 +51,17 @@ enum class Timing { off, approximate };
 // --log-level's words (spdlog's levels).
 Words<spdlog::level::level_enum> log_level_words() {
   return {{"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
-          {"warn", spdlog::level::warn},   {"error", spdlog::level::err},    {"off", spdlog::level::off}};
+          {"warn", spdlog::level::warn},   {"error", spdlog::level::err},   {"off", spdlog::level::off}};
 }
 
 struct ServeOptions {
   std::string image_dir;
   std::string config_file;
   std::string socket_path;
-  std::string vhost_user_socket_path;  // empty: no virtio-rpmb
-  std::string uml_pci_socket_path;     // empty: no PCI controller for User-Mode Linux
+  std::string vhost_user_socket_path;   // empty: no virtio-rpmb
+  std::string uml_pci_socket_path;      // empty: no PCI controller for User-Mode Linux
   std::string time_travel_socket_path;  // empty: the guest's clock is the host's
-  std::uint64_t time_of_day = 0;  // seconds since the epoch at simulated time 0 (time_of_day_given)
+  std::uint64_t time_of_day = 0;        // seconds since the epoch at simulated time 0 (time_of_day_given)
   bool time_of_day_given = false;
   spdlog::level::level_enum log_level = spdlog::level::warn;
   std::optional<Timing> timing;  // absent: approximate with --uml-pci-socket, else off
@@ -81,13 +81,14 @@ std::unique_ptr<mmc::Image> open_or_create_image(const ServeOptions& o, spdlog::
   std::error_code ec;
   if (fs::exists(fs::path(o.image_dir) / mmc::Image::kConfigFile, ec)) {
     if (!o.config_file.empty())
-      throw UsageError(fmt::format("{} exists already; --config only applies when serve creates the image",
-                                   o.image_dir));
+      throw UsageError(
+          fmt::format("{} exists already; --config only applies when serve creates the image", o.image_dir));
     auto image = mmc::Image::open(o.image_dir, durability);
     check(image->config());
     return image;
   }
-  const mmc::DeviceConfig config = o.config_file.empty() ? mmc::default_device_config() : read_config_file(o.config_file);
+  const mmc::DeviceConfig config =
+      o.config_file.empty() ? mmc::default_device_config() : read_config_file(o.config_file);
   check(config);
   mmc::ImageCreateOptions create;
   create.durability = durability;
@@ -116,7 +117,8 @@ int run_serve(const ServeOptions& o) {
         "approximate, the default with it; --timing off is the untimed card, which has no controller to drive");
   const bool time_travel = !o.time_travel_socket_path.empty();
   if (time_travel && !pci)
-    throw UsageError("--time-travel-socket schedules the clock of the User-Mode Linux guest of --uml-pci-socket: add it");
+    throw UsageError(
+        "--time-travel-socket schedules the clock of the User-Mode Linux guest of --uml-pci-socket: add it");
   if (o.time_of_day_given && !time_travel)
     throw UsageError("--time-of-day is the time-travel guest's clock at simulated time 0: add --time-travel-socket");
   const bool timed = o.timing.value_or(pci ? Timing::approximate : Timing::off) == Timing::approximate;
@@ -129,8 +131,8 @@ int run_serve(const ServeOptions& o) {
   const models::FaultPlan fault_plan =
       o.fault_plan_file.empty() ? models::FaultPlan{} : read_fault_plan_file(o.fault_plan_file);
   // Read before anything is created, so a bad profile leaves nothing behind.
-  const models::TimingProfile profile =
-      o.timing_profile_file.empty() ? models::default_timing_profile() : read_timing_profile_file(o.timing_profile_file);
+  const models::TimingProfile profile = o.timing_profile_file.empty() ? models::default_timing_profile()
+                                                                      : read_timing_profile_file(o.timing_profile_file);
   std::unique_ptr<std::ofstream> bus_trace;
   if (!o.bus_trace_file.empty()) {
     bus_trace = std::make_unique<std::ofstream>(o.bus_trace_file, std::ios::out | std::ios::trunc);
@@ -144,12 +146,14 @@ int run_serve(const ServeOptions& o) {
 
   const std::string socket_path = o.socket_path.empty() ? transport::bridge::default_socket_path() : o.socket_path;
   if (!o.vhost_user_socket_path.empty() && o.vhost_user_socket_path == socket_path)
-    throw UsageError("--vhost-user-socket and the MMC-ioctl bridge socket must be different paths (both are " + socket_path + ")");
+    throw UsageError("--vhost-user-socket and the MMC-ioctl bridge socket must be different paths (both are " +
+                     socket_path + ")");
   if (pci && (o.uml_pci_socket_path == socket_path || o.uml_pci_socket_path == o.vhost_user_socket_path))
     throw UsageError("--uml-pci-socket must be a path of its own (" + o.uml_pci_socket_path +
                      " is another front's socket)");
-  if (time_travel && (o.time_travel_socket_path == socket_path || o.time_travel_socket_path == o.vhost_user_socket_path ||
-                      o.time_travel_socket_path == o.uml_pci_socket_path))
+  if (time_travel &&
+      (o.time_travel_socket_path == socket_path || o.time_travel_socket_path == o.vhost_user_socket_path ||
+       o.time_travel_socket_path == o.uml_pci_socket_path))
     throw UsageError("--time-travel-socket must be a path of its own (" + o.time_travel_socket_path +
                      " is another front's socket)");
   std::unique_ptr<mmc::Image> image = open_or_create_image(o, *log, [&](const mmc::DeviceConfig& config) {
@@ -157,7 +161,8 @@ int run_serve(const ServeOptions& o) {
     try {
       models::validate(profile, config);
     } catch (const models::TimingProfileError& e) {
-      throw UsageError(fmt::format("{}{}", o.timing_profile_file.empty() ? "" : o.timing_profile_file + ": ", e.what()));
+      throw UsageError(
+          fmt::format("{}{}", o.timing_profile_file.empty() ? "" : o.timing_profile_file + ": ", e.what()));
     }
   });
 
@@ -168,7 +173,7 @@ int run_serve(const ServeOptions& o) {
   std::unique_ptr<mmc::CardHostBus> bus;
   std::unique_ptr<transport::DevicePort> device;
   PciControllerFront* pci_controller = nullptr;  // owned by the timed port
-  models::TimeGate* time_gate = nullptr;          // likewise
+  models::TimeGate* time_gate = nullptr;         // likewise
   std::string timing_text;
   if (timed) {
     systemc_log = log.get();
@@ -184,7 +189,8 @@ int run_serve(const ServeOptions& o) {
     time_gate = timed_port->time_gate();
     timing_text = ", timed: " + timed_port->bus_description();
     if (!fault_plan.empty()) {
-      timing_text += fmt::format(", {} fault{} planned", fault_plan.faults.size(), fault_plan.faults.size() == 1 ? "" : "s");
+      timing_text +=
+          fmt::format(", {} fault{} planned", fault_plan.faults.size(), fault_plan.faults.size() == 1 ? "" : "s");
       for (const models::Fault& f : fault_plan.faults) log->info("fault plan: {}", models::describe_fault(f));
       timed_port->set_fault_plan(fault_plan);
     }
@@ -217,8 +223,8 @@ int run_serve(const ServeOptions& o) {
     clock = std::make_unique<TimeTravelClock>(*time_gate, *pci_controller);
     transport::TimeTravelScheduler::Options calendar_options;
     if (o.time_of_day_given) calendar_options.time_of_day_base_ns = o.time_of_day * 1'000'000'000ull;
-    calendar = std::make_unique<transport::TimeTravelCalendar>(io, *clock, calendar_options, log,
-                                                               o.time_travel_socket_path);
+    calendar =
+        std::make_unique<transport::TimeTravelCalendar>(io, *clock, calendar_options, log, o.time_travel_socket_path);
     clock->connect(*calendar, *uml_pci);
   }
   int exit_status = 0;
@@ -250,8 +256,9 @@ int run_serve(const ServeOptions& o) {
   if (vhost_user) {
     vhost_user->start();
     const auto c = virtio_rpmb.config();
-    std::cerr << fmt::format("emmcsim: virtio-rpmb (vhost-user) on {} (capacity {} KiB, max_wr_cnt {}, max_rd_cnt {})\n",
-                             o.vhost_user_socket_path, c.capacity * 128, c.max_wr_cnt, c.max_rd_cnt);
+    std::cerr << fmt::format(
+        "emmcsim: virtio-rpmb (vhost-user) on {} (capacity {} KiB, max_wr_cnt {}, max_rd_cnt {})\n",
+        o.vhost_user_socket_path, c.capacity * 128, c.max_wr_cnt, c.max_rd_cnt);
   }
   if (uml_pci) {
     uml_pci->start();
@@ -285,7 +292,8 @@ void add_serve_command(CLI::App& app, Command& selected) {
       "serve",
       "Run the simulated card as a daemon: unmodified tools reach it through the MMC-ioctl bridge "
       "(LD_PRELOAD=build/lib/libemmcsim-mmcioctl.so mmc extcsd read /dev/mmcblk0). Stops cleanly on SIGINT/SIGTERM.");
-  serve->add_option("--image", options->image_dir, "Image directory; created with the default configuration when absent")
+  serve
+      ->add_option("--image", options->image_dir, "Image directory; created with the default configuration when absent")
       ->required();
   serve->add_option("--config", options->config_file, "Device configuration (JSON) for a new image");
   serve->add_option("--mmc-socket", options->socket_path,
@@ -305,17 +313,20 @@ void add_serve_command(CLI::App& app, Command& selected) {
                     "this Unix socket (boot it with time-travel=ext:PATH; ./scripts/linux --deterministic does): "
                     "Linux's time is the simulated time of the bus and NAND, and a run is a pure function of its "
                     "inputs (docs/linux.md)");
-  CLI::Option* time_of_day = serve->add_option("--time-of-day", options->time_of_day,
-                    "With --time-travel-socket: the guest's time of day at simulated time 0, in seconds since the "
-                    "epoch (default: the host's clock when the guest starts)")
-      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 33));
+  CLI::Option* time_of_day =
+      serve
+          ->add_option("--time-of-day", options->time_of_day,
+                       "With --time-travel-socket: the guest's time of day at simulated time 0, in seconds since the "
+                       "epoch (default: the host's clock when the guest starts)")
+          ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 33));
   serve->add_option("--log-level", options->log_level, "trace, debug, info, warn (default), error or off")
       ->transform(one_of(log_level_words()))
       ->type_name("LEVEL");
-  serve->add_option("--timing", options->timing,
-                    "off (default): the untimed card, as fast as the host allows; approximate: the SystemC model "
-                    "with eMMC bus and NAND timing, each reply carrying the request's simulated duration "
-                    "(the default with --uml-pci-socket, which needs it)")
+  serve
+      ->add_option("--timing", options->timing,
+                   "off (default): the untimed card, as fast as the host allows; approximate: the SystemC model "
+                   "with eMMC bus and NAND timing, each reply carrying the request's simulated duration "
+                   "(the default with --uml-pci-socket, which needs it)")
       ->transform(one_of(Words<Timing>{{"off", Timing::off}, {"approximate", Timing::approximate}}))
       ->type_name("MODE");
   serve->add_option("--timing-profile", options->timing_profile_file,
@@ -326,8 +337,9 @@ void add_serve_command(CLI::App& app, Command& selected) {
   serve->add_option("--fault-plan", options->fault_plan_file,
                     "With --timing approximate: faults to inject (JSON: command_timeout, data_crc, extended_busy by "
                     "command and occurrence, counted from the first request; docs/models.md)");
-  serve->add_option("--durability", options->durability,
-                    "sync (default): every RPMB commit reaches the disk before it is acknowledged; os: left to the OS")
+  serve
+      ->add_option("--durability", options->durability,
+                   "sync (default): every RPMB commit reaches the disk before it is acknowledged; os: left to the OS")
       ->transform(one_of(durability_words()))
       ->type_name("MODE");
   serve->add_option("--threads", options->threads, "Threads serving sockets (the card itself has one owner)")

@@ -8,9 +8,8 @@ namespace emmcsim::tools {
 void TimeTravelClock::connect(transport::TimeTravelCalendar& calendar, transport::VhostUserBackend& pci_backend) {
   gate_.on_rest([&calendar](std::uint64_t ns) { calendar.rested(ns); });
   front_.on_interrupt_sent([&calendar] { calendar.interrupt_raised(); });
-  pci_backend.on_driver_notified([&calendar](std::size_t queue) {
-    calendar.notified(queue == transport::virtio_pcidev::kInterruptQueue);
-  });
+  pci_backend.on_driver_notified(
+      [&calendar](std::size_t queue) { calendar.notified(queue == transport::virtio_pcidev::kInterruptQueue); });
 }
 
 void TimeTravelClock::hold() {

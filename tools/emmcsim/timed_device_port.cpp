@@ -20,7 +20,8 @@ TimedDevicePort::TimedDevicePort(const mmc::DeviceConfig& config, mmc::CardBacke
   options.shared_bus = pci_controller_log != nullptr;
   options.time_gate = time_gate;
   timed_.emplace(config, backend, profile, options);
-  if (pci_controller_log) pci_controller_ = std::make_unique<PciControllerFront>(*timed_, std::move(pci_controller_log));
+  if (pci_controller_log)
+    pci_controller_ = std::make_unique<PciControllerFront>(*timed_, std::move(pci_controller_log));
   if (trace_file_.out) {
     trace_.emplace(*trace_file_.out, trace_file_.format);
     models::BusTraceWriter& writer = *trace_;

@@ -69,7 +69,7 @@ class TimedDevicePort final : public transport::DevicePort {
  private:
   std::function<void(const std::string&)> on_failure_;
   TimedBusTrace trace_file_;
-  std::optional<models::BusTraceWriter> trace_;  // written by the kernel thread; outlives timed_
+  std::optional<models::BusTraceWriter> trace_;         // written by the kernel thread; outlives timed_
   std::unique_ptr<PciControllerFront> pci_controller_;  // destroyed after timed_ has stopped the kernel
   std::optional<models::TimedBlockDevice> timed_;
 };

@@ -29,8 +29,7 @@ std::string default_socket_path() {
 BridgeClient::BridgeClient(const std::string& socket_path) : path_(socket_path) {
   sockaddr_un address{};
   if (path_.empty() || path_.size() >= sizeof(address.sun_path)) {
-    throw BridgeClientError(ENAMETOOLONG, "emmcsim: socket path '" + path_ +
-                                              "' is empty or longer than 107 bytes");
+    throw BridgeClientError(ENAMETOOLONG, "emmcsim: socket path '" + path_ + "' is empty or longer than 107 bytes");
   }
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
@@ -42,8 +41,7 @@ BridgeClient::BridgeClient(const std::string& socket_path) : path_(socket_path) 
     const int error = errno;
     raw_close(fd_);
     fd_ = -1;
-    throw BridgeClientError(error, "emmcsim: cannot reach the daemon at " + path_ + ": " +
-                                       std::strerror(error) +
+    throw BridgeClientError(error, "emmcsim: cannot reach the daemon at " + path_ + ": " + std::strerror(error) +
                                        " (start it with 'emmcsim serve --image DIR', or set EMMCSIM_SOCKET)");
   }
 }
@@ -91,8 +89,8 @@ Reply BridgeClient::call(const Request& request) {
     std::vector<std::uint8_t> payload(header.payload_length);
     receive_all(payload.data(), payload.size());
     if (header.request_id != id) {
-      throw BridgeClientError(EPROTO, "emmcsim: the daemon answered request " +
-                                          std::to_string(header.request_id) + " instead of " + std::to_string(id));
+      throw BridgeClientError(EPROTO, "emmcsim: the daemon answered request " + std::to_string(header.request_id) +
+                                          " instead of " + std::to_string(id));
     }
     if (header.type != MessageType::error_reply && header.type != reply_type_for(request_type(request))) {
       throw BridgeClientError(EPROTO, "emmcsim: the daemon sent a reply of the wrong type");

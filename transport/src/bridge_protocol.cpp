@@ -98,8 +98,7 @@ bool known_type(std::uint16_t t) {
     case MessageType::block_write_reply:
     case MessageType::flush_reply:
     case MessageType::describe_reply:
-    case MessageType::error_reply:
-      return true;
+    case MessageType::error_reply: return true;
   }
   return false;
 }
@@ -117,8 +116,7 @@ void check_block_range(Reader& r, std::uint64_t offset, std::size_t length) {
     r.fail("length " + std::to_string(length) + " is not between 1 and 524288 bytes");
   }
   if (offset % kSectorSize != 0 || length % kSectorSize != 0) {
-    r.fail("offset " + std::to_string(offset) + " and length " + std::to_string(length) +
-           " must be multiples of 512");
+    r.fail("offset " + std::to_string(offset) + " and length " + std::to_string(length) + " must be multiples of 512");
   }
 }
 
@@ -158,20 +156,18 @@ IoctlRequest decode_ioctl(Reader& r) {
     const std::uint64_t bytes = std::uint64_t{c.blksz} * c.blocks;
     if (bytes > kMaxCommandBytes) {
       throw ProtocolError(EOVERFLOW, false,
-                          "ioctl request: command " + std::to_string(i) + " moves " +
-                              std::to_string(bytes) + " bytes, more than MMC_IOC_MAX_BYTES (524288)");
+                          "ioctl request: command " + std::to_string(i) + " moves " + std::to_string(bytes) +
+                              " bytes, more than MMC_IOC_MAX_BYTES (524288)");
     }
     const std::uint64_t expected = c.writes() ? bytes : 0;
     if (data_lengths[i] != expected) {
-      r.fail("command " + std::to_string(i) + " carries " + std::to_string(data_lengths[i]) +
-             " data bytes but blksz " + std::to_string(c.blksz) + " x blocks " +
-             std::to_string(c.blocks) + (c.writes() ? " needs " : " (a read) needs ") +
-             std::to_string(expected));
+      r.fail("command " + std::to_string(i) + " carries " + std::to_string(data_lengths[i]) + " data bytes but blksz " +
+             std::to_string(c.blksz) + " x blocks " + std::to_string(c.blocks) +
+             (c.writes() ? " needs " : " (a read) needs ") + std::to_string(expected));
     }
     total += static_cast<std::size_t>(bytes);
     if (total > kMaxRequestDataBytes) {
-      throw ProtocolError(ENOMEM, false,
-                          "ioctl request: the commands move more than emmcsim's 32 MiB per request");
+      throw ProtocolError(ENOMEM, false, "ioctl request: the commands move more than emmcsim's 32 MiB per request");
     }
   }
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -194,8 +190,9 @@ MessageHeader decode_header(const std::uint8_t* bytes, std::size_t size) {
   }
   const std::uint16_t version = r.u16();
   if (version != kVersion) {
-    throw ProtocolError(EPROTO, true, "protocol version " + std::to_string(version) +
-                                          " is not supported (this daemon speaks version 1)");
+    throw ProtocolError(
+        EPROTO, true,
+        "protocol version " + std::to_string(version) + " is not supported (this daemon speaks version 1)");
   }
   const std::uint16_t type = r.u16();
   if (!known_type(type)) {
@@ -206,8 +203,9 @@ MessageHeader decode_header(const std::uint8_t* bytes, std::size_t size) {
   h.request_id = r.u32();
   h.payload_length = r.u32();
   if (h.payload_length > kMaxPayload) {
-    throw ProtocolError(EPROTO, true, "payload of " + std::to_string(h.payload_length) +
-                                          " bytes exceeds the limit of " + std::to_string(kMaxPayload));
+    throw ProtocolError(EPROTO, true,
+                        "payload of " + std::to_string(h.payload_length) + " bytes exceeds the limit of " +
+                            std::to_string(kMaxPayload));
   }
   return h;
 }
@@ -246,8 +244,7 @@ std::vector<std::uint8_t> encode_request(std::uint32_t request_id, const Request
       w.u32(static_cast<std::uint32_t>(q.commands.size()));
       for (const IoctlCommand& c : q.commands) {
         for (std::uint32_t v : {c.write_flag, c.is_acmd, c.opcode, c.arg, c.flags, c.blksz, c.blocks,
-                                c.postsleep_min_us, c.postsleep_max_us, c.data_timeout_ns,
-                                c.cmd_timeout_ms}) {
+                                c.postsleep_min_us, c.postsleep_max_us, c.data_timeout_ns, c.cmd_timeout_ms}) {
           w.u32(v);
         }
         w.u32(static_cast<std::uint32_t>(c.data.size()));
@@ -279,8 +276,9 @@ std::vector<std::uint8_t> encode_request(std::uint32_t request_id, const Request
 
 Request decode_request(const MessageHeader& header, const std::uint8_t* payload, std::size_t size) {
   if (size != header.payload_length) {
-    throw ProtocolError(EINVAL, false, "payload is " + std::to_string(size) + " bytes, header says " +
-                                           std::to_string(header.payload_length));
+    throw ProtocolError(
+        EINVAL, false,
+        "payload is " + std::to_string(size) + " bytes, header says " + std::to_string(header.payload_length));
   }
   switch (header.type) {
     case MessageType::ioctl_request: {
@@ -307,8 +305,7 @@ Request decode_request(const MessageHeader& header, const std::uint8_t* payload,
       q.offset = r.u64();
       check_block_range(r, q.offset, length);
       if (r.remaining() != length) {
-        r.fail("length says " + std::to_string(length) + " bytes but " +
-               std::to_string(r.remaining()) + " follow");
+        r.fail("length says " + std::to_string(length) + " bytes but " + std::to_string(r.remaining()) + " follow");
       }
       q.data = r.bytes(length);
       return q;
@@ -327,8 +324,8 @@ Request decode_request(const MessageHeader& header, const std::uint8_t* payload,
       return DescribeRequest{};
     }
     default:
-      throw ProtocolError(EINVAL, false, "message type " + hex(static_cast<std::uint16_t>(header.type)) +
-                                             " is not a request");
+      throw ProtocolError(EINVAL, false,
+                          "message type " + hex(static_cast<std::uint16_t>(header.type)) + " is not a request");
   }
 }
 
@@ -387,8 +384,9 @@ std::vector<std::uint8_t> encode_reply(std::uint32_t request_id, const Reply& re
 
 Reply decode_reply(const MessageHeader& header, const std::uint8_t* payload, std::size_t size) {
   if (size != header.payload_length) {
-    throw ProtocolError(EINVAL, false, "payload is " + std::to_string(size) + " bytes, header says " +
-                                           std::to_string(header.payload_length));
+    throw ProtocolError(
+        EINVAL, false,
+        "payload is " + std::to_string(size) + " bytes, header says " + std::to_string(header.payload_length));
   }
   switch (header.type) {
     case MessageType::ioctl_reply: {
@@ -460,8 +458,8 @@ Reply decode_reply(const MessageHeader& header, const std::uint8_t* payload, std
       return p;
     }
     default:
-      throw ProtocolError(EINVAL, false, "message type " + hex(static_cast<std::uint16_t>(header.type)) +
-                                             " is not a reply");
+      throw ProtocolError(EINVAL, false,
+                          "message type " + hex(static_cast<std::uint16_t>(header.type)) + " is not a reply");
   }
 }
 

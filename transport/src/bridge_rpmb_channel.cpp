@@ -28,7 +28,8 @@ bridge::IoctlCommand rpmb_read_command(std::size_t count) {
 
 void BridgeRpmbChannel::send(const rpmb::Frame* frames, std::size_t count, bool reliable_write) {
   std::vector<std::uint8_t> data(count * rpmb::kFrameSize);
-  for (std::size_t i = 0; i < count; ++i) std::memcpy(data.data() + i * rpmb::kFrameSize, frames[i].bytes(), rpmb::kFrameSize);
+  for (std::size_t i = 0; i < count; ++i)
+    std::memcpy(data.data() + i * rpmb::kFrameSize, frames[i].bytes(), rpmb::kFrameSize);
   pending_.push_back(rpmb_write_command(std::move(data), reliable_write));
 }
 
@@ -41,9 +42,10 @@ void BridgeRpmbChannel::receive(rpmb::Frame* frames, std::size_t count) {
   last_request_.commands.swap(pending_);
   const bridge::IoctlReply reply = client_.ioctl(last_request_);
   if (reply.status.error != 0) {
-    throw RpmbIoctlError(reply.status.error, "MMC_IOC_MULTI_CMD on the rpmb node failed: " +
-                                                 std::string(std::strerror(reply.status.error)) +
-                                                 (client_.last_error_message().empty() ? "" : " (" + client_.last_error_message() + ")"));
+    throw RpmbIoctlError(
+        reply.status.error,
+        "MMC_IOC_MULTI_CMD on the rpmb node failed: " + std::string(std::strerror(reply.status.error)) +
+            (client_.last_error_message().empty() ? "" : " (" + client_.last_error_message() + ")"));
   }
   if (reply.results.size() != last_request_.commands.size() ||
       reply.results.back().data.size() != count * rpmb::kFrameSize)

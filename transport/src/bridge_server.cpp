@@ -35,16 +35,18 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
 
  private:
   void read_header() {
-    asio::async_read(socket_, asio::buffer(header_),
-                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t received) {
-                       if (ec) {
-                         if (ec == asio::error::eof && received > 0)
-                           self->server_.log_->warn("client {}: message truncated: {} of {} header bytes before the connection closed",
-                                                    self->id_, received, bridge::kHeaderSize);
-                         return self->finish(ec);
-                       }
-                       self->on_header();
-                     }));
+    asio::async_read(
+        socket_, asio::buffer(header_),
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t received) {
+          if (ec) {
+            if (ec == asio::error::eof && received > 0)
+              self->server_.log_->warn(
+                  "client {}: message truncated: {} of {} header bytes before the connection closed", self->id_,
+                  received, bridge::kHeaderSize);
+            return self->finish(ec);
+          }
+          self->on_header();
+        }));
   }
 
   void on_header() {
@@ -54,16 +56,18 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
       return reject(0, e);
     }
     payload_.resize(header_decoded_.payload_length);
-    asio::async_read(socket_, asio::buffer(payload_),
-                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t received) {
-                       if (ec) {
-                         if (ec == asio::error::eof)
-                           self->server_.log_->warn("client {}: message truncated: {} of {} payload bytes before the connection closed",
-                                                    self->id_, received, self->header_decoded_.payload_length);
-                         return self->finish(ec);
-                       }
-                       self->on_payload();
-                     }));
+    asio::async_read(
+        socket_, asio::buffer(payload_),
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t received) {
+          if (ec) {
+            if (ec == asio::error::eof)
+              self->server_.log_->warn(
+                  "client {}: message truncated: {} of {} payload bytes before the connection closed", self->id_,
+                  received, self->header_decoded_.payload_length);
+            return self->finish(ec);
+          }
+          self->on_payload();
+        }));
   }
 
   void on_payload() {
@@ -75,8 +79,7 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
     }
     payload_.clear();
     payload_.shrink_to_fit();
-    server_.log_->debug("client {}: request {} ({})", id_, header_decoded_.request_id,
-                        describe_request(request));
+    server_.log_->debug("client {}: request {} ({})", id_, header_decoded_.request_id, describe_request(request));
     const std::uint32_t request_id = header_decoded_.request_id;
     server_.device_.submit(std::move(request), [self = shared_from_this(), request_id](bridge::Reply reply) {
       asio::post(self->strand_, [self, request_id, reply = std::move(reply)]() mutable {
@@ -113,12 +116,12 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
       out_ = bridge::encode_reply(request_id, bridge::ErrorReply{bridge::ReplyStatus{e.error(), 0, 0}, e.what()});
     }
     asio::async_write(socket_, asio::buffer(out_),
-                      asio::bind_executor(strand_, [self = shared_from_this(), close_after](boost::system::error_code ec,
-                                                                                              std::size_t) {
-                        self->out_.clear();
-                        if (ec || close_after) return self->finish(ec);
-                        self->read_header();
-                      }));
+                      asio::bind_executor(
+                          strand_, [self = shared_from_this(), close_after](boost::system::error_code ec, std::size_t) {
+                            self->out_.clear();
+                            if (ec || close_after) return self->finish(ec);
+                            self->read_header();
+                          }));
   }
 
   void finish(boost::system::error_code ec) {
@@ -134,18 +137,22 @@ class BridgeSession : public std::enable_shared_from_this<BridgeSession> {
   static std::string describe_request(const bridge::Request& request) {
     struct Visitor {
       std::string operator()(const bridge::IoctlRequest& q) const {
-        std::string s = std::string(q.multi ? "MMC_IOC_MULTI_CMD" : "MMC_IOC_CMD") + " on " + bridge::node_name(q.node) + ":";
+        std::string s =
+            std::string(q.multi ? "MMC_IOC_MULTI_CMD" : "MMC_IOC_CMD") + " on " + bridge::node_name(q.node) + ":";
         for (const auto& c : q.commands) s += " CMD" + std::to_string(c.opcode);
         return s;
       }
       std::string operator()(const bridge::BlockReadRequest& q) const {
-        return "read " + std::to_string(q.length) + " bytes at " + std::to_string(q.offset) + " of " + bridge::node_name(q.node);
+        return "read " + std::to_string(q.length) + " bytes at " + std::to_string(q.offset) + " of " +
+               bridge::node_name(q.node);
       }
       std::string operator()(const bridge::BlockWriteRequest& q) const {
         return "write " + std::to_string(q.data.size()) + " bytes at " + std::to_string(q.offset) + " of " +
                bridge::node_name(q.node);
       }
-      std::string operator()(const bridge::FlushRequest& q) const { return std::string("flush ") + bridge::node_name(q.node); }
+      std::string operator()(const bridge::FlushRequest& q) const {
+        return std::string("flush ") + bridge::node_name(q.node);
+      }
       std::string operator()(const bridge::DescribeRequest&) const { return "describe"; }
     };
     return std::visit(Visitor{}, request);

@@ -8,7 +8,9 @@ namespace emmcsim::transport {
 
 StrandDevicePort::StrandDevicePort(boost::asio::io_context& io, mmc::HostBus& bus,
                                    std::function<void(const std::string&)> on_failure)
-    : strand_(boost::asio::make_strand(io)), driver_(bus), description_(driver_.describe()),
+    : strand_(boost::asio::make_strand(io)),
+      driver_(bus),
+      description_(driver_.describe()),
       on_failure_(std::move(on_failure)) {}
 
 void StrandDevicePort::submit(bridge::Request request, Completion done) {

@@ -56,7 +56,8 @@ GuestMemory::Region GuestMemory::map_file(int fd, std::uint64_t guest_address, s
   const std::size_t length = static_cast<std::size_t>(mmap_offset + size);
   void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED)
-    throw GuestMemoryError("cannot map a guest memory region of " + std::to_string(size) + " bytes: " + std::strerror(errno));
+    throw GuestMemoryError("cannot map a guest memory region of " + std::to_string(size) +
+                           " bytes: " + std::strerror(errno));
   std::shared_ptr<void> mapping(base, [length](void* p) { ::munmap(p, length); });
   Region r;
   r.guest_address = guest_address;
@@ -91,8 +92,9 @@ GuestMemory GuestMemory::without(std::uint64_t guest_address, std::uint64_t size
     }
     regions.push_back(r);
   }
-  if (!found) throw GuestMemoryError("no guest memory region of " + std::to_string(size) + " bytes at guest address " +
-                                     std::to_string(guest_address));
+  if (!found)
+    throw GuestMemoryError("no guest memory region of " + std::to_string(size) + " bytes at guest address " +
+                           std::to_string(guest_address));
   return GuestMemory(std::move(regions));
 }
 

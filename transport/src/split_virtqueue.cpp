@@ -71,7 +71,8 @@ SplitVirtqueue::SplitVirtqueue(std::shared_ptr<const GuestMemory> memory, std::u
   auto translate = [&](std::uint64_t address, std::size_t length, const char* what) {
     std::uint8_t* p = user_addresses ? memory_->from_user(address, length) : memory_->from_guest(address, length);
     if (p == nullptr)
-      throw VirtqueueError(fmt::format("{} ({} bytes at {:#x}) is not inside the guest's memory", what, length, address));
+      throw VirtqueueError(
+          fmt::format("{} ({} bytes at {:#x}) is not inside the guest's memory", what, length, address));
     return p;
   };
   descriptors_ = translate(addresses.descriptor, vring::descriptor_table_bytes(size), "the descriptor table");
@@ -86,8 +87,8 @@ std::optional<DescriptorChain> SplitVirtqueue::pop() {
   const std::uint16_t pending = static_cast<std::uint16_t>(available_index - next_available_);
   if (pending == 0) return std::nullopt;
   if (pending > size_)
-    throw VirtqueueError("the available index is " + std::to_string(pending) + " entries ahead of the device (queue size " +
-                         std::to_string(size_) + ")");
+    throw VirtqueueError("the available index is " + std::to_string(pending) +
+                         " entries ahead of the device (queue size " + std::to_string(size_) + ")");
   const std::uint16_t head = load16(available_ + 4 + 2 * (next_available_ % size_));
   if (head >= size_)
     throw VirtqueueError("available ring entry " + std::to_string(next_available_ % size_) + " names descriptor " +
@@ -111,7 +112,9 @@ void SplitVirtqueue::walk(DescriptorChain& chain) const {
   std::uint32_t index = chain.head;
   std::uint32_t visited = 0;
   bool in_indirect = false;
-  auto fault = [&](const std::string& what) { chain.fault = "descriptor chain at " + std::to_string(chain.head) + ": " + what; };
+  auto fault = [&](const std::string& what) {
+    chain.fault = "descriptor chain at " + std::to_string(chain.head) + ": " + what;
+  };
   for (;;) {
     if (++visited > entries) return fault("longer than " + std::to_string(entries) + " descriptors (a loop?)");
     const Descriptor d = load_descriptor(table, index);
@@ -119,7 +122,8 @@ void SplitVirtqueue::walk(DescriptorChain& chain) const {
       if (!indirect_) return fault("an indirect descriptor, but VIRTIO_RING_F_INDIRECT_DESC was not negotiated");
       if (in_indirect) return fault("an indirect descriptor inside an indirect table");
       if ((d.flags & vring::kDescNext) != 0) return fault("an indirect descriptor with NEXT set");
-      if (d.length == 0 || d.length % vring::kDescriptorSize != 0 || d.length / vring::kDescriptorSize > vring::kMaxSize)
+      if (d.length == 0 || d.length % vring::kDescriptorSize != 0 ||
+          d.length / vring::kDescriptorSize > vring::kMaxSize)
         return fault("an indirect table of " + std::to_string(d.length) + " bytes");
       const std::uint8_t* indirect_table = memory_->from_guest(d.address, d.length);
       if (indirect_table == nullptr) return fault("an indirect table outside the guest's memory");

@@ -20,8 +20,7 @@ Message decode(const std::uint8_t* bytes, std::size_t size) {
     throw ProtocolError("a time-travel message is " + std::to_string(kMessageSize) + " bytes, not " +
                         std::to_string(size));
   const std::uint32_t op = support::load_le32(bytes);
-  if (op > static_cast<std::uint32_t>(Op::get_tod))
-    throw ProtocolError("unknown time-travel op " + std::to_string(op));
+  if (op > static_cast<std::uint32_t>(Op::get_tod)) throw ProtocolError("unknown time-travel op " + std::to_string(op));
   return Message{static_cast<Op>(op), support::load_le32(bytes + 4), support::load_le64(bytes + 8)};
 }
 

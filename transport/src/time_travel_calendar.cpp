@@ -83,12 +83,9 @@ bool TimeTravelScheduler::receive(const tt::Message& m) {
       if (m.time != now_) ++counters_.update_mismatches;
       ack(m);
       return true;
-    case tt::Op::get_tod:
-      ack(m, tod_base_ + now_);
-      return true;
+    case tt::Op::get_tod: ack(m, tod_base_ + now_); return true;
     case tt::Op::run:
-    case tt::Op::free_until:
-      return fail(tt::describe(m) + " is the calendar's message, not the guest's");
+    case tt::Op::free_until: return fail(tt::describe(m) + " is the calendar's message, not the guest's");
   }
   return fail("unknown op");
 }
@@ -126,9 +123,7 @@ void TimeTravelScheduler::rested(std::uint64_t ns) {
   evaluate();
 }
 
-void TimeTravelScheduler::interrupt_raised() {
-  ++interrupts_raised_;
-}
+void TimeTravelScheduler::interrupt_raised() { ++interrupts_raised_; }
 
 void TimeTravelScheduler::notified(bool interrupt) {
   ++unanswered_notifications_;
@@ -142,8 +137,8 @@ void TimeTravelScheduler::evaluate() {
   if (unanswered_notifications_ > 0 || interrupts_notified_ < interrupts_raised_) return;
   if (!request_valid_) return;  // nothing to run it for yet: a REQUEST comes
   if (request_ < now_) {
-    fail("a REQUEST for " + std::to_string(request_) + " ns, in the past of the simulation (" +
-         std::to_string(now_) + " ns)");
+    fail("a REQUEST for " + std::to_string(request_) + " ns, in the past of the simulation (" + std::to_string(now_) +
+         " ns)");
     return;
   }
   if (request_ == now_) {
@@ -184,8 +179,9 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
       const bool was_starting = self->scheduler_.starting();
       self->scheduler_.rested(ns);
       if (was_starting && !self->scheduler_.starting()) {
-        self->calendar_.log_->info("time travel: guest {} started at {:.6f} ms simulated; its clock is the simulation's",
-                                   self->id_, static_cast<double>(ns) / 1e6);
+        self->calendar_.log_->info(
+            "time travel: guest {} started at {:.6f} ms simulated; its clock is the simulation's", self->id_,
+            static_cast<double>(ns) / 1e6);
         self->read();
       }
       self->check();
@@ -208,11 +204,12 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
  private:
   void read() {
     if (closed_) return;
-    asio::async_read(socket_, asio::buffer(in_),
-                     asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                       if (ec) return self->finish(ec == asio::error::eof ? "" : ec.message());
-                       self->on_message();
-                     }));
+    asio::async_read(
+        socket_, asio::buffer(in_),
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+          if (ec) return self->finish(ec == asio::error::eof ? "" : ec.message());
+          self->on_message();
+        }));
   }
 
   void on_message() {
@@ -241,12 +238,13 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
   }
 
   void write_next() {
-    asio::async_write(socket_, asio::buffer(out_.front()),
-                      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                        if (ec) return self->finish(ec.message());
-                        self->out_.pop_front();
-                        if (!self->out_.empty()) self->write_next();
-                      }));
+    asio::async_write(
+        socket_, asio::buffer(out_.front()),
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+          if (ec) return self->finish(ec.message());
+          self->out_.pop_front();
+          if (!self->out_.empty()) self->write_next();
+        }));
   }
 
   void finish(const std::string& why) {
@@ -255,9 +253,10 @@ class TimeTravelCalendar::Connection : public std::enable_shared_from_this<Conne
     spdlog::logger& log = *calendar_.log_;
     if (!why.empty()) log.error("time travel: guest {}: {}; the connection ends", id_, why);
     const auto& c = scheduler_.counters();
-    log.info("time travel: guest {} gone at {:.6f} ms simulated ({} messages, {} RUNs, {} grants); the simulation "
-             "runs freely again",
-             id_, static_cast<double>(scheduler_.now_ns()) / 1e6, c.messages, c.runs, c.grants);
+    log.info(
+        "time travel: guest {} gone at {:.6f} ms simulated ({} messages, {} RUNs, {} grants); the simulation "
+        "runs freely again",
+        id_, static_cast<double>(scheduler_.now_ns()) / 1e6, c.messages, c.runs, c.grants);
     if (c.update_mismatches > 0)
       log.warn("time travel: guest {}: {} UPDATEs named a time other than the simulation's", id_, c.update_mismatches);
     boost::system::error_code ignored;

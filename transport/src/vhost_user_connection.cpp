@@ -34,13 +34,11 @@ bool is_protocol_violation(CloseReason reason) {
     case CloseReason::truncated_message:
     case CloseReason::broken_framing:
     case CloseReason::too_many_descriptors:
-    case CloseReason::unanswerable_request:
-      return true;
+    case CloseReason::unanswerable_request: return true;
     case CloseReason::front_end_closed:
     case CloseReason::socket_error:
     case CloseReason::front_end_not_reading:
-    case CloseReason::daemon_stopped:
-      return false;
+    case CloseReason::daemon_stopped: return false;
   }
   return false;
 }
@@ -119,7 +117,8 @@ void VhostUserConnection::receive() {
     return deliver(ConnectionEnd{CloseReason::socket_error, std::strerror(errno)});
   }
   if (n == 0) {
-    if (header_received_ > 0 || payload_received_ > 0) return deliver(ConnectionEnd{CloseReason::truncated_message, {}});
+    if (header_received_ > 0 || payload_received_ > 0)
+      return deliver(ConnectionEnd{CloseReason::truncated_message, {}});
     return deliver(ConnectionEnd{CloseReason::front_end_closed, {}});
   }
   if (in_header) {

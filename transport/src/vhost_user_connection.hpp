@@ -41,14 +41,14 @@ using support::UniqueFd;
 using VhostUserStrand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
 enum class CloseReason {
-  front_end_closed,      // the front-end closed the connection (EOF)
-  truncated_message,     // … in the middle of a message
-  socket_error,          // reading or writing the socket failed
-  front_end_not_reading, // a reply did not fit: the front-end does not read its replies
-  daemon_stopped,        // VhostUserBackend::stop()
-  broken_framing,        // a header that does not decode: nothing after it can be trusted
-  too_many_descriptors,  // more descriptors than any message carries
-  unanswerable_request,  // a bad request that expects a reply: the front-end would wait forever
+  front_end_closed,       // the front-end closed the connection (EOF)
+  truncated_message,      // … in the middle of a message
+  socket_error,           // reading or writing the socket failed
+  front_end_not_reading,  // a reply did not fit: the front-end does not read its replies
+  daemon_stopped,         // VhostUserBackend::stop()
+  broken_framing,         // a header that does not decode: nothing after it can be trusted
+  too_many_descriptors,   // more descriptors than any message carries
+  unanswerable_request,   // a bad request that expects a reply: the front-end would wait forever
 };
 // Words for the log line ("the front-end closed the connection").
 const char* describe(CloseReason reason);
@@ -101,8 +101,8 @@ class BackendChannel : public std::enable_shared_from_this<BackendChannel> {
  public:
   // `fd` is set non-blocking (the front-end gave it to us and keeps only its other end). A
   // failure is logged once, as `name`: ….
-  BackendChannel(boost::asio::io_context& io, VhostUserStrand strand, UniqueFd fd,
-                 std::shared_ptr<spdlog::logger> log, std::string name);
+  BackendChannel(boost::asio::io_context& io, VhostUserStrand strand, UniqueFd fd, std::shared_ptr<spdlog::logger> log,
+                 std::string name);
   BackendChannel(const BackendChannel&) = delete;
   BackendChannel& operator=(const BackendChannel&) = delete;
 

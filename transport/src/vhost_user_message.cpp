@@ -96,9 +96,10 @@ Header decode_header(const std::uint8_t* bytes, std::size_t size) {
   if (size < kHeaderSize) throw MessageError(true, "message header truncated");
   Header h{get32(bytes), get32(bytes + 4), get32(bytes + 8)};
   if ((h.flags & kFlagVersionMask) != kVersion)
-    throw MessageError(true, request_name(h.request) + ": protocol version " + std::to_string(h.flags & kFlagVersionMask) +
-                                 ", expected 1");
-  if ((h.flags & kFlagReply) != 0) throw MessageError(true, request_name(h.request) + ": a reply where a request belongs");
+    throw MessageError(true, request_name(h.request) + ": protocol version " +
+                                 std::to_string(h.flags & kFlagVersionMask) + ", expected 1");
+  if ((h.flags & kFlagReply) != 0)
+    throw MessageError(true, request_name(h.request) + ": a reply where a request belongs");
   if (h.size > kMaxPayload)
     throw MessageError(true, request_name(h.request) + ": payload of " + std::to_string(h.size) + " bytes (at most " +
                                  std::to_string(kMaxPayload) + ")");
@@ -128,9 +129,7 @@ Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::
     case Request::set_vring_base:
     case Request::get_vring_base:
     case Request::set_vring_enable:
-    case Request::vring_kick:
-      expect_fds(request, fd_count, 0);
-      return vring_state(request, payload, size);
+    case Request::vring_kick: expect_fds(request, fd_count, 0); return vring_state(request, payload, size);
     case Request::set_backend_req_fd:
       expect_size(request, size, 0);
       expect_fds(request, fd_count, 1);
@@ -138,8 +137,8 @@ Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::
     case Request::set_vring_addr: {
       expect_size(request, size, 40);
       expect_fds(request, fd_count, 0);
-      VringAddress a{get32(payload), get32(payload + 4), get64(payload + 8), get64(payload + 16), get64(payload + 24),
-                     get64(payload + 32)};
+      VringAddress a{get32(payload),      get32(payload + 4),  get64(payload + 8),
+                     get64(payload + 16), get64(payload + 24), get64(payload + 32)};
       return a;
     }
     case Request::set_vring_kick:
@@ -177,15 +176,18 @@ Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::
     case Request::rem_mem_reg: {
       expect_size(request, size, 8 + kRegionSize);
       // QEMU sends the region's fd with REM_MEM_REG too; it is not needed and is closed.
-      if (static_cast<Request>(request) == Request::add_mem_reg) expect_fds(request, fd_count, 1);
-      else if (fd_count > 1) expect_fds(request, fd_count, 1);
+      if (static_cast<Request>(request) == Request::add_mem_reg)
+        expect_fds(request, fd_count, 1);
+      else if (fd_count > 1)
+        expect_fds(request, fd_count, 1);
       SingleMemoryRegion r{region_at(payload + 8)};
       check_region(request, r.region);
       return r;
     }
     case Request::get_config:
     case Request::set_config: {
-      if (size < kConfigHeaderSize) refuse(request, "payload of " + std::to_string(size) + " bytes, shorter than its header");
+      if (size < kConfigHeaderSize)
+        refuse(request, "payload of " + std::to_string(size) + " bytes, shorter than its header");
       expect_fds(request, fd_count, 0);
       ConfigSpace c;
       c.offset = get32(payload);
@@ -198,8 +200,7 @@ Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::
       return c;
     }
     case Request::set_log_base:
-    case Request::set_log_fd:
-      break;
+    case Request::set_log_fd: break;
   }
   refuse(request, "not supported by this back-end");
 }
@@ -219,8 +220,7 @@ Payload decode_backend_payload(std::uint32_t request, const std::uint8_t* payloa
       if (size != 0) refuse_backend("payload of " + std::to_string(size) + " bytes, expected 0");
       return NoPayload{};
     case BackendRequest::iotlb_msg:
-    case BackendRequest::vring_host_notifier_msg:
-      break;
+    case BackendRequest::vring_host_notifier_msg: break;
   }
   throw MessageError(false, backend_request_name(request) + ": not supported by this front-end");
 }
@@ -279,10 +279,12 @@ std::vector<std::uint8_t> encode_message(std::uint32_t request, std::uint32_t fl
 Payload decode_reply(std::uint32_t request, const std::uint8_t* message, std::size_t size) {
   if (size < kHeaderSize) throw MessageError(true, "reply header truncated");
   const Header h{get32(message), get32(message + 4), get32(message + 8)};
-  if (h.request != request) throw MessageError(true, "reply to " + request_name(h.request) + ", expected " + request_name(request));
+  if (h.request != request)
+    throw MessageError(true, "reply to " + request_name(h.request) + ", expected " + request_name(request));
   if ((h.flags & kFlagReply) == 0 || (h.flags & kFlagVersionMask) != kVersion)
     throw MessageError(true, request_name(request) + ": reply without the reply bit or with a bad version");
-  if (h.size != size - kHeaderSize) throw MessageError(true, request_name(request) + ": reply size disagrees with its header");
+  if (h.size != size - kHeaderSize)
+    throw MessageError(true, request_name(request) + ": reply size disagrees with its header");
   const std::uint8_t* p = message + kHeaderSize;
   switch (static_cast<Request>(request)) {
     case Request::get_vring_base: return vring_state(request, p, h.size);

@@ -112,7 +112,8 @@ VhostUserSession::Outcome VhostUserSession::set_status(Message&, const vu::Paylo
 VhostUserSession::Outcome VhostUserSession::set_mem_table(Message& m, const vu::Payload& payload) {
   const auto& table = std::get<vu::MemoryTable>(payload);
   std::vector<GuestMemory::Region> regions;
-  for (std::size_t i = 0; i < table.regions.size(); ++i) regions.push_back(map_region(table.regions[i], m.fds[i].get()));
+  for (std::size_t i = 0; i < table.regions.size(); ++i)
+    regions.push_back(map_region(table.regions[i], m.fds[i].get()));
   set_memory(std::make_shared<const GuestMemory>(std::move(regions)));
   return done();
 }
@@ -150,8 +151,10 @@ VhostUserSession::Outcome VhostUserSession::set_vring_addr(Message&, const vu::P
   Vring* r = ring(a.index, why);
   if (r == nullptr) return refused(why);
   r->set_addresses(a);
-  if (r->started()) restart(*r);
-  else try_start(*r);
+  if (r->started())
+    restart(*r);
+  else
+    try_start(*r);
   return done();
 }
 
@@ -188,8 +191,10 @@ VhostUserSession::Outcome VhostUserSession::set_vring_kick(Message& m, const vu:
   if (!f.has_fd && !negotiated(vu::protocol_feature::kInbandNotifications))
     return refused("polling without a kick eventfd is not supported (in-band kicks need INBAND_NOTIFICATIONS)");
   r->set_kick(backend_.io_, f.has_fd ? std::move(m.fds[0]) : UniqueFd{});
-  if (r->started()) arm_kick(*r);
-  else try_start(*r);
+  if (r->started())
+    arm_kick(*r);
+  else
+    try_start(*r);
   return done();
 }
 

@@ -51,9 +51,8 @@ void VhostUserSession::close() {
 void VhostUserSession::read_next() {
   if (closed_ || reading_ || dispatching_ || in_flight_ > 0 || acknowledgement_held_) return;
   reading_ = true;
-  connection_.read([self = shared_from_this()](std::variant<Message, ConnectionEnd> result) {
-    self->on_read(std::move(result));
-  });
+  connection_.read(
+      [self = shared_from_this()](std::variant<Message, ConnectionEnd> result) { self->on_read(std::move(result)); });
 }
 
 void VhostUserSession::on_read(std::variant<Message, ConnectionEnd> result) {
@@ -171,16 +170,18 @@ GuestMemory::Region VhostUserSession::map_region(const vu::MemoryRegion& r, int 
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw GuestMemoryError(std::string("memory region fd: ") + std::strerror(errno));
   if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < r.mmap_offset + r.size)
-    throw GuestMemoryError(fmt::format("memory region of {} bytes at offset {} in a file of {} bytes", r.size,
-                                       r.mmap_offset, st.st_size));
+    throw GuestMemoryError(
+        fmt::format("memory region of {} bytes at offset {} in a file of {} bytes", r.size, r.mmap_offset, st.st_size));
   return GuestMemory::map_file(fd, r.guest_address, r.size, r.user_address, r.mmap_offset);
 }
 
 void VhostUserSession::set_memory(std::shared_ptr<const GuestMemory> memory) {
   memory_ = std::move(memory);
   for (Vring& r : rings_) {
-    if (r.started()) restart(r);
-    else try_start(r);
+    if (r.started())
+      restart(r);
+    else
+      try_start(r);
   }
 }
 
@@ -230,20 +231,21 @@ void VhostUserSession::arm_kick(Vring& r) {
   if (kick == nullptr || closed_) return;
   const std::uint32_t index = r.index();
   const std::uint64_t generation = r.kick_generation();
-  kick->async_wait(asio::posix::stream_descriptor::wait_read,
-                   asio::bind_executor(strand_, [self = shared_from_this(), index, generation](boost::system::error_code ec) {
-                     if (ec || self->closed_) return;
-                     Vring& ring = self->rings_[index];
-                     if (generation != ring.kick_generation() || ring.kick() == nullptr) return;
-                     std::uint64_t count = 0;
-                     const ssize_t n = ::read(ring.kick()->native_handle(), &count, sizeof(count));
-                     if (n == 0) {
-                       self->log_->warn("{}: the kick fd of the {} was closed", self->name_, ring.name());
-                       return;
-                     }
-                     if (ring.running()) self->deliver(index);
-                     if (!self->closed_ && generation == ring.kick_generation()) self->arm_kick(ring);
-                   }));
+  kick->async_wait(
+      asio::posix::stream_descriptor::wait_read,
+      asio::bind_executor(strand_, [self = shared_from_this(), index, generation](boost::system::error_code ec) {
+        if (ec || self->closed_) return;
+        Vring& ring = self->rings_[index];
+        if (generation != ring.kick_generation() || ring.kick() == nullptr) return;
+        std::uint64_t count = 0;
+        const ssize_t n = ::read(ring.kick()->native_handle(), &count, sizeof(count));
+        if (n == 0) {
+          self->log_->warn("{}: the kick fd of the {} was closed", self->name_, ring.name());
+          return;
+        }
+        if (ring.running()) self->deliver(index);
+        if (!self->closed_ && generation == ring.kick_generation()) self->arm_kick(ring);
+      }));
 }
 
 void VhostUserSession::deliver(std::size_t queue) {
@@ -307,7 +309,8 @@ void VhostUserSession::notify_driver(const Vring& ring, std::size_t queue) {
 void VhostUserSession::complete(std::size_t queue, std::uint16_t head, std::uint32_t written) {
   if (closed_) return;
   std::vector<std::uint16_t>* held = queue < rings_.size() ? &rings_[queue].in_flight() : nullptr;
-  const auto it = held != nullptr ? std::find(held->begin(), held->end(), head) : std::vector<std::uint16_t>::iterator{};
+  const auto it =
+      held != nullptr ? std::find(held->begin(), held->end(), head) : std::vector<std::uint16_t>::iterator{};
   if (held == nullptr || it == held->end()) {
     log_->warn("{}: the device completed chain {} of queue {}, which is not in flight", name_, head, queue);
     return;

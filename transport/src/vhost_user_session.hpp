@@ -162,11 +162,13 @@ class SessionQueues final : public DeviceQueues {
  public:
   SessionQueues(std::weak_ptr<VhostUserSession> session, VhostUserSession* raw, VhostUserStrand strand,
                 std::shared_ptr<spdlog::logger> log, std::string name)
-      : session_(std::move(session)), raw_(raw), strand_(std::move(strand)), log_(std::move(log)), name_(std::move(name)) {}
+      : session_(std::move(session)),
+        raw_(raw),
+        strand_(std::move(strand)),
+        log_(std::move(log)),
+        name_(std::move(name)) {}
 
-  std::optional<DescriptorChain> pop(std::size_t queue) override {
-    return detached_ ? std::nullopt : raw_->pop(queue);
-  }
+  std::optional<DescriptorChain> pop(std::size_t queue) override { return detached_ ? std::nullopt : raw_->pop(queue); }
   void complete(std::size_t queue, std::uint16_t head, std::uint32_t written) override {
     if (!detached_) raw_->complete(queue, head, written);
   }

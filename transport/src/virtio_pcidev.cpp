@@ -66,8 +66,7 @@ Access decode_access(const std::uint8_t* readable, std::size_t readable_size, st
       if (a.addr > UINT64_MAX - a.size) refuse(what + " whose range wraps around");
       break;
     }
-    default:
-      refuse(what + " on the command queue (only config and BAR accesses belong there)");
+    default: refuse(what + " on the command queue (only config and BAR accesses belong there)");
   }
   if (a.is_read()) {
     if (data_size != 0) refuse(what + " with " + std::to_string(data_size) + " data bytes after the header");

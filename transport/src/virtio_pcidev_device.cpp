@@ -82,7 +82,7 @@ std::string VirtioPcidevDevice::queue_name(std::size_t queue) const {
 
 // virtio-pcidev has no config space of its own: reads give zeros (virtio_uml may read it).
 std::optional<std::vector<std::uint8_t>> VirtioPcidevDevice::read_config(std::uint32_t offset,
-                                                                           std::uint32_t size) const {
+                                                                         std::uint32_t size) const {
   if (offset > vhost_user::kMaxConfigSize || size > vhost_user::kMaxConfigSize - offset) return std::nullopt;
   return std::vector<std::uint8_t>(size, 0);
 }

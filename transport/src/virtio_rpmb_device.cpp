@@ -63,20 +63,21 @@ VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const st
     const std::size_t rest = frames - burst;
     if (rest > 1 || (rest == 1 && frame_type(request_frames + burst * kFrameSize) !=
                                       static_cast<std::uint16_t>(RequestType::result_read)))
-      throw VirtioRpmbRequestError(fmt::format(
-          "{} frames of type {:#06x} are followed by {} frames that are not one result read (0x0005)", burst, type, rest));
+      throw VirtioRpmbRequestError(
+          fmt::format("{} frames of type {:#06x} are followed by {} frames that are not one result read (0x0005)",
+                      burst, type, rest));
     if (config.max_wr_cnt != 0 && burst > config.max_wr_cnt) {
       // virtio 1.2 §5.12: the device SHOULD answer with a general failure. It does so itself,
       // without the card, when the driver gave room for the response frame.
       if (writable_bytes < kFrameSize)
-        throw VirtioRpmbRequestError(fmt::format("{} frames to write, more than max_wr_cnt {} (and no room for a response)",
-                                                 burst, config.max_wr_cnt));
+        throw VirtioRpmbRequestError(fmt::format(
+            "{} frames to write, more than max_wr_cnt {} (and no room for a response)", burst, config.max_wr_cnt));
       rpmb::Frame response;
       response.set_type(static_cast<std::uint16_t>(type << 8));  // the response type of the request
       response.set_result(static_cast<std::uint16_t>(rpmb::ResultCode::general_failure));
       plan.device_response.assign(response.bytes(), response.bytes() + kFrameSize);
-      plan.device_response_reason = fmt::format("{} frames to write, more than max_wr_cnt {}: answered with a general failure", burst,
-                                 config.max_wr_cnt);
+      plan.device_response_reason = fmt::format(
+          "{} frames to write, more than max_wr_cnt {}: answered with a general failure", burst, config.max_wr_cnt);
       plan.response_frames = 1;
       return plan;
     }
@@ -91,7 +92,8 @@ VirtioRpmbPlan plan_virtio_rpmb_request(const VirtioRpmbConfig& config, const st
     return plan;
   }
   if (!is_read_type(type)) throw VirtioRpmbRequestError(fmt::format("request type {:#06x} is no RPMB request", type));
-  if (frames != 1) throw VirtioRpmbRequestError(fmt::format("a read-type request ({:#06x}) of {} frames, not 1", type, frames));
+  if (frames != 1)
+    throw VirtioRpmbRequestError(fmt::format("a read-type request ({:#06x}) of {} frames, not 1", type, frames));
   std::uint64_t response = 1;
   if (type == static_cast<std::uint16_t>(RequestType::authenticated_read)) {
     response = writable_bytes / kFrameSize;
@@ -112,10 +114,12 @@ void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
   if (!chain.fault.empty()) return refuse(chain.fault);
   // Never gather more than the largest request (max_wr_cnt frames and a result read), or one
   // frame more for a write: enough to see that its burst is over max_wr_cnt.
-  const std::size_t largest = (std::size_t{config_.max_wr_cnt == 0 ? std::uint8_t{32} : config_.max_wr_cnt} + 1) * kFrameSize;
+  const std::size_t largest =
+      (std::size_t{config_.max_wr_cnt == 0 ? std::uint8_t{32} : config_.max_wr_cnt} + 1) * kFrameSize;
   std::vector<std::uint8_t> request = chain.gather(largest + kFrameSize);
   if (chain.readable_bytes > largest && (request.size() < kFrameSize || !is_write_type(frame_type(request.data()))))
-    return refuse(fmt::format("{} readable bytes, more than the largest request ({} bytes)", chain.readable_bytes, largest));
+    return refuse(
+        fmt::format("{} readable bytes, more than the largest request ({} bytes)", chain.readable_bytes, largest));
   VirtioRpmbPlan plan;
   try {
     plan = plan_virtio_rpmb_request(config_, request.data(), request.size(), chain.writable_bytes);
@@ -123,7 +127,8 @@ void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
     return refuse(e.what());
   }
   if (!plan.device_response.empty()) {
-    const auto written = static_cast<std::uint32_t>(chain.scatter(plan.device_response.data(), plan.device_response.size()));
+    const auto written =
+        static_cast<std::uint32_t>(chain.scatter(plan.device_response.data(), plan.device_response.size()));
     return done(VirtioRpmbOutcome{written, std::move(plan.device_response_reason), std::nullopt});
   }
   const std::size_t response_frames = plan.response_frames;
@@ -140,8 +145,10 @@ void VirtioRpmbDevice::serve(DescriptorChain chain, Completion done) {
       outcome.error = fmt::format("MMC_IOC_MULTI_CMD on the rpmb node failed: {}", std::strerror(ioctl->status.error));
     } else if (response_frames > 0) {
       const std::vector<std::uint8_t>& data = ioctl->results.back().data;
-      if (data.size() != response_frames * kFrameSize) outcome.error = "the device's reply does not match the request";
-      else outcome.written = static_cast<std::uint32_t>(shared_chain->scatter(data.data(), data.size()));
+      if (data.size() != response_frames * kFrameSize)
+        outcome.error = "the device's reply does not match the request";
+      else
+        outcome.written = static_cast<std::uint32_t>(shared_chain->scatter(data.data(), data.size()));
     }
     done(std::move(outcome));
   });

@@ -38,9 +38,10 @@ struct Host : sc_core::sc_module {
     models::EmmcBusHost host(bus, mmc::LinuxBlockDriver::kIdentificationClockHz);
     mmc::LinuxBlockDriver driver(host);  // probes the card: 400 kHz up to the fastest mode
     const mmcblk::DescribeReply d = driver.describe();
-    std::printf("driver: %s at %u MHz after %.3f us, user %llu MiB, rpmb %llu KiB\n", card.bus_mode().describe().c_str(),
-                static_cast<unsigned>(host.clock_hz() / 1'000'000), us(*host.simulated_time_ps()),
-                static_cast<unsigned long long>(d.node_size[0] >> 20), static_cast<unsigned long long>(d.node_size[3] >> 10));
+    std::printf("driver: %s at %u MHz after %.3f us, user %llu MiB, rpmb %llu KiB\n",
+                card.bus_mode().describe().c_str(), static_cast<unsigned>(host.clock_hz() / 1'000'000),
+                us(*host.simulated_time_ps()), static_cast<unsigned long long>(d.node_size[0] >> 20),
+                static_cast<unsigned long long>(d.node_size[3] >> 10));
 
     std::vector<std::uint8_t> data(4096);
     for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 7);

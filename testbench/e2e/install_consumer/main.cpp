@@ -24,7 +24,9 @@ struct Memory : sc_core::sc_module {
   Memory(sc_core::sc_module_name name) : sc_module(name), socket("socket") {
     socket.register_b_transport(this, &Memory::b_transport);
   }
-  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&) { p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); }
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&) {
+    p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+  }
 };
 
 struct Cpu : sc_core::sc_module {
@@ -46,7 +48,9 @@ struct Cpu : sc_core::sc_module {
     return value;
   }
   std::uint32_t read(std::uint32_t offset, unsigned width) { return access(tlm::TLM_READ_COMMAND, offset, 0, width); }
-  void write(std::uint32_t offset, std::uint32_t value, unsigned width) { access(tlm::TLM_WRITE_COMMAND, offset, value, width); }
+  void write(std::uint32_t offset, std::uint32_t value, unsigned width) {
+    access(tlm::TLM_WRITE_COMMAND, offset, value, width);
+  }
   // Waits on the interrupt line for a status bit in `mask` (or an error), then clears it.
   std::uint16_t wait_for(std::uint16_t mask) {
     write(reg::kNormalIntSignalEnable, mask, 2);
@@ -68,7 +72,8 @@ struct Cpu : sc_core::sc_module {
     write(reg::kNormalIntStatusEnable, 0x7FFF, 2);
     write(reg::kErrorIntStatusEnable, 0xFFFF, 2);
     write(reg::kPowerControl, reg::kPower330 | reg::kPowerOn, 1);
-    write(reg::kClockControl, reg::divider_bits(250) | reg::kClockInternalEnable | reg::kClockCardEnable, 2);  // 400 kHz
+    write(reg::kClockControl, reg::divider_bits(250) | reg::kClockInternalEnable | reg::kClockCardEnable,
+          2);  // 400 kHz
     const std::uint16_t r1 = reg::kCmdResponseShort | reg::kCmdCrcCheck | reg::kCmdIndexCheck;
     command(0, 0, reg::kCmdResponseNone);
     while (!(command(1, 0x40FF8080, reg::kCmdResponseShort) & (1u << 31))) {

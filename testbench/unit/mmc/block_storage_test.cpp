@@ -194,25 +194,22 @@ TEST_P(BlockStorageBehaviour, MatchesAFlatModelUnderRandomOperations) {
   std::mt19937 random(20240601);
   for (int step = 0; step < 300; ++step) {
     const std::uint64_t sector = random() % kSectors;
-    const auto count =
-        static_cast<std::uint32_t>(1 + random() % std::min<std::uint64_t>(300, kSectors - sector));
+    const auto count = static_cast<std::uint32_t>(1 + random() % std::min<std::uint64_t>(300, kSectors - sector));
     switch (random() % 3) {
       case 0: {
         const auto data = pattern(sector, count, static_cast<std::uint8_t>(step));
         storage->write(sector, count, data.data());
-        std::copy(data.begin(), data.end(),
-                  model.begin() + static_cast<std::ptrdiff_t>(sector * kSectorSize));
+        std::copy(data.begin(), data.end(), model.begin() + static_cast<std::ptrdiff_t>(sector * kSectorSize));
         break;
       }
       case 1:
         storage->erase(sector, count);
-        std::fill_n(model.begin() + static_cast<std::ptrdiff_t>(sector * kSectorSize), count * kSectorSize,
-                    0);
+        std::fill_n(model.begin() + static_cast<std::ptrdiff_t>(sector * kSectorSize), count * kSectorSize, 0);
         break;
       default: {
         const auto got = read_sectors(*storage, sector, count);
-        ASSERT_TRUE(std::equal(got.begin(), got.end(),
-                               model.begin() + static_cast<std::ptrdiff_t>(sector * kSectorSize)))
+        ASSERT_TRUE(
+            std::equal(got.begin(), got.end(), model.begin() + static_cast<std::ptrdiff_t>(sector * kSectorSize)))
             << "step " << step << ": read of " << count << " at " << sector;
       }
     }
@@ -224,18 +221,15 @@ TEST_P(BlockStorageBehaviour, MatchesAFlatModelUnderRandomOperations) {
 INSTANTIATE_TEST_SUITE_P(
     BlockStorage, BlockStorageBehaviour,
     ::testing::Values(StorageKind{"Memory",
-                                  [](const ScratchDirectory&,
-                                     std::uint64_t sectors) -> std::unique_ptr<BlockStorage> {
+                                  [](const ScratchDirectory&, std::uint64_t sectors) -> std::unique_ptr<BlockStorage> {
                                     return std::make_unique<MemoryBlockStorage>(sectors);
                                   }},
-                      StorageKind{"File",
-                                  [](const ScratchDirectory& scratch,
-                                     std::uint64_t sectors) -> std::unique_ptr<BlockStorage> {
-                                    return FileBlockStorage::create(scratch.file("part.img"), sectors);
-                                  }}),
-    [](const ::testing::TestParamInfo<StorageKind>& param_info) {
-      return std::string(param_info.param.name);
-    });
+                      StorageKind{
+                          "File",
+                          [](const ScratchDirectory& scratch, std::uint64_t sectors) -> std::unique_ptr<BlockStorage> {
+                            return FileBlockStorage::create(scratch.file("part.img"), sectors);
+                          }}),
+    [](const ::testing::TestParamInfo<StorageKind>& param_info) { return std::string(param_info.param.name); });
 
 // ---------------------------------------------------------------------------------------------
 // Files
@@ -271,8 +265,8 @@ TEST_F(BlockStorageFile, WritesReachTheFileAtOnceAndSurviveReopening) {
     // No flush: another reader of the file (or the OS after a kill -9) already sees the data.
     const std::string on_disk = read_text(path_);
     ASSERT_EQ(on_disk.size(), 16u * kSectorSize);
-    EXPECT_TRUE(std::equal(data.begin(), data.end(),
-                           reinterpret_cast<const std::uint8_t*>(on_disk.data()) + 3 * kSectorSize));
+    EXPECT_TRUE(
+        std::equal(data.begin(), data.end(), reinterpret_cast<const std::uint8_t*>(on_disk.data()) + 3 * kSectorSize));
   }
   auto reopened = FileBlockStorage::open(path_);
   EXPECT_EQ(reopened->sectors(), 16u);
@@ -475,11 +469,9 @@ INSTANTIATE_TEST_SUITE_P(
                      "partition_config_boot: \"8\""},
         DamagedState{"PasswordNotHex", "{\"format\": 1, \"password\": \"zz\"}", "password: not a hex string"},
         DamagedState{"PasswordOdd", "{\"format\": 1, \"password\": \"abc\"}", "password: not a hex string"},
-        DamagedState{"PasswordTooLong",
-                     "{\"format\": 1, \"password\": \"00112233445566778899aabbccddeeff00\"}",
+        DamagedState{"PasswordTooLong", "{\"format\": 1, \"password\": \"00112233445566778899aabbccddeeff00\"}",
                      "at most 16 bytes"},
-        DamagedState{"PasswordNumber", "{\"format\": 1, \"password\": 12}",
-                     "password: 12 is not a hex string"},
+        DamagedState{"PasswordNumber", "{\"format\": 1, \"password\": 12}", "password: 12 is not a hex string"},
         DamagedState{"UnknownPartition", "{\"format\": 1, \"temporary_wp_groups\": {\"gp9\": [1]}}",
                      "temporary_wp_groups: unknown partition 'gp9'"},
         DamagedState{"GroupsNotObject", "{\"format\": 1, \"permanent_wp_groups\": [1]}",
@@ -490,9 +482,7 @@ INSTANTIATE_TEST_SUITE_P(
                      "temporary_wp_groups.user: 4294967296 is not a write-protect group number"},
         DamagedState{"GroupNegative", "{\"format\": 1, \"temporary_wp_groups\": {\"gp1\": [-2]}}",
                      "temporary_wp_groups.gp1: -2"}),
-    [](const ::testing::TestParamInfo<DamagedState>& param_info) {
-      return std::string(param_info.param.name);
-    });
+    [](const ::testing::TestParamInfo<DamagedState>& param_info) { return std::string(param_info.param.name); });
 
 }  // namespace
 }  // namespace emmcsim::mmc

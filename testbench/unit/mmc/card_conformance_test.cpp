@@ -45,8 +45,7 @@ std::string pair_name(unsigned index, CardState s) {
 
 bool is_addressed_state(CardState s) {
   // JESD84-B51: the states in which a device has an RCA and answers addressed commands.
-  return s == S::stby || s == S::tran || s == S::data || s == S::btst || s == S::rcv || s == S::prg ||
-         s == S::dis;
+  return s == S::stby || s == S::tran || s == S::data || s == S::btst || s == S::rcv || s == S::prg || s == S::dis;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,8 +68,16 @@ Expectation accept(R response, CardState next, CardState settled, std::uint32_t 
 std::uint32_t canonical_arg(unsigned index, CardState s) {
   switch (index) {
     case 1: return kHostOcr;
-    case 3: case 7: case 9: case 10: case 12: case 13: case 15: case 39: case 55: return kRcaArg;
-    case 4: return 0x04040000;  // DSR in [31:16]
+    case 3:
+    case 7:
+    case 9:
+    case 10:
+    case 12:
+    case 13:
+    case 15:
+    case 39:
+    case 55: return kRcaArg;
+    case 4: return 0x04040000;                                               // DSR in [31:16]
     case 5: return s == S::slp ? kRcaArg : (kRcaArg | sleep_awake::kSleep);  // awake, else sleep
     case 6: return switch_arg(SwitchAccess::write_byte, ext_csd::kEraseGroupDef, 1);
     case 16: return kSectorSize;
@@ -171,8 +178,7 @@ Expectation jedec_expectation(unsigned index, CardState s) {
       // so the command's own response is R1 (checked in the CMD42 tests).
       if (s == S::tran) return accept(R::r1, S::rcv, S::tran);
       break;
-    default:
-      break;
+    default: break;
   }
   return {};
 }
@@ -180,14 +186,37 @@ Expectation jedec_expectation(unsigned index, CardState s) {
 // The response column of JESD84-B51's command tables for the commands this device implements.
 std::set<R> jedec_response_column(unsigned index) {
   switch (index) {
-    case 0: case 4: case 15: return {R::none};
+    case 0:
+    case 4:
+    case 15: return {R::none};
     case 1: return {R::r3};
-    case 2: case 9: case 10: return {R::r2};
-    case 5: case 6: case 28: case 29: case 38: return {R::r1b};
-    case 7: case 12: return {R::r1, R::r1b};
+    case 2:
+    case 9:
+    case 10: return {R::r2};
+    case 5:
+    case 6:
+    case 28:
+    case 29:
+    case 38: return {R::r1b};
+    case 7:
+    case 12: return {R::r1, R::r1b};
     case 42: return {R::r1, R::r1b};  // see jedec_expectation()
-    case 3: case 8: case 13: case 14: case 16: case 17: case 18: case 19: case 21: case 23: case 24:
-    case 25: case 30: case 31: case 35: case 36: return {R::r1};
+    case 3:
+    case 8:
+    case 13:
+    case 14:
+    case 16:
+    case 17:
+    case 18:
+    case 19:
+    case 21:
+    case 23:
+    case 24:
+    case 25:
+    case 30:
+    case 31:
+    case 35:
+    case 36: return {R::r1};
     default: return {};
   }
 }
@@ -196,14 +225,36 @@ std::set<R> jedec_response_column(unsigned index) {
 // 5 erase, 6 write protection, 7 lock). CMD16 and CMD23 belong to several; the table may name any.
 std::set<unsigned> jedec_classes(unsigned index) {
   switch (index) {
-    case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8: case 9: case 10: case 12:
-    case 13: case 14: case 15: case 19: return {0};
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+    case 8:
+    case 9:
+    case 10:
+    case 12:
+    case 13:
+    case 14:
+    case 15:
+    case 19: return {0};
     case 16: return {2, 4, 7};
-    case 17: case 18: case 21: return {2};
+    case 17:
+    case 18:
+    case 21: return {2};
     case 23: return {2, 4};
-    case 24: case 25: return {4};
-    case 28: case 29: case 30: case 31: return {6};
-    case 35: case 36: case 38: return {5};
+    case 24:
+    case 25: return {4};
+    case 28:
+    case 29:
+    case 30:
+    case 31: return {6};
+    case 35:
+    case 36:
+    case 38: return {5};
     case 42: return {7};
     default: return {};
   }
@@ -315,9 +366,8 @@ TEST_P(CardConformanceTable, CommandInState) {
   if (o.data.blocks > 0) {
     std::vector<std::uint8_t> block(o.data.block_size, 0);
     for (std::uint32_t i = 0; i < o.data.blocks; ++i) {
-      const BlockOutcome b = o.data.direction == DataDirection::to_host
-                                 ? card.read_block(block.data(), block.size())
-                                 : card.write_block(block.data(), block.size());
+      const BlockOutcome b = o.data.direction == DataDirection::to_host ? card.read_block(block.data(), block.size())
+                                                                        : card.write_block(block.data(), block.size());
       EXPECT_TRUE(b.ok) << "block " << i;
     }
   }
@@ -336,8 +386,7 @@ std::vector<std::tuple<unsigned, CardState>> all_pairs() {
   return pairs;
 }
 
-INSTANTIATE_TEST_SUITE_P(CardConformance, CardConformanceTable, ::testing::ValuesIn(all_pairs()),
-                         PairTestName());
+INSTANTIATE_TEST_SUITE_P(CardConformance, CardConformanceTable, ::testing::ValuesIn(all_pairs()), PairTestName());
 
 // ---------------------------------------------------------------------------------------------
 // The table's rows against JESD84-B51
@@ -458,8 +507,7 @@ TEST(CardConformanceSelect, DeselectWithRcaZero) {
 // A locked card (CMD42 password set and lock)
 
 void lock_with_password(CardHarness& h) {
-  const std::vector<std::uint8_t> block = {
-      lock_unlock::kSetPassword | lock_unlock::kLock, 4, 'p', 'a', 's', 's'};
+  const std::vector<std::uint8_t> block = {lock_unlock::kSetPassword | lock_unlock::kLock, 4, 'p', 'a', 's', 's'};
   ASSERT_EQ(h.cmd(16, static_cast<std::uint32_t>(block.size())).response.value & status::kAnyError, 0u);
   const CommandOutcome o = h.cmd(42);
   ASSERT_EQ(o.data.direction, DataDirection::to_card);

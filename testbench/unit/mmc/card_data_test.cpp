@@ -200,7 +200,8 @@ TEST_F(CardDataTest, StoppedWriteKeepsTheBlocksAlreadyAccepted) {
   ASSERT_TRUE(h.write_sectors(40, old_data));
   ASSERT_EQ(h.cmd(23, 8).response.value & st::kAnyError, 0u);
   ASSERT_EQ(h.cmd(25, h.address(40)).data.blocks, 8u);
-  for (std::uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(h.card().write_block(new_data.data() + i * kSectorSize, kSectorSize).ok);
+  for (std::uint32_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(h.card().write_block(new_data.data() + i * kSectorSize, kSectorSize).ok);
   const CommandOutcome stop = h.cmd(12);
   EXPECT_EQ(stop.response.type, ResponseType::r1b);
   EXPECT_EQ(h.card().state(), CardState::tran);
@@ -568,9 +569,7 @@ class CardDataReliableTest : public ::testing::Test {
   const std::vector<std::uint8_t> new_data = pattern(8, 61);
 };
 
-TEST_F(CardDataReliableTest, ExtCsdAdvertisesTheReliableWriteUnit) {
-  EXPECT_EQ(h.card().ext_csd()[ec::kRelWrSecC], 8);
-}
+TEST_F(CardDataReliableTest, ExtCsdAdvertisesTheReliableWriteUnit) { EXPECT_EQ(h.card().ext_csd()[ec::kRelWrSecC], 8); }
 
 TEST_F(CardDataReliableTest, CompletedReliableWriteWritesEverySectorAtTheEnd) {
   ASSERT_EQ(h.cmd(23, 8 | kCmd23Reliable).response.value & st::kAnyError, 0u);
@@ -705,8 +704,10 @@ class CardDataEraseTest : public CardDataTest {
     std::vector<std::uint64_t> erased;
     for (std::uint64_t s : kMarks) {
       const auto now = read_single(h, s);
-      if (now == zeros(1)) erased.push_back(s);
-      else EXPECT_EQ(now, mark(s)) << "sector " << s;
+      if (now == zeros(1))
+        erased.push_back(s);
+      else
+        EXPECT_EQ(now, mark(s)) << "sector " << s;
     }
     return erased;
   }
@@ -1160,7 +1161,8 @@ TEST(CardDataImage, DataWrittenThroughACardSurvivesReopeningTheImage) {
     // Counted write at sector 3 (byte address), single write at the last sector, boot1 sector 0.
     card.execute({23, 9});
     ASSERT_EQ(card.execute({25, 3 * kSectorSize}).data.blocks, 9u);
-    for (std::size_t i = 0; i < 9; ++i) ASSERT_TRUE(card.write_block(user_data.data() + i * kSectorSize, kSectorSize).ok);
+    for (std::size_t i = 0; i < 9; ++i)
+      ASSERT_TRUE(card.write_block(user_data.data() + i * kSectorSize, kSectorSize).ok);
     const std::uint64_t last = config.user_capacity / kSectorSize - 1;
     ASSERT_EQ(card.execute({24, static_cast<std::uint32_t>(last * kSectorSize)}).data.blocks, 1u);
     ASSERT_TRUE(card.write_block(user_data.data(), kSectorSize).ok);
@@ -1168,7 +1170,8 @@ TEST(CardDataImage, DataWrittenThroughACardSurvivesReopeningTheImage) {
     ASSERT_EQ(card.current_partition(), Partition::boot1);
     card.execute({23, 2});
     card.execute({25, 0});
-    for (std::size_t i = 0; i < 2; ++i) ASSERT_TRUE(card.write_block(boot_data.data() + i * kSectorSize, kSectorSize).ok);
+    for (std::size_t i = 0; i < 2; ++i)
+      ASSERT_TRUE(card.write_block(boot_data.data() + i * kSectorSize, kSectorSize).ok);
     ASSERT_EQ(card.state(), CardState::tran);
   }
   std::unique_ptr<Image> image = Image::open(dir);

@@ -511,10 +511,10 @@ TEST_F(CardErrorsWriteProtect, TemporaryProtectionIsNonvolatile) {
 }
 
 TEST_F(CardErrorsWriteProtect, SendWriteProtBitLayout) {
-  protect(0);                // group 0: temporary
+  protect(0);                                                 // group 0: temporary
   protect(group_, ext_csd::user_wp::kPowerOnWpEnable);        // group 1: power-on
   protect(2 * group_, ext_csd::user_wp::kPermanentWpEnable);  // group 2: permanent
-  protect(4 * group_);       // group 4: temporary
+  protect(4 * group_);                                        // group 4: temporary
   // CMD30: 32 bits, MSB first on the bus; the last bit is the addressed group.
   EXPECT_EQ(send_write_prot(30, 0), (std::vector<std::uint8_t>{0, 0, 0, 0x17}));
   EXPECT_EQ(send_write_prot(30, group_), (std::vector<std::uint8_t>{0, 0, 0, 0x0B}));
@@ -706,11 +706,9 @@ TEST_P(CardErrorsSwitch, SwitchErrorInTheNextResponseAndNoChange) {
 
 INSTANTIATE_TEST_SUITE_P(
     CardErrors, CardErrorsSwitch,
-    ::testing::Values(SwitchCase{"ExtCsdRev", write_byte(192, 5)},
-                      SwitchCase{"SecCount", write_byte(212, 0)},
+    ::testing::Values(SwitchCase{"ExtCsdRev", write_byte(192, 5)}, SwitchCase{"SecCount", write_byte(212, 0)},
                       SwitchCase{"LastIndex", write_byte(255, 1)},
-                      SwitchCase{"PropertiesSetBits",
-                                 switch_arg(SwitchAccess::set_bits, ext_csd::kDeviceType, 0xFF)},
+                      SwitchCase{"PropertiesSetBits", switch_arg(SwitchAccess::set_bits, ext_csd::kDeviceType, 0xFF)},
                       SwitchCase{"ReservedIndex100", write_byte(100, 1)},
                       SwitchCase{"ReservedIndex0", write_byte(0, 1)},
                       SwitchCase{"HsTiming4", write_byte(ext_csd::kHsTiming, 4)},
@@ -723,8 +721,7 @@ INSTANTIATE_TEST_SUITE_P(
                       SwitchCase{"Hs400On8BitSdr", write_byte(ext_csd::kHsTiming, 3), false, 2},
                       SwitchCase{"Hs400On4BitDdr", write_byte(ext_csd::kHsTiming, 3), false, 5},
                       SwitchCase{"Hs400On1Bit", write_byte(ext_csd::kHsTiming, 3)},
-                      SwitchCase{"CommandSetNonzero", 0x00000001u},
-                      SwitchCase{"CommandSetSeven", 0x00000007u}),
+                      SwitchCase{"CommandSetNonzero", 0x00000001u}, SwitchCase{"CommandSetSeven", 0x00000007u}),
     [](const ::testing::TestParamInfo<SwitchCase>& param_info) { return std::string(param_info.param.name); });
 
 TEST(CardErrorsSwitchControl, ValidSwitchesTakeEffect) {
@@ -733,7 +730,7 @@ TEST(CardErrorsSwitchControl, ValidSwitchesTakeEffect) {
   h.switch_byte(ext_csd::kCacheCtrl, ext_csd::cache_ctrl::kOn);
   h.switch_byte(ext_csd::kBusWidth, ext_csd::bus_width::k8BitDdr);
   h.switch_byte(ext_csd::kHsTiming, ext_csd::hs_timing::kHs400);
-  h.cmd(6, 0);                           // command set 0: the standard one
+  h.cmd(6, 0);  // command set 0: the standard one
   EXPECT_EQ(h.status() & status::kAnyError, 0u);
   const ExtCsd ext = h.read_ext_csd();
   EXPECT_EQ(ext[ext_csd::kCacheCtrl], 1);

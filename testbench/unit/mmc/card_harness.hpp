@@ -135,14 +135,9 @@ inline void drive_from_tran(CardHarness& h, CardState target) {
   const std::uint32_t rca_arg = std::uint32_t{kTestRca} << 16;
   const std::uint32_t other_rca_arg = std::uint32_t{kTestRca + 1} << 16;
   switch (target) {
-    case CardState::tran:
-      break;
-    case CardState::data:
-      ASSERT_EQ(h.cmd(17, h.address(0)).data.direction, DataDirection::to_host);
-      break;
-    case CardState::rcv:
-      ASSERT_EQ(h.cmd(24, h.address(0)).data.direction, DataDirection::to_card);
-      break;
+    case CardState::tran: break;
+    case CardState::data: ASSERT_EQ(h.cmd(17, h.address(0)).data.direction, DataDirection::to_host); break;
+    case CardState::rcv: ASSERT_EQ(h.cmd(24, h.address(0)).data.direction, DataDirection::to_card); break;
     case CardState::prg:
     case CardState::dis: {
       ASSERT_EQ(h.cmd(24, h.address(0)).data.direction, DataDirection::to_card);
@@ -160,18 +155,13 @@ inline void drive_from_tran(CardHarness& h, CardState target) {
       ASSERT_TRUE(card.write_block(pattern.data(), pattern.size()).ok);
       break;
     }
-    case CardState::stby:
-      h.cmd(7, 0);
-      break;
+    case CardState::stby: h.cmd(7, 0); break;
     case CardState::slp:
       h.cmd(7, 0);
       h.cmd(5, rca_arg | sleep_awake::kSleep);
       break;
-    case CardState::inactive:
-      h.cmd(15, rca_arg);
-      break;
-    default:
-      FAIL() << "drive_from_tran cannot reach " << state_test_name(target);
+    case CardState::inactive: h.cmd(15, rca_arg); break;
+    default: FAIL() << "drive_from_tran cannot reach " << state_test_name(target);
   }
   ASSERT_EQ(card.state(), target) << "while driving the card to " << state_test_name(target);
 }

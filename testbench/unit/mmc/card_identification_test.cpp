@@ -260,8 +260,8 @@ TEST(CardIdentificationSelect, CsdAndCidOnlyInStby) {
 class CardIdentificationReset : public ::testing::TestWithParam<CardState> {};
 
 bool reached_from_tran(CardState s) {
-  return s == S::tran || s == S::data || s == S::rcv || s == S::prg || s == S::dis || s == S::btst ||
-         s == S::stby || s == S::slp;
+  return s == S::tran || s == S::data || s == S::rcv || s == S::prg || s == S::dis || s == S::btst || s == S::stby ||
+         s == S::slp;
 }
 
 TEST_P(CardIdentificationReset, Cmd0ResetsVolatileStateButKeepsPowerOnWriteProtection) {

@@ -158,8 +158,8 @@ std::vector<Frame> write_request(const Key& key, std::uint16_t address, std::uin
 // ---------------------------------------------------------------------------------------------
 // Expected responses, from the frame layout: zero stuff bytes, and only the fields named.
 
-Frame expected_result_response(std::uint16_t type, std::uint16_t result, std::uint32_t counter,
-                               std::uint16_t address, const std::optional<Key>& key) {
+Frame expected_result_response(std::uint16_t type, std::uint16_t result, std::uint32_t counter, std::uint16_t address,
+                               const std::optional<Key>& key) {
   Frame f;
   f.set_type(type);
   f.set_result(result);
@@ -218,8 +218,8 @@ std::string field_at(std::size_t offset) {
     if (care != nullptr && !(*care)[i]) continue;
     if (actual.bytes()[i] != expected.bytes()[i]) {
       if (++differences <= 8)
-        diff << "\n  offset " << i << " (" << field_at(i) << "): got 0x" << std::hex
-             << int{actual.bytes()[i]} << ", want 0x" << int{expected.bytes()[i]} << std::dec;
+        diff << "\n  offset " << i << " (" << field_at(i) << "): got 0x" << std::hex << int{actual.bytes()[i]}
+             << ", want 0x" << int{expected.bytes()[i]} << std::dec;
     }
   }
   if (differences == 0) return ::testing::AssertionSuccess();
@@ -329,8 +329,7 @@ class RpmbBus {
   // --- The ioctls of mmc-utils, each one MULTI_CMD between the kernel's partition switches. ---
 
   // Write-type: CMD23|rel + CMD25 request; CMD23 1 + CMD25 result request; CMD23 1 + CMD18.
-  Frame write_type(const std::vector<Frame>& request, Burst* burst = nullptr,
-                   std::size_t result_request_frames = 1) {
+  Frame write_type(const std::vector<Frame>& request, Burst* burst = nullptr, std::size_t result_request_frames = 1) {
     enter();
     const Burst b = send(request, true);
     if (burst != nullptr) *burst = b;
@@ -661,8 +660,8 @@ TEST(CardRpmbKnownAnswer, BlankDeviceWalkthroughFrameByFrame) {
     auto define = [&care](std::size_t offset, std::size_t size) {
       std::fill(care.begin() + static_cast<long>(offset), care.begin() + static_cast<long>(offset + size), true);
     };
-    define(0, 196);    // stuff bytes: zero
-    define(508, 4);    // result, type
+    define(0, 196);  // stuff bytes: zero
+    define(508, 4);  // result, type
     std::vector<Frame> want(response.size());
     for (std::size_t i = 0; i < want.size(); ++i) {
       Frame& f = want[i];

@@ -130,8 +130,10 @@ TEST(CommandTableColumns, DataPhasesGoTheTablesWay) {
   auto finish = [](CardHarness& h, const CommandOutcome& o) {
     std::vector<std::uint8_t> block(o.data.block_size, 0);
     for (std::uint32_t i = 0; i < o.data.blocks; ++i) {
-      if (o.data.direction == D::to_host) h.card().read_block(block.data(), block.size());
-      else h.card().write_block(block.data(), block.size());
+      if (o.data.direction == D::to_host)
+        h.card().read_block(block.data(), block.size());
+      else
+        h.card().write_block(block.data(), block.size());
     }
   };
 

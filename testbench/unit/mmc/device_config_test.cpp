@@ -45,8 +45,7 @@ DeviceConfig customised_config() {
   c.erase_group_size = 3 * 512 * KiB;
   c.write_protect_group_size = 3;
   c.general_purpose_partitions = {c.write_protect_group_bytes(), 7 * c.write_protect_group_bytes(),
-                                  4 * GiB - 4 * GiB % c.write_protect_group_bytes(),
-                                  2 * c.write_protect_group_bytes()};
+                                  4 * GiB - 4 * GiB % c.write_protect_group_bytes(), 2 * c.write_protect_group_bytes()};
   c.cid.manufacturer_id = 0x15;
   c.cid.oem_id = 0xFE;
   c.cid.product_name = "a\"b\\~";  // characters JSON has to escape
@@ -166,26 +165,24 @@ TEST(DeviceConfig, JsonHasEveryFieldInTheDocumentedLayout) {
   const auto json = nlohmann::json::parse(to_json(default_device_config()));
   std::set<std::string> top_keys;
   for (const auto& member : json.items()) top_keys.insert(member.key());
-  EXPECT_EQ(top_keys, (std::set<std::string>{
-                          "user_capacity", "boot_partition_size", "rpmb_size", "general_purpose_partitions",
-                          "cid", "bus_modes", "reliable_write_sectors", "en_rpmb_rel_wr", "cache_size",
-                          "erase_group_size", "write_protect_group_size", "secure_erase_trim",
-                          "command_queue_depth", "timeouts", "ocr_busy_polls"}));
+  EXPECT_EQ(top_keys,
+            (std::set<std::string>{"user_capacity", "boot_partition_size", "rpmb_size", "general_purpose_partitions",
+                                   "cid", "bus_modes", "reliable_write_sectors", "en_rpmb_rel_wr", "cache_size",
+                                   "erase_group_size", "write_protect_group_size", "secure_erase_trim",
+                                   "command_queue_depth", "timeouts", "ocr_busy_polls"}));
   std::set<std::string> cid_keys;
   for (const auto& member : json.at("cid").items()) cid_keys.insert(member.key());
-  EXPECT_EQ(cid_keys,
-            (std::set<std::string>{"manufacturer_id", "oem_id", "product_name", "product_revision", "serial",
-                                   "manufacturing_month", "manufacturing_year", "device_type"}));
+  EXPECT_EQ(cid_keys, (std::set<std::string>{"manufacturer_id", "oem_id", "product_name", "product_revision", "serial",
+                                             "manufacturing_month", "manufacturing_year", "device_type"}));
   std::set<std::string> mode_keys;
   for (const auto& member : json.at("bus_modes").items()) mode_keys.insert(member.key());
   EXPECT_EQ(mode_keys, (std::set<std::string>{"hs26", "hs52", "ddr52", "hs200", "hs400", "enhanced_strobe"}));
   std::set<std::string> timeout_keys;
   for (const auto& member : json.at("timeouts").items()) timeout_keys.insert(member.key());
   EXPECT_EQ(timeout_keys,
-            (std::set<std::string>{"generic_cmd6_time_ms", "partition_switch_time_ms",
-                                   "out_of_interrupt_time_ms", "power_off_long_time_ms", "erase_timeout_ms",
-                                   "trim_timeout_ms", "secure_erase_timeout_ms", "secure_trim_timeout_ms",
-                                   "sleep_awake_timeout_exp"}));
+            (std::set<std::string>{"generic_cmd6_time_ms", "partition_switch_time_ms", "out_of_interrupt_time_ms",
+                                   "power_off_long_time_ms", "erase_timeout_ms", "trim_timeout_ms",
+                                   "secure_erase_timeout_ms", "secure_trim_timeout_ms", "sleep_awake_timeout_exp"}));
 }
 
 TEST(DeviceConfig, JsonWritesSizesInBinaryUnitsAndRevisionAsText) {
@@ -206,13 +203,11 @@ TEST(DeviceConfig, JsonWritesSizesInBinaryUnitsAndRevisionAsText) {
   EXPECT_EQ(json.at("timeouts").at("erase_timeout_ms"), 3000);
 }
 
-TEST(DeviceConfig, EmptyObjectGivesTheDefault) {
-  EXPECT_EQ(parse_device_config("{}"), default_device_config());
-}
+TEST(DeviceConfig, EmptyObjectGivesTheDefault) { EXPECT_EQ(parse_device_config("{}"), default_device_config()); }
 
 TEST(DeviceConfig, LeftOutFieldsKeepTheirDefaults) {
-  const DeviceConfig c = parse_device_config(
-      R"({"user_capacity": "16GiB", "cid": {"serial": 7}, "timeouts": {"trim_timeout_ms": 900}})");
+  const DeviceConfig c =
+      parse_device_config(R"({"user_capacity": "16GiB", "cid": {"serial": 7}, "timeouts": {"trim_timeout_ms": 900}})");
   DeviceConfig expected = default_device_config();
   expected.user_capacity = 16 * GiB;
   expected.cid.serial = 7;
@@ -226,8 +221,7 @@ TEST(DeviceConfig, ParsesProductRevision) {
   EXPECT_EQ(parse_device_config(R"({"cid": {"product_revision": "3.7"}})").cid.product_revision, 0x37);
   for (const char* bad : {"16.0", "1.16", "1", "1.", ".1", "a.b", "1.0.0", "-1.0", ""}) {
     const std::string json = std::string(R"({"cid": {"product_revision": ")") + bad + "\"}}";
-    EXPECT_THAT(config_error_of([&] { parse_device_config(json); }),
-                StartsWith(field_prefix("cid.product_revision")))
+    EXPECT_THAT(config_error_of([&] { parse_device_config(json); }), StartsWith(field_prefix("cid.product_revision")))
         << bad;
   }
 }
@@ -295,10 +289,8 @@ INSTANTIATE_TEST_SUITE_P(
         WrongTypeCase{R"({"secure_erase_trim": "true"})", "secure_erase_trim"},
         WrongTypeCase{R"({"command_queue_depth": 1e1})", "command_queue_depth"},
         WrongTypeCase{R"({"timeouts": {"erase_timeout_ms": null}})", "timeouts.erase_timeout_ms"},
-        WrongTypeCase{R"({"timeouts": {"sleep_awake_timeout_exp": 300}})",
-                      "timeouts.sleep_awake_timeout_exp"},
-        WrongTypeCase{R"({"timeouts": 5})", "timeouts"},
-        WrongTypeCase{R"({"ocr_busy_polls": -2})", "ocr_busy_polls"},
+        WrongTypeCase{R"({"timeouts": {"sleep_awake_timeout_exp": 300}})", "timeouts.sleep_awake_timeout_exp"},
+        WrongTypeCase{R"({"timeouts": 5})", "timeouts"}, WrongTypeCase{R"({"ocr_busy_polls": -2})", "ocr_busy_polls"},
         WrongTypeCase{R"({"ocr_busy_polls": 1.5})", "ocr_busy_polls"}, WrongTypeCase{R"([])", "top level"}));
 
 struct SizeCase {
@@ -329,12 +321,9 @@ TEST(DeviceConfig, DigitStringIsBytes) {
 }
 
 TEST(DeviceConfig, NegativeSizesAreReportedAsNegative) {
-  EXPECT_THAT(config_error_of([] { parse_device_config(R"({"cache_size": "-4M"})"); }),
-              HasSubstr("negative"));
-  EXPECT_THAT(config_error_of([] { parse_device_config(R"({"cache_size": -1024})"); }),
-              HasSubstr("negative"));
-  EXPECT_THAT(config_error_of([] { parse_device_config(R"({"cid": {"serial": -1}})"); }),
-              HasSubstr("negative"));
+  EXPECT_THAT(config_error_of([] { parse_device_config(R"({"cache_size": "-4M"})"); }), HasSubstr("negative"));
+  EXPECT_THAT(config_error_of([] { parse_device_config(R"({"cache_size": -1024})"); }), HasSubstr("negative"));
+  EXPECT_THAT(config_error_of([] { parse_device_config(R"({"cid": {"serial": -1}})"); }), HasSubstr("negative"));
 }
 
 class DeviceConfigBadSizeText : public ::testing::TestWithParam<const char*> {};
@@ -349,10 +338,9 @@ TEST_P(DeviceConfigBadSizeText, IsRejectedNamingTheField) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DeviceConfig, DeviceConfigBadSizeText,
-                         ::testing::Values(R"("-4M")", R"("1.5G")", R"("1,5G")", R"("4MB")", R"("4mb")",
-                                           R"("4kB")", R"("4KB")", R"("4GB")", R"("4Mi")", R"("GiB")",
-                                           R"("")", R"(" 4M")", R"("4M ")", R"("4 ")", R"("+4M")",
-                                           R"("0x400")", R"("4e3")", R"("4 M iB")",
+                         ::testing::Values(R"("-4M")", R"("1.5G")", R"("1,5G")", R"("4MB")", R"("4mb")", R"("4kB")",
+                                           R"("4KB")", R"("4GB")", R"("4Mi")", R"("GiB")", R"("")", R"(" 4M")",
+                                           R"("4M ")", R"("4 ")", R"("+4M")", R"("0x400")", R"("4e3")", R"("4 M iB")",
                                            R"("99999999999999999999")", R"("17179869184G")", R"("16777216T")",
                                            R"("18446744073709551616")", "-1024", "4096.5", "1e30",
                                            "18446744073709551616", "true", "[4096]"));
@@ -377,8 +365,7 @@ TEST_P(DeviceConfigRule, RejectsNamingTheField) {
   GetParam().change(c);
   EXPECT_THAT(config_error_of([&] { validate(c); }), StartsWith(field_prefix(GetParam().field)));
   // Parsing validates too: the same configuration written as JSON is refused the same way.
-  EXPECT_THAT(config_error_of([&] { parse_device_config(to_json(c)); }),
-              StartsWith(field_prefix(GetParam().field)));
+  EXPECT_THAT(config_error_of([&] { parse_device_config(to_json(c)); }), StartsWith(field_prefix(GetParam().field)));
 }
 
 std::vector<RuleCase> rule_cases() {
@@ -387,18 +374,14 @@ std::vector<RuleCase> rule_cases() {
       {"UserZero", [](DeviceConfig& c) { c.user_capacity = 0; }, "user_capacity"},
       {"UserBelow1MiB", [](DeviceConfig& c) { c.user_capacity = 512 * KiB; }, "user_capacity"},
       {"User2TiB", [](DeviceConfig& c) { c.user_capacity = 2 * TiB; }, "user_capacity"},
-      {"BootNotMultipleOf128K", [](DeviceConfig& c) { c.boot_partition_size = 100000; },
-       "boot_partition_size"},
-      {"BootAbove255Units", [](DeviceConfig& c) { c.boot_partition_size = 256 * 128 * KiB; },
-       "boot_partition_size"},
+      {"BootNotMultipleOf128K", [](DeviceConfig& c) { c.boot_partition_size = 100000; }, "boot_partition_size"},
+      {"BootAbove255Units", [](DeviceConfig& c) { c.boot_partition_size = 256 * 128 * KiB; }, "boot_partition_size"},
       {"RpmbZero", [](DeviceConfig& c) { c.rpmb_size = 0; }, "rpmb_size"},
       {"RpmbNotMultipleOf128K", [](DeviceConfig& c) { c.rpmb_size = 192 * KiB; }, "rpmb_size"},
       {"RpmbAbove16MiB", [](DeviceConfig& c) { c.rpmb_size = 16 * MiB + 128 * KiB; }, "rpmb_size"},
       {"EraseGroupZero", [](DeviceConfig& c) { c.erase_group_size = 0; }, "erase_group_size"},
-      {"EraseGroupNotMultipleOf512K", [](DeviceConfig& c) { c.erase_group_size = 768 * KiB; },
-       "erase_group_size"},
-      {"EraseGroupAbove255Units", [](DeviceConfig& c) { c.erase_group_size = 256 * 512 * KiB; },
-       "erase_group_size"},
+      {"EraseGroupNotMultipleOf512K", [](DeviceConfig& c) { c.erase_group_size = 768 * KiB; }, "erase_group_size"},
+      {"EraseGroupAbove255Units", [](DeviceConfig& c) { c.erase_group_size = 256 * 512 * KiB; }, "erase_group_size"},
       {"WpGroupZero", [](DeviceConfig& c) { c.write_protect_group_size = 0; }, "write_protect_group_size"},
       {"FiveGpPartitions", [](DeviceConfig& c) { c.general_purpose_partitions.assign(5, MiB); },
        "general_purpose_partitions"},
@@ -413,8 +396,7 @@ std::vector<RuleCase> rule_cases() {
          c.general_purpose_partitions = {MiB, MiB, 3 * 512 * KiB};
        },
        "general_purpose_partitions[2]"},
-      {"Gp2TiB", [](DeviceConfig& c) { c.general_purpose_partitions = {2 * TiB}; },
-       "general_purpose_partitions[0]"},
+      {"Gp2TiB", [](DeviceConfig& c) { c.general_purpose_partitions = {2 * TiB}; }, "general_purpose_partitions[0]"},
       {"GpReaching2TiB",
        [](DeviceConfig& c) {
          c.erase_group_size = 255 * 512 * KiB;
@@ -431,8 +413,7 @@ std::vector<RuleCase> rule_cases() {
        "general_purpose_partitions[0]"},
       {"ProductNameEmpty", [](DeviceConfig& c) { c.cid.product_name = ""; }, "cid.product_name"},
       {"ProductNameTooLong", [](DeviceConfig& c) { c.cid.product_name = "EMSIM12"; }, "cid.product_name"},
-      {"ProductNameControlCharacter", [](DeviceConfig& c) { c.cid.product_name = "AB\x07"; },
-       "cid.product_name"},
+      {"ProductNameControlCharacter", [](DeviceConfig& c) { c.cid.product_name = "AB\x07"; }, "cid.product_name"},
       {"ProductNameNonAscii", [](DeviceConfig& c) { c.cid.product_name = "\xC3\xA9"; }, "cid.product_name"},
       {"ProductNameDelete", [](DeviceConfig& c) { c.cid.product_name = "A\x7F"; }, "cid.product_name"},
       {"MonthZero", [](DeviceConfig& c) { c.cid.manufacturing_month = 0; }, "cid.manufacturing_month"},
@@ -441,24 +422,19 @@ std::vector<RuleCase> rule_cases() {
       {"Year2029", [](DeviceConfig& c) { c.cid.manufacturing_year = 2029; }, "cid.manufacturing_year"},
       {"DeviceType3", [](DeviceConfig& c) { c.cid.device_type = 3; }, "cid.device_type"},
       {"NoHs26", [](DeviceConfig& c) { c.bus_modes.hs26 = false; }, "bus_modes.hs26"},
-      {"Ddr52WithoutHs52",
-       [](DeviceConfig& c) { c.bus_modes = BusModes{true, false, true, false, false, false}; },
+      {"Ddr52WithoutHs52", [](DeviceConfig& c) { c.bus_modes = BusModes{true, false, true, false, false, false}; },
        "bus_modes.ddr52"},
-      {"Hs200WithoutHs52",
-       [](DeviceConfig& c) { c.bus_modes = BusModes{true, false, false, true, false, false}; },
+      {"Hs200WithoutHs52", [](DeviceConfig& c) { c.bus_modes = BusModes{true, false, false, true, false, false}; },
        "bus_modes.hs200"},
-      {"Hs400WithoutHs200",
-       [](DeviceConfig& c) { c.bus_modes = BusModes{true, true, true, false, true, false}; },
+      {"Hs400WithoutHs200", [](DeviceConfig& c) { c.bus_modes = BusModes{true, true, true, false, true, false}; },
        "bus_modes.hs400"},
-      {"StrobeWithoutHs400",
-       [](DeviceConfig& c) { c.bus_modes = BusModes{true, true, true, true, false, true}; },
+      {"StrobeWithoutHs400", [](DeviceConfig& c) { c.bus_modes = BusModes{true, true, true, true, false, true}; },
        "bus_modes.enhanced_strobe"},
       {"ReliableWriteZero", [](DeviceConfig& c) { c.reliable_write_sectors = 0; }, "reliable_write_sectors"},
       {"CacheNotMultipleOf1K", [](DeviceConfig& c) { c.cache_size = 1000; }, "cache_size"},
       {"CacheBeyond32BitKilobits", [](DeviceConfig& c) { c.cache_size = 512 * GiB; }, "cache_size"},
       {"CommandQueue33", [](DeviceConfig& c) { c.command_queue_depth = 33; }, "command_queue_depth"},
-      {"Cmd6TimeZero", [](DeviceConfig& c) { c.timeouts.generic_cmd6_time_ms = 0; },
-       "timeouts.generic_cmd6_time_ms"},
+      {"Cmd6TimeZero", [](DeviceConfig& c) { c.timeouts.generic_cmd6_time_ms = 0; }, "timeouts.generic_cmd6_time_ms"},
       {"Cmd6TimeNotMultipleOf10", [](DeviceConfig& c) { c.timeouts.generic_cmd6_time_ms = 255; },
        "timeouts.generic_cmd6_time_ms"},
       {"Cmd6TimeAbove255Units", [](DeviceConfig& c) { c.timeouts.generic_cmd6_time_ms = 2560; },
@@ -475,16 +451,13 @@ std::vector<RuleCase> rule_cases() {
        "timeouts.power_off_long_time_ms"},
       {"PowerOffLongNotMultiple", [](DeviceConfig& c) { c.timeouts.power_off_long_time_ms = 1001; },
        "timeouts.power_off_long_time_ms"},
-      {"EraseTimeoutZero", [](DeviceConfig& c) { c.timeouts.erase_timeout_ms = 0; },
-       "timeouts.erase_timeout_ms"},
+      {"EraseTimeoutZero", [](DeviceConfig& c) { c.timeouts.erase_timeout_ms = 0; }, "timeouts.erase_timeout_ms"},
       {"EraseTimeoutNotMultipleOf300", [](DeviceConfig& c) { c.timeouts.erase_timeout_ms = 1000; },
        "timeouts.erase_timeout_ms"},
       {"EraseTimeoutAbove255Units", [](DeviceConfig& c) { c.timeouts.erase_timeout_ms = 300 * 256; },
        "timeouts.erase_timeout_ms"},
-      {"TrimTimeoutZero", [](DeviceConfig& c) { c.timeouts.trim_timeout_ms = 0; },
-       "timeouts.trim_timeout_ms"},
-      {"TrimTimeoutNotMultiple", [](DeviceConfig& c) { c.timeouts.trim_timeout_ms = 301; },
-       "timeouts.trim_timeout_ms"},
+      {"TrimTimeoutZero", [](DeviceConfig& c) { c.timeouts.trim_timeout_ms = 0; }, "timeouts.trim_timeout_ms"},
+      {"TrimTimeoutNotMultiple", [](DeviceConfig& c) { c.timeouts.trim_timeout_ms = 301; }, "timeouts.trim_timeout_ms"},
       {"SecureEraseZeroWhileSupported", [](DeviceConfig& c) { c.timeouts.secure_erase_timeout_ms = 0; },
        "timeouts.secure_erase_timeout_ms"},
       {"SecureEraseNotMultipleOfErase", [](DeviceConfig& c) { c.timeouts.secure_erase_timeout_ms = 4500; },
@@ -552,8 +525,7 @@ std::vector<RuleCase> limit_cases() {
       {"Year2028", [](DeviceConfig& c) { c.cid.manufacturing_year = 2028; }, ""},
       {"DeviceType0", [](DeviceConfig& c) { c.cid.device_type = 0; }, ""},
       {"DeviceType2", [](DeviceConfig& c) { c.cid.device_type = 2; }, ""},
-      {"OnlyHs26", [](DeviceConfig& c) { c.bus_modes = BusModes{true, false, false, false, false, false}; },
-       ""},
+      {"OnlyHs26", [](DeviceConfig& c) { c.bus_modes = BusModes{true, false, false, false, false, false}; }, ""},
       {"Hs400WithoutStrobe", [](DeviceConfig& c) { c.bus_modes.enhanced_strobe = false; }, ""},
       {"ReliableWrite255", [](DeviceConfig& c) { c.reliable_write_sectors = 255; }, ""},
       {"NoCache", [](DeviceConfig& c) { c.cache_size = 0; }, ""},

@@ -109,8 +109,8 @@ TEST_F(ImageCreate, WritesEveryConfiguredFileAndDeviceJson) {
   auto image = Image::create(dir_, config);
   EXPECT_EQ(image->directory(), dir_);
   EXPECT_TRUE(image->config() == config);
-  EXPECT_EQ(names_in(dir_), (std::set<std::string>{"device.json", "user.img", "boot0.img", "boot1.img",
-                                                   "gp1.img", "gp2.img", "rpmb.img"}));
+  EXPECT_EQ(names_in(dir_), (std::set<std::string>{"device.json", "user.img", "boot0.img", "boot1.img", "gp1.img",
+                                                   "gp2.img", "rpmb.img"}));
   EXPECT_EQ(fs::file_size(dir_ + "/user.img"), 4 * MiB);
   EXPECT_EQ(fs::file_size(dir_ + "/boot0.img"), 256 * KiB);
   EXPECT_EQ(fs::file_size(dir_ + "/boot1.img"), 256 * KiB);
@@ -245,9 +245,8 @@ TEST_F(ImageCreate, AnInterruptedCreationIsRefusedByOpen) {
   // What a crash before the last step leaves: every data file, no device.json.
   Image::create(dir_, small_config());
   fs::remove(dir_ + "/device.json");
-  EXPECT_THAT(
-      error_of([&] { Image::open(dir_); }),
-      AllOf(HasSubstr("image " + dir_), HasSubstr("device.json is missing"), HasSubstr("interrupted")));
+  EXPECT_THAT(error_of([&] { Image::open(dir_); }),
+              AllOf(HasSubstr("image " + dir_), HasSubstr("device.json is missing"), HasSubstr("interrupted")));
 }
 
 TEST_F(ImageCreate, PassesTheDurabilityToTheRpmbStore) {
@@ -315,8 +314,7 @@ TEST_F(ImageOpen, ASecondOpenWhileInUseIsRefused) {
 }
 
 TEST_F(ImageOpen, AMissingDirectoryIsNamed) {
-  EXPECT_THAT(error_of([&] { Image::open(dir_); }),
-              AllOf(HasSubstr("image " + dir_), HasSubstr("No such file")));
+  EXPECT_THAT(error_of([&] { Image::open(dir_); }), AllOf(HasSubstr("image " + dir_), HasSubstr("No such file")));
 }
 
 // One way to damage an image made from small_config(), and what the refusal must say.
@@ -350,14 +348,10 @@ TEST_P(ImageOpenDamaged, IsRefusedWithAMessageNamingTheFile) {
 }
 
 const Damage kDamages[] = {
-    {"MissingDeviceJson", [](const std::string& d) { fs::remove(d + "/device.json"); },
-     "device.json is missing"},
-    {"DeviceJsonNotJson", [](const std::string& d) { write_text(d + "/device.json", "{ not json"); },
-     "device.json: "},
+    {"MissingDeviceJson", [](const std::string& d) { fs::remove(d + "/device.json"); }, "device.json is missing"},
+    {"DeviceJsonNotJson", [](const std::string& d) { write_text(d + "/device.json", "{ not json"); }, "device.json: "},
     {"DeviceJsonUnknownField",
-     [](const std::string& d) {
-       write_text(d + "/device.json", "{\"user_capacity\": \"4MiB\", \"bogus_field\": 1}");
-     },
+     [](const std::string& d) { write_text(d + "/device.json", "{\"user_capacity\": \"4MiB\", \"bogus_field\": 1}"); },
      "bogus_field"},
     {"DeviceJsonInvalidValue",
      [](const std::string& d) { rewrite_config(d, [](DeviceConfig& c) { c.boot_partition_size = 100000; }); },
@@ -375,17 +369,13 @@ const Damage kDamages[] = {
     {"ExtraGp3", [](const std::string& d) { write_text(d + "/gp3.img", ""); },
      "gp3.img exists but device.json configures only 2 general-purpose partitions"},
     {"ConfigDropsAGp",
-     [](const std::string& d) {
-       rewrite_config(d, [](DeviceConfig& c) { c.general_purpose_partitions.pop_back(); });
-     },
+     [](const std::string& d) { rewrite_config(d, [](DeviceConfig& c) { c.general_purpose_partitions.pop_back(); }); },
      "gp2.img exists but device.json configures only 1 general-purpose partition"},
     {"ConfigDropsBoot",
      [](const std::string& d) { rewrite_config(d, [](DeviceConfig& c) { c.boot_partition_size = 0; }); },
      "boot0.img exists but device.json configures no boot partitions"},
     {"ConfigGrowsBoot",
-     [](const std::string& d) {
-       rewrite_config(d, [](DeviceConfig& c) { c.boot_partition_size = 512 * KiB; });
-     },
+     [](const std::string& d) { rewrite_config(d, [](DeviceConfig& c) { c.boot_partition_size = 512 * KiB; }); },
      "boot0.img is 262144 bytes but device.json says 512 KiB"},
     {"ConfigGrowsRpmb",
      [](const std::string& d) { rewrite_config(d, [](DeviceConfig& c) { c.rpmb_size = 256 * KiB; }); },
@@ -402,8 +392,7 @@ const Damage kDamages[] = {
        fs::create_symlink("/nonexistent/raw.img", d + "/user.img");
      },
      "user.img links to /nonexistent/raw.img, which cannot be opened"},
-    {"CorruptState",
-     [](const std::string& d) { write_text(d + "/state.json", "{\"format\": 1, \"password\": 7}"); },
+    {"CorruptState", [](const std::string& d) { write_text(d + "/state.json", "{\"format\": 1, \"password\": 7}"); },
      "state.json: password"},
 };
 
@@ -552,8 +541,7 @@ TEST_F(ImageUserAdoption, ARawImageInUseIsRefusedAndLeftAlone) {
   auto holder = FileBlockStorage::create(raw, 2 * MiB / 512);
   ImageCreateOptions options;
   options.existing_user_image = raw;
-  EXPECT_THAT(error_of([&] { Image::create(dir_, small_config(), options); }),
-              HasSubstr("in use by another process"));
+  EXPECT_THAT(error_of([&] { Image::create(dir_, small_config(), options); }), HasSubstr("in use by another process"));
   EXPECT_FALSE(fs::exists(dir_)) << "the symlink and the directory are removed again";
   EXPECT_EQ(fs::file_size(raw), 2 * MiB) << "the raw image itself is never removed";
 }

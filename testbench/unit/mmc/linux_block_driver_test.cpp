@@ -202,9 +202,9 @@ Bytes frame_bytes(const std::vector<Frame>& frames) {
 // mmc-utils' write-type operation (write-key, write-block): CMD25 of the request with
 // write_flag 0x80000001, CMD25 of a result-read request with write_flag 1, CMD18 of one frame.
 IoctlRequest rpmb_write_type(const std::vector<Frame>& request) {
-  return multi(Node::rpmb, {write_cmd(25, 0, 1 | kReliable, frame_bytes(request)),
-                            write_cmd(25, 0, 1, frame_bytes({rpmb::requests::result_read()})),
-                            read_cmd(18, 0, 512, 1)});
+  return multi(Node::rpmb,
+               {write_cmd(25, 0, 1 | kReliable, frame_bytes(request)),
+                write_cmd(25, 0, 1, frame_bytes({rpmb::requests::result_read()})), read_cmd(18, 0, 512, 1)});
 }
 
 // mmc-utils' read-type operation (read-counter, read-block): CMD25 of the request (write_flag 1),
@@ -275,8 +275,8 @@ class DriverTest : public ::testing::Test {
   }
 
   IoctlReply authenticated_write(std::uint16_t address, const Bytes& data) {
-    std::vector<Frame> request = rpmb::requests::authenticated_write(
-        address, read_counter(), data.data(), data.size() / rpmb::kHalfSectorSize);
+    std::vector<Frame> request =
+        rpmb::requests::authenticated_write(address, read_counter(), data.data(), data.size() / rpmb::kHalfSectorSize);
     rpmb::requests::sign(authenticator_, request);
     return driver().ioctl(rpmb_write_type(request));
   }
@@ -294,12 +294,20 @@ TEST_F(DriverTest, ProbeIsLinuxsBringUp) {
   for (std::uint32_t i = 0; i <= rig_.config.ocr_busy_polls; ++i) expected.push_back({1, kHostOcr});
   // Identification and EXT_CSD, then mmc_select_hs400es() (the default card has enhanced
   // strobe), then the cache; every switch followed by its CMD13.
-  const Trace rest{{2, 0}, {3, kRcaArg}, {7, kRcaArg}, {8, 0},
-                   {6, switch_arg(ec::kBusWidth, 2)}, {13, kRcaArg},
-                   {6, switch_arg(ec::kHsTiming, 1)}, {13, kRcaArg},
-                   {6, switch_arg(ec::kBusWidth, 0x86)}, {13, kRcaArg},
-                   {6, switch_arg(ec::kHsTiming, 3)}, {13, kRcaArg},
-                   {6, switch_arg(ec::kCacheCtrl, 1)}, {13, kRcaArg}};
+  const Trace rest{{2, 0},
+                   {3, kRcaArg},
+                   {7, kRcaArg},
+                   {8, 0},
+                   {6, switch_arg(ec::kBusWidth, 2)},
+                   {13, kRcaArg},
+                   {6, switch_arg(ec::kHsTiming, 1)},
+                   {13, kRcaArg},
+                   {6, switch_arg(ec::kBusWidth, 0x86)},
+                   {13, kRcaArg},
+                   {6, switch_arg(ec::kHsTiming, 3)},
+                   {13, kRcaArg},
+                   {6, switch_arg(ec::kCacheCtrl, 1)},
+                   {13, kRcaArg}};
   expected.insert(expected.end(), rest.begin(), rest.end());
   EXPECT_EQ(rig_.probe, expected);
   EXPECT_EQ(bus().clocks(), (std::vector<std::uint64_t>{400'000, 52'000'000, 200'000'000}));
@@ -349,9 +357,18 @@ mmc::BusModes modes(bool hs52, bool ddr52, bool hs200, bool hs400, bool strobe) 
 INSTANTIATE_TEST_SUITE_P(
     Modes, DriverBusModes,
     ::testing::Values(
-        BusModeCase{"Hs400EnhancedStrobe", modes(true, true, true, true, true), 3, 0x86, {400'000, 52'000'000, 200'000'000}, false},
-        BusModeCase{"Hs200TunedThenHs400", modes(true, true, true, true, false), 3, 6,
-                    {400'000, 200'000'000, 52'000'000, 200'000'000}, true},
+        BusModeCase{"Hs400EnhancedStrobe",
+                    modes(true, true, true, true, true),
+                    3,
+                    0x86,
+                    {400'000, 52'000'000, 200'000'000},
+                    false},
+        BusModeCase{"Hs200TunedThenHs400",
+                    modes(true, true, true, true, false),
+                    3,
+                    6,
+                    {400'000, 200'000'000, 52'000'000, 200'000'000},
+                    true},
         BusModeCase{"Hs200", modes(true, true, true, false, false), 2, 2, {400'000, 200'000'000}, true},
         BusModeCase{"Ddr52", modes(true, true, false, false, false), 1, 6, {400'000, 52'000'000}, false},
         BusModeCase{"HighSpeed52", modes(true, false, false, false, false), 1, 2, {400'000, 52'000'000}, false},
@@ -407,9 +424,9 @@ TEST(DriverProbe, PartitionAccessOfEachNode) {
 
 TEST_F(DriverTest, RpmbWriteKeyIsTheKernelsSequence) {
   const IoctlReply reply = program_key();
-  const Trace body{{23, 0x80000001}, {25, 0}, {13, kRcaArg},  // the key frame, reliable
-                   {23, 1},          {25, 0}, {13, kRcaArg},  // the result read request
-                   {23, 1},          {18, 0}, {13, kRcaArg}}; // the result
+  const Trace body{{23, 0x80000001}, {25, 0}, {13, kRcaArg},   // the key frame, reliable
+                   {23, 1},          {25, 0}, {13, kRcaArg},   // the result read request
+                   {23, 1},          {18, 0}, {13, kRcaArg}};  // the result
   EXPECT_EQ(bus().take(), rpmb_bracketed(0, body));
   ASSERT_EQ(reply.results.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
@@ -498,7 +515,8 @@ TEST_F(DriverTest, RpmbAuthenticatedWriteAndReadOfSeveralBlocks) {
     EXPECT_EQ(w.status.error, 0);
     const Trace trace = bus().take();
     ASSERT_GE(trace.size(), 4u);
-    EXPECT_EQ(trace[2], (Cmd{23, kReliable | static_cast<std::uint32_t>(half_sectors)})) << "CMD23 carries N and bit 31";
+    EXPECT_EQ(trace[2], (Cmd{23, kReliable | static_cast<std::uint32_t>(half_sectors)}))
+        << "CMD23 carries N and bit 31";
     std::vector<Frame> result = response_frames(w);
     ASSERT_EQ(result.size(), 1u);
     EXPECT_EQ(result[0].result(), 0);
@@ -514,7 +532,8 @@ TEST_F(DriverTest, RpmbAuthenticatedWriteAndReadOfSeveralBlocks) {
     ASSERT_EQ(frames.size(), half_sectors);
     for (std::size_t i = 0; i < half_sectors; ++i) {
       EXPECT_EQ(frames[i].result(), 0) << i;
-      EXPECT_TRUE(std::equal(frames[i].data(), frames[i].data() + 256, data.begin() + static_cast<std::ptrdiff_t>(256 * i)))
+      EXPECT_TRUE(
+          std::equal(frames[i].data(), frames[i].data() + 256, data.begin() + static_cast<std::ptrdiff_t>(256 * i)))
           << "frame " << i;
     }
     EXPECT_EQ(frames.back().nonce(), nonce);
@@ -545,7 +564,7 @@ TEST_F(DriverTest, Cmd18WithAWrongBlockSizeIsEilseqAndEndsTheChain) {
   program_key();
   bus().take();
   IoctlRequest q = multi(Node::rpmb, {write_cmd(25, 0, 1, frame_bytes({rpmb::requests::read_counter(make_nonce(2))})),
-                                      read_cmd(18, 0, 256, 2),   // frames are 512 bytes
+                                      read_cmd(18, 0, 256, 2),    // frames are 512 bytes
                                       read_cmd(18, 0, 512, 1)});  // never issued
   const IoctlReply reply = driver().ioctl(q);
   EXPECT_EQ(reply.status.error, EILSEQ);
@@ -564,9 +583,9 @@ TEST_F(DriverTest, Cmd18WithAWrongBlockSizeIsEilseqAndEndsTheChain) {
 }
 
 TEST_F(DriverTest, Cmd25WithAWrongBlockSizeIsEilseqAndTheCardRecovers) {
-  const IoctlReply reply = driver().ioctl(
-      multi(Node::rpmb, {write_cmd(25, 0, 1, frame_bytes({rpmb::requests::read_counter(make_nonce(3))}), 256),
-                         read_cmd(18, 0, 512, 1)}));
+  const IoctlReply reply = driver().ioctl(multi(
+      Node::rpmb,
+      {write_cmd(25, 0, 1, frame_bytes({rpmb::requests::read_counter(make_nonce(3))}), 256), read_cmd(18, 0, 512, 1)}));
   EXPECT_EQ(reply.status.error, EILSEQ);
   EXPECT_EQ(reply.results[1].response, (std::array<std::uint32_t, 4>{}));
   const Trace trace = bus().take();
@@ -629,12 +648,14 @@ TEST_F(DriverTest, TheCallersOwnCmd23IsNotDoubled) {
   program_key();
   bus().take();
   const rpmb::Nonce nonce = make_nonce(0x5C);
-  IoctlRequest q = multi(Node::rpmb, {plain(23, 1), write_cmd(25, 0, 1, frame_bytes({rpmb::requests::read_counter(nonce)})),
-                                      plain(23, 1), read_cmd(18, 0, 512, 1)});
+  IoctlRequest q =
+      multi(Node::rpmb, {plain(23, 1), write_cmd(25, 0, 1, frame_bytes({rpmb::requests::read_counter(nonce)})),
+                         plain(23, 1), read_cmd(18, 0, 512, 1)});
   const IoctlReply reply = driver().ioctl(q);
   EXPECT_EQ(reply.status.error, 0);
-  EXPECT_EQ(bus().take(), rpmb_bracketed(0, {{23, 1}, {13, kRcaArg}, {25, 0}, {13, kRcaArg},
-                                             {23, 1}, {13, kRcaArg}, {18, 0}, {13, kRcaArg}}));
+  EXPECT_EQ(bus().take(),
+            rpmb_bracketed(
+                0, {{23, 1}, {13, kRcaArg}, {25, 0}, {13, kRcaArg}, {23, 1}, {13, kRcaArg}, {18, 0}, {13, kRcaArg}}));
   const std::vector<Frame> frames = response_frames(reply);
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0].result(), 0);
@@ -708,7 +729,8 @@ TEST_F(DriverTest, ADataCommandWithoutABufferDoesNotStrandTheCard) {
 TEST_F(DriverTest, PartitionSwitchesKeepTheBootEnableBits) {
   // BOOT_ACK (bit 6) and BOOT_PARTITION_ENABLE = boot partition 1 (bits 5:3 = 1), access user.
   const std::uint8_t boot_bits = 0x48;
-  const IoctlReply set = driver().ioctl(single(Node::user, plain(6, switch_arg(ec::kPartitionConfig, boot_bits), kFlagsR1b)));
+  const IoctlReply set =
+      driver().ioctl(single(Node::user, plain(6, switch_arg(ec::kPartitionConfig, boot_bits), kFlagsR1b)));
   EXPECT_EQ(set.status.error, 0);
   EXPECT_EQ(driver().partition_config(), boot_bits) << "the driver tracks the caller's CMD6";
   EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kPartitionConfig, boot_bits)}, {13, kRcaArg}}));
@@ -742,9 +764,11 @@ TEST_F(DriverTest, ACallersPartitionSwitchHoldsForTheRestOfItsChain) {
       multi(Node::user, {plain(6, switch_arg(ec::kPartitionConfig, 1), kFlagsR1b), read_cmd(17, 0, 512, 1)}));
   ASSERT_EQ(chain.status.error, 0);
   EXPECT_EQ(chain.results[1].data, pattern(512, 2)) << "CMD17 read boot0, which the chain's CMD6 selected";
-  EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kPartitionConfig, 0)}, {13, kRcaArg},  // boot0 -> user
-                               {6, switch_arg(ec::kPartitionConfig, 1)}, {13, kRcaArg},  // the caller's
-                               {17, 0}}))
+  EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kPartitionConfig, 0)},
+                                 {13, kRcaArg},  // boot0 -> user
+                                 {6, switch_arg(ec::kPartitionConfig, 1)},
+                                 {13, kRcaArg},  // the caller's
+                                 {17, 0}}))
       << "one switch for the request, none between the chain's commands";
   EXPECT_EQ(driver().partition_config(), 1u);
 
@@ -851,7 +875,8 @@ TEST_F(DriverTest, BlockIoOnEachNodeRoundTripsAndIsIsolated) {
   const std::uint64_t offset = 64 * 1024;
   const Node nodes[] = {Node::user, Node::boot0, Node::boot1};
   for (std::size_t i = 0; i < 3; ++i) {
-    ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{nodes[i], offset, pattern(8192, static_cast<std::uint8_t>(i + 1))})
+    ASSERT_EQ(driver()
+                  .write(mmcblk::BlockWriteRequest{nodes[i], offset, pattern(8192, static_cast<std::uint8_t>(i + 1))})
                   .status.error,
               0);
   }
@@ -866,7 +891,9 @@ TEST_F(DriverTest, BlockIoOnEachNodeRoundTripsAndIsIsolated) {
   EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::boot1, boot_end - 512, 512}).data, pattern(512, 9));
   const Bytes big = pattern(mmcblk::kMaxBlockTransfer, 4);
   ASSERT_EQ(driver().write(mmcblk::BlockWriteRequest{Node::user, 1ULL << 32, big}).status.error, 0);
-  EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, 1ULL << 32, static_cast<std::uint32_t>(big.size())}).data, big);
+  EXPECT_EQ(
+      driver().read(mmcblk::BlockReadRequest{Node::user, 1ULL << 32, static_cast<std::uint32_t>(big.size())}).data,
+      big);
   // The user area's data went through the boot partitions' switches untouched.
   EXPECT_EQ(driver().read(mmcblk::BlockReadRequest{Node::user, offset, 8192}).data, pattern(8192, 1));
   EXPECT_EQ(card().current_partition(), mmc::Partition::user);
@@ -912,8 +939,10 @@ TEST_F(DriverTest, ShutdownSwitchesBackAndFlushes) {
   EXPECT_EQ(card().current_partition(), mmc::Partition::boot1);
   bus().take();
   EXPECT_EQ(driver().shutdown(), 0);
-  EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kPartitionConfig, 0)}, {13, kRcaArg},
-                                 {6, switch_arg(ec::kFlushCache, 1)}, {13, kRcaArg}}));
+  EXPECT_EQ(bus().take(), (Trace{{6, switch_arg(ec::kPartitionConfig, 0)},
+                                 {13, kRcaArg},
+                                 {6, switch_arg(ec::kFlushCache, 1)},
+                                 {13, kRcaArg}}));
   expect_settled();
 }
 

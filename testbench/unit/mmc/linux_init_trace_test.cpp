@@ -34,23 +34,23 @@ namespace st = status;
 namespace ec = ext_csd;
 
 // include/linux/mmc/host.h, card.h, mmc.h.
-constexpr std::uint32_t kMmcVdd32_33 = 1u << 20;  // MMC_VDD_32_33
-constexpr std::uint32_t kMmcVdd33_34 = 1u << 21;  // MMC_VDD_33_34
-constexpr std::uint32_t kMmcCardBusy = 1u << 31;  // MMC_CARD_BUSY: OCR bit 31, set when *not* busy
-constexpr std::uint16_t kLinuxRca = 1;            // mmc_alloc_card(): card->rca = 1
-constexpr std::uint8_t kExtCsdCmdSetNormal = 0;   // EXT_CSD_CMD_SET_NORMAL (arg bits 2:0)
-constexpr std::uint8_t kExtCsdBusWidth1 = 0;      // EXT_CSD_BUS_WIDTH_1
-constexpr std::uint8_t kExtCsdBusWidth4 = 1;      // EXT_CSD_BUS_WIDTH_4
-constexpr std::uint8_t kExtCsdBusWidth8 = 2;      // EXT_CSD_BUS_WIDTH_8
-constexpr std::uint8_t kExtCsdDdrBusWidth4 = 5;   // EXT_CSD_DDR_BUS_WIDTH_4
-constexpr std::uint8_t kExtCsdDdrBusWidth8 = 6;   // EXT_CSD_DDR_BUS_WIDTH_8
+constexpr std::uint32_t kMmcVdd32_33 = 1u << 20;         // MMC_VDD_32_33
+constexpr std::uint32_t kMmcVdd33_34 = 1u << 21;         // MMC_VDD_33_34
+constexpr std::uint32_t kMmcCardBusy = 1u << 31;         // MMC_CARD_BUSY: OCR bit 31, set when *not* busy
+constexpr std::uint16_t kLinuxRca = 1;                   // mmc_alloc_card(): card->rca = 1
+constexpr std::uint8_t kExtCsdCmdSetNormal = 0;          // EXT_CSD_CMD_SET_NORMAL (arg bits 2:0)
+constexpr std::uint8_t kExtCsdBusWidth1 = 0;             // EXT_CSD_BUS_WIDTH_1
+constexpr std::uint8_t kExtCsdBusWidth4 = 1;             // EXT_CSD_BUS_WIDTH_4
+constexpr std::uint8_t kExtCsdBusWidth8 = 2;             // EXT_CSD_BUS_WIDTH_8
+constexpr std::uint8_t kExtCsdDdrBusWidth4 = 5;          // EXT_CSD_DDR_BUS_WIDTH_4
+constexpr std::uint8_t kExtCsdDdrBusWidth8 = 6;          // EXT_CSD_DDR_BUS_WIDTH_8
 constexpr std::uint8_t kExtCsdBusWidthStrobe = 1u << 7;  // EXT_CSD_BUS_WIDTH_STROBE
-constexpr std::uint8_t kExtCsdTimingBc = 0;       // EXT_CSD_TIMING_BC
-constexpr std::uint8_t kExtCsdTimingHs = 1;       // EXT_CSD_TIMING_HS
-constexpr std::uint8_t kExtCsdTimingHs200 = 2;    // EXT_CSD_TIMING_HS200
-constexpr std::uint8_t kExtCsdTimingHs400 = 3;    // EXT_CSD_TIMING_HS400
-constexpr std::uint8_t kExtCsdPowerOn = 1;        // EXT_CSD_POWER_ON
-constexpr std::uint8_t kExtCsdPowerOffLong = 3;   // EXT_CSD_POWER_OFF_LONG
+constexpr std::uint8_t kExtCsdTimingBc = 0;              // EXT_CSD_TIMING_BC
+constexpr std::uint8_t kExtCsdTimingHs = 1;              // EXT_CSD_TIMING_HS
+constexpr std::uint8_t kExtCsdTimingHs200 = 2;           // EXT_CSD_TIMING_HS200
+constexpr std::uint8_t kExtCsdTimingHs400 = 3;           // EXT_CSD_TIMING_HS400
+constexpr std::uint8_t kExtCsdPowerOn = 1;               // EXT_CSD_POWER_ON
+constexpr std::uint8_t kExtCsdPowerOffLong = 3;          // EXT_CSD_POWER_OFF_LONG
 // EXT_CSD_CARD_TYPE_* (EXT_CSD[196]).
 constexpr std::uint8_t kCardTypeHs26 = 1u << 0;
 constexpr std::uint8_t kCardTypeHs52 = 1u << 1;
@@ -62,7 +62,7 @@ constexpr std::uint8_t kCardTypeHs400_18V = 1u << 6;
 constexpr std::uint8_t kCardTypeHs400_12V = 1u << 7;
 constexpr std::uint8_t kCardTypeHs200 = kCardTypeHs200_18V | kCardTypeHs200_12V;
 constexpr std::uint8_t kCardTypeHs400 = kCardTypeHs400_18V | kCardTypeHs400_12V;
-constexpr std::uint32_t kCardTypeHs400Es = 1u << 8;  // EXT_CSD_CARD_TYPE_HS400ES (host-side only)
+constexpr std::uint32_t kCardTypeHs400Es = 1u << 8;   // EXT_CSD_CARD_TYPE_HS400ES (host-side only)
 constexpr std::uint8_t kPartSupportPartEn = 1u << 0;  // EXT_CSD_PART_SUPPORT_PART_EN
 constexpr std::uint8_t kWrRelParamEn = 1u << 2;       // EXT_CSD_WR_REL_PARAM_EN
 // EXT_CSD indices Linux reads that registers.hpp does not name.
@@ -72,22 +72,42 @@ constexpr std::size_t kExtCsdPwrCl200_360 = 237;     // EXT_CSD_PWR_CL_200_360
 constexpr std::size_t kExtCsdPwrClDdr52_360 = 239;   // EXT_CSD_PWR_CL_DDR_52_360
 constexpr std::size_t kExtCsdPwrClDdr200_360 = 253;  // EXT_CSD_PWR_CL_DDR_200_360
 // mmc_compare_ext_csds(): the read-only fields compared after a bus width change.
-constexpr std::size_t kComparedExtCsdFields[] = {
-    ec::kPartitioningSupport, ec::kErasedMemCont, ec::kExtCsdRev, ec::kCsdStructure, ec::kDeviceType,
-    ec::kSATimeout, ec::kHcWpGrpSize, ec::kEraseTimeoutMult, ec::kHcEraseGrpSize, ec::kSecTrimMult,
-    ec::kSecEraseMult, ec::kSecFeatureSupport, ec::kTrimMult, ec::kSecCount, ec::kSecCount + 1,
-    ec::kSecCount + 2, ec::kSecCount + 3, 200, 201, 202, 203, 236, 237, 238, 239, 253};
+constexpr std::size_t kComparedExtCsdFields[] = {ec::kPartitioningSupport,
+                                                 ec::kErasedMemCont,
+                                                 ec::kExtCsdRev,
+                                                 ec::kCsdStructure,
+                                                 ec::kDeviceType,
+                                                 ec::kSATimeout,
+                                                 ec::kHcWpGrpSize,
+                                                 ec::kEraseTimeoutMult,
+                                                 ec::kHcEraseGrpSize,
+                                                 ec::kSecTrimMult,
+                                                 ec::kSecEraseMult,
+                                                 ec::kSecFeatureSupport,
+                                                 ec::kTrimMult,
+                                                 ec::kSecCount,
+                                                 ec::kSecCount + 1,
+                                                 ec::kSecCount + 2,
+                                                 ec::kSecCount + 3,
+                                                 200,
+                                                 201,
+                                                 202,
+                                                 203,
+                                                 236,
+                                                 237,
+                                                 238,
+                                                 239,
+                                                 253};
 
 // drivers/mmc/core/mmc_ops.c: tuning_blk_pattern_8bit (JESD84-B51 Table 44, 8-bit bus).
 constexpr std::uint8_t kTuningBlkPattern8Bit[128] = {
-    0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc, 0xcc, 0xcc, 0x33, 0xcc, 0xcc,
-    0xcc, 0x33, 0x33, 0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee, 0xee, 0xff,
-    0xff, 0xff, 0xdd, 0xff, 0xff, 0xff, 0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff, 0xbb,
-    0xbb, 0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77, 0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee, 0xff,
-    0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc, 0xcc, 0xcc, 0x33, 0xcc,
-    0xcc, 0xcc, 0x33, 0x33, 0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee, 0xee,
-    0xff, 0xff, 0xff, 0xdd, 0xff, 0xff, 0xff, 0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff,
-    0xbb, 0xbb, 0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77, 0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee,
+    0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc, 0xcc, 0xcc, 0x33, 0xcc, 0xcc, 0xcc, 0x33, 0x33,
+    0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee, 0xee, 0xff, 0xff, 0xff, 0xdd, 0xff, 0xff, 0xff,
+    0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff, 0xbb, 0xbb, 0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77,
+    0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xcc,
+    0xcc, 0xcc, 0x33, 0xcc, 0xcc, 0xcc, 0x33, 0x33, 0xcc, 0xcc, 0xcc, 0xff, 0xff, 0xff, 0xee, 0xff, 0xff, 0xff, 0xee,
+    0xee, 0xff, 0xff, 0xff, 0xdd, 0xff, 0xff, 0xff, 0xdd, 0xdd, 0xff, 0xff, 0xff, 0xbb, 0xff, 0xff, 0xff, 0xbb, 0xbb,
+    0xff, 0xff, 0xff, 0x77, 0xff, 0xff, 0xff, 0x77, 0x77, 0xff, 0x77, 0xbb, 0xdd, 0xee,
 };
 // mmc_send_bus_test(): testdata_8bit.
 constexpr std::uint8_t kBusTestData8Bit[8] = {0x55, 0xaa, 0, 0, 0, 0, 0, 0};
@@ -137,26 +157,26 @@ enum class Timing { legacy, hs, ddr52, hs200, hs400, hs400es };
 
 // What Linux learned about the card (struct mmc_card / mmc_ext_csd), from the raw responses.
 struct LinuxCard {
-  std::uint32_t query_ocr = 0;       // mmc_attach_mmc(): mmc_send_op_cond(host, 0, &ocr)
-  std::uint32_t selected_ocr = 0;    // mmc_select_voltage()
-  std::uint32_t rocr = 0;            // the R3 that ended the busy poll
-  unsigned op_cond_polls = 0;        // CMD1 with bit 30 sent until MMC_CARD_BUSY was set
+  std::uint32_t query_ocr = 0;     // mmc_attach_mmc(): mmc_send_op_cond(host, 0, &ocr)
+  std::uint32_t selected_ocr = 0;  // mmc_select_voltage()
+  std::uint32_t rocr = 0;          // the R3 that ended the busy poll
+  unsigned op_cond_polls = 0;      // CMD1 with bit 30 sent until MMC_CARD_BUSY was set
   Cid cid{};
   Csd csd{};
   unsigned csd_structure = 0;
   unsigned mmca_vsn = 0;
-  ExtCsd ext_csd{};                  // as read by mmc_read_ext_csd(), before any switch
+  ExtCsd ext_csd{};  // as read by mmc_read_ext_csd(), before any switch
   unsigned rev = 0;
   std::uint32_t sectors = 0;
   bool blockaddr = false;
   std::uint8_t raw_card_type = 0;
-  std::uint32_t avail_type = 0;      // card->mmc_avail_type
+  std::uint32_t avail_type = 0;  // card->mmc_avail_type
   std::uint64_t boot_part_size = 0;
   std::uint64_t rpmb_part_size = 0;
   unsigned rel_sectors = 0;
   std::uint8_t rel_param = 0;
   std::uint32_t cache_size_kbit = 0;
-  std::uint32_t hc_erase_size = 0;   // sectors
+  std::uint32_t hc_erase_size = 0;  // sectors
   bool partition_setting_completed = false;
   std::uint8_t partition_support = 0;
   bool hpi = false;
@@ -440,8 +460,10 @@ class LinuxHost {
     }
     mmc_switch(static_cast<std::uint8_t>(ec::kBusWidth), kExtCsdBusWidth8, "mmc_select_bus_width");
     lc_.bus_width = 8;
-    if (caps_.bus_width_test) mmc_bus_test(8);
-    else mmc_compare_ext_csds(8);
+    if (caps_.bus_width_test)
+      mmc_bus_test(8);
+    else
+      mmc_compare_ext_csds(8);
     return 8;
   }
 
@@ -690,7 +712,8 @@ class LinuxHost {
 };
 
 int count_commands(const std::vector<Command>& trace, std::uint8_t index) {
-  return static_cast<int>(std::count_if(trace.begin(), trace.end(), [&](const Command& c) { return c.index == index; }));
+  return static_cast<int>(
+      std::count_if(trace.begin(), trace.end(), [&](const Command& c) { return c.index == index; }));
 }
 
 // The switches (index, value) in the order Linux sent them.
@@ -781,8 +804,8 @@ TEST(LinuxInitTrace, IdentificationAndRegisterDecode) {
   EXPECT_NE(lc.raw_card_type & kCardTypeDdr18V, 0);
   EXPECT_NE(lc.raw_card_type & kCardTypeHs200_18V, 0);
   EXPECT_NE(lc.raw_card_type & kCardTypeHs400_18V, 0);
-  EXPECT_EQ(lc.avail_type & 0xFFu, std::uint32_t{kCardTypeHs26 | kCardTypeHs52 | kCardTypeDdr18V |
-                                                   kCardTypeHs200_18V | kCardTypeHs400_18V});
+  EXPECT_EQ(lc.avail_type & 0xFFu,
+            std::uint32_t{kCardTypeHs26 | kCardTypeHs52 | kCardTypeDdr18V | kCardTypeHs200_18V | kCardTypeHs400_18V});
   EXPECT_EQ(lc.boot_part_size, config.boot_partition_size);
   EXPECT_EQ(lc.boot_part_size, 4ULL << 20);
   EXPECT_EQ(lc.rpmb_part_size, config.rpmb_size);
@@ -935,7 +958,8 @@ TEST(LinuxInitTrace, Hs200OnlyDevice) {
   host.mmc_switch(static_cast<std::uint8_t>(ec::kHsTiming), kExtCsdTimingHs, "HS");
   host.mmc_switch(static_cast<std::uint8_t>(ec::kBusWidth), kExtCsdDdrBusWidth8, "DDR");
   WorkReport work;
-  const std::uint32_t status = host.raw_switch(static_cast<std::uint8_t>(ec::kHsTiming), kExtCsdTimingHs400, true, &work);
+  const std::uint32_t status =
+      host.raw_switch(static_cast<std::uint8_t>(ec::kHsTiming), kExtCsdTimingHs400, true, &work);
   EXPECT_NE(status & st::kSwitchError, 0u) << state_text(status);
   EXPECT_EQ(st::current_state(status), static_cast<std::uint32_t>(CardState::tran)) << state_text(status);
   EXPECT_EQ(work.ext_csd_writes, 0u) << describe_work(work);

@@ -187,8 +187,7 @@ TEST(RegistersCrc7, CommandTokens) {
 
 // The CSD of a shipping Samsung eMMC 5.x part as sysfs shows it; its last byte is 0x06 << 1 | 1.
 TEST(RegistersCrc7, RealDeviceCsd) {
-  const Csd csd = {0xD0, 0x27, 0x01, 0x32, 0x0F, 0x59, 0x03, 0xFF,
-                   0xF6, 0xDB, 0xFF, 0xEF, 0x8E, 0x40, 0x40, 0x0D};
+  const Csd csd = {0xD0, 0x27, 0x01, 0x32, 0x0F, 0x59, 0x03, 0xFF, 0xF6, 0xDB, 0xFF, 0xEF, 0x8E, 0x40, 0x40, 0x0D};
   EXPECT_EQ(crc7(csd.data(), 15), 0x06);
   // The test's decoder agrees with what that part is known to report.
   EXPECT_EQ(bits(csd, 126, 2), 3u);
@@ -349,8 +348,8 @@ TEST(RegistersCsd, WriteProtectGroupCoversTheConfiguredBytes) {
     std::uint8_t wp_groups;
     unsigned wp_grp_size;  // legacy groups − 1
   };
-  for (const Case& k : {Case{512 * KiB, 1, 0}, Case{512 * KiB, 16, 15}, Case{2 * MiB, 4, 15},
-                        Case{512 * KiB, 32, 31}, Case{512 * KiB, 200, 31}, Case{3 * 512 * KiB, 5, 14}}) {
+  for (const Case& k : {Case{512 * KiB, 1, 0}, Case{512 * KiB, 16, 15}, Case{2 * MiB, 4, 15}, Case{512 * KiB, 32, 31},
+                        Case{512 * KiB, 200, 31}, Case{3 * 512 * KiB, 5, 14}}) {
     DeviceConfig c = default_device_config();
     c.erase_group_size = k.erase_group;
     c.write_protect_group_size = k.wp_groups;
@@ -421,8 +420,8 @@ TEST_P(RegistersExtCsdCapacity, SecCountAndAddressingAgree) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Registers, RegistersExtCsdCapacity,
-                         ::testing::Values(MiB, GiB, 2 * GiB, 2 * GiB + 512 * KiB, 8 * GiB,
-                                           64 * GiB + 512 * KiB, (2ULL << 40) - 512 * KiB));
+                         ::testing::Values(MiB, GiB, 2 * GiB, 2 * GiB + 512 * KiB, 8 * GiB, 64 * GiB + 512 * KiB,
+                                           (2ULL << 40) - 512 * KiB));
 
 TEST(RegistersExtCsd, BootAndRpmbSizes) {
   for (std::uint64_t size : {0 * KiB, 128 * KiB, 4 * MiB, 255 * 128 * KiB}) {
@@ -449,8 +448,7 @@ TEST(RegistersExtCsd, GeneralPurposePartitionsDecodeAsLinuxComputesThem) {
   for (std::size_t gp = 0; gp < 4; ++gp) {
     // mmc_decode_ext_csd(): mult × HC_ERASE_GRP_SIZE × HC_WP_GRP_SIZE × 512 KiB.
     const std::uint64_t mult = (std::uint64_t{e[idx::GP_SIZE_MULT + gp * 3 + 2]} << 16) +
-                               (std::uint64_t{e[idx::GP_SIZE_MULT + gp * 3 + 1]} << 8) +
-                               e[idx::GP_SIZE_MULT + gp * 3];
+                               (std::uint64_t{e[idx::GP_SIZE_MULT + gp * 3 + 1]} << 8) + e[idx::GP_SIZE_MULT + gp * 3];
     const std::uint64_t size = (mult * e[idx::HC_ERASE_GRP_SIZE] * e[idx::HC_WP_GRP_SIZE]) << 19;
     EXPECT_EQ(size, c.general_purpose_partitions[gp]) << "GP" << gp + 1;
   }
@@ -472,8 +470,7 @@ TEST(RegistersExtCsd, MaxEnhancedAreaFitsTheUserArea) {
   const DeviceConfig c = default_device_config();
   const ExtCsd e = build_ext_csd(c);
   const std::uint64_t max_enh =
-      (little_endian(e, idx::MAX_ENH_SIZE_MULT, 3) * e[idx::HC_ERASE_GRP_SIZE] * e[idx::HC_WP_GRP_SIZE])
-      << 19;
+      (little_endian(e, idx::MAX_ENH_SIZE_MULT, 3) * e[idx::HC_ERASE_GRP_SIZE] * e[idx::HC_WP_GRP_SIZE]) << 19;
   EXPECT_GT(max_enh, 0u);
   EXPECT_LE(max_enh, c.user_capacity);
 }
@@ -533,8 +530,7 @@ std::string bus_modes_name(const ::testing::TestParamInfo<BusModes>& param_info)
   return name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Registers, RegistersDeviceType, ::testing::ValuesIn(valid_bus_modes()),
-                         bus_modes_name);
+INSTANTIATE_TEST_SUITE_P(Registers, RegistersDeviceType, ::testing::ValuesIn(valid_bus_modes()), bus_modes_name);
 
 TEST(RegistersDeviceType, AllValidCombinationsAreCovered) {
   // hs52 off: only hs26; hs52 on: ddr52 × (none, hs200, hs200+hs400, hs200+hs400+strobe).
@@ -557,8 +553,8 @@ TEST(RegistersExtCsd, ReliableWriteParameters) {
       c.en_rpmb_rel_wr = en_rpmb_rel_wr;
       const ExtCsd e = build_ext_csd(c);
       EXPECT_EQ(e[idx::REL_WR_SEC_C], sectors);
-      EXPECT_EQ(e[idx::WR_REL_PARAM] & 0x01, 0x01);  // HS_CTRL_REL: WR_REL_SET is host-writable
-      EXPECT_EQ(e[idx::WR_REL_PARAM] & 0x04, 0);     // EN_REL_WR 0: legacy reliable write
+      EXPECT_EQ(e[idx::WR_REL_PARAM] & 0x01, 0x01);                   // HS_CTRL_REL: WR_REL_SET is host-writable
+      EXPECT_EQ(e[idx::WR_REL_PARAM] & 0x04, 0);                      // EN_REL_WR 0: legacy reliable write
       EXPECT_EQ((e[idx::WR_REL_PARAM] & 0x10) != 0, en_rpmb_rel_wr);  // 8 KiB RPMB writes
     }
   }

@@ -40,10 +40,8 @@ struct ModeRow {
   double ceiling_mb_per_s;        // as the spec rounds it
 };
 constexpr ModeRow kSpecTable[] = {
-    {BusSpeed::legacy, false, 26'000'000, 530, 20.4, 25},
-    {BusSpeed::high_speed, false, 52'000'000, 530, 10.2, 50},
-    {BusSpeed::ddr52, true, 52'000'000, 274, 5.27, 97},
-    {BusSpeed::hs200, false, 200'000'000, 530, 2.65, 193},
+    {BusSpeed::legacy, false, 26'000'000, 530, 20.4, 25}, {BusSpeed::high_speed, false, 52'000'000, 530, 10.2, 50},
+    {BusSpeed::ddr52, true, 52'000'000, 274, 5.27, 97},   {BusSpeed::hs200, false, 200'000'000, 530, 2.65, 193},
     {BusSpeed::hs400, true, 200'000'000, 274, 1.37, 374},
 };
 
@@ -158,18 +156,13 @@ TEST(BusModeOf, ExtCsdSelectsTheMode) {
     BusMode expected;
   };
   const Case cases[] = {
-      {0, 0, mode(BusSpeed::legacy, 1, false)},
-      {0, 1, mode(BusSpeed::legacy, 4, false)},
-      {0, 2, mode(BusSpeed::legacy, 8, false)},
-      {1, 0, mode(BusSpeed::high_speed, 1, false)},
-      {1, 2, mode(BusSpeed::high_speed, 8, false)},
-      {1, 5, mode(BusSpeed::ddr52, 4, true)},
-      {1, 6, mode(BusSpeed::ddr52, 8, true)},
-      {2, 1, mode(BusSpeed::hs200, 4, false)},
-      {2, 2, mode(BusSpeed::hs200, 8, false)},
-      {3, 6, mode(BusSpeed::hs400, 8, true)},
-      {3, 0x86, mode(BusSpeed::hs400, 8, true)},   // enhanced strobe bit
-      {0x13, 6, mode(BusSpeed::hs400, 8, true)},  // driver strength in HS_TIMING[7:4]
+      {0, 0, mode(BusSpeed::legacy, 1, false)},     {0, 1, mode(BusSpeed::legacy, 4, false)},
+      {0, 2, mode(BusSpeed::legacy, 8, false)},     {1, 0, mode(BusSpeed::high_speed, 1, false)},
+      {1, 2, mode(BusSpeed::high_speed, 8, false)}, {1, 5, mode(BusSpeed::ddr52, 4, true)},
+      {1, 6, mode(BusSpeed::ddr52, 8, true)},       {2, 1, mode(BusSpeed::hs200, 4, false)},
+      {2, 2, mode(BusSpeed::hs200, 8, false)},      {3, 6, mode(BusSpeed::hs400, 8, true)},
+      {3, 0x86, mode(BusSpeed::hs400, 8, true)},     // enhanced strobe bit
+      {0x13, 6, mode(BusSpeed::hs400, 8, true)},     // driver strength in HS_TIMING[7:4]
       {1, 3, mode(BusSpeed::high_speed, 1, false)},  // reserved width reads as 1 bit
   };
   for (const Case& c : cases) {

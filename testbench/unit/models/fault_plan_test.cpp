@@ -46,13 +46,16 @@ TEST(FaultPlan, RoundTrips) {
 }
 
 TEST(FaultPlan, ErrorsNameTheFaultAndField) {
-  expect_error(R"({ "faults": [ { "kind": "bit_flip", "command": 1 } ] })", "fault plan: faults[0].kind: \"bit_flip\" is not");
+  expect_error(R"({ "faults": [ { "kind": "bit_flip", "command": 1 } ] })",
+               "fault plan: faults[0].kind: \"bit_flip\" is not");
   expect_error(R"({ "faults": [ { "kind": "data_crc" } ] })", "fault plan: faults[0]: no command");
   expect_error(R"({ "faults": [ { "command": 1 } ] })", "faults[0]: no kind");
   expect_error(R"({ "faults": [ { "kind": "data_crc", "command": 64 } ] })", "faults[0].command: 64 is above 63");
-  expect_error(R"({ "faults": [ { "kind": "data_crc", "command": -1 } ] })", "faults[0].command: -1 is not a whole number");
+  expect_error(R"({ "faults": [ { "kind": "data_crc", "command": -1 } ] })",
+               "faults[0].command: -1 is not a whole number");
   expect_error(R"({ "faults": [ {}, { "kind": "extended_busy", "command": 6 } ] })", "faults[0]: no kind");
-  expect_error(R"({ "faults": [ { "kind": "extended_busy", "command": 6 } ] })", "faults[0].extra: an extended_busy fault needs one");
+  expect_error(R"({ "faults": [ { "kind": "extended_busy", "command": 6 } ] })",
+               "faults[0].extra: an extended_busy fault needs one");
   expect_error(R"({ "faults": [ { "kind": "command_timeout", "command": 6, "extra": "1ms" } ] })",
                "faults[0].extra: only an extended_busy fault has an extra");
   expect_error(R"({ "faults": [ { "kind": "command_timeout", "command": 6, "block": 1 } ] })",

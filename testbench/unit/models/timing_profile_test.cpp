@@ -41,8 +41,8 @@ TEST(Duration, ParsesEveryUnit) {
 }
 
 TEST(Duration, RefusesWhatIsNotADuration) {
-  for (const char* bad : {"", "50", "us", "-5us", "1e3us", "5 minutes", "0.5ps", "1.2.3ms", "99999999999999999999s",
-                          "20000000s"}) {
+  for (const char* bad :
+       {"", "50", "us", "-5us", "1e3us", "5 minutes", "0.5ps", "1.2.3ms", "99999999999999999999s", "20000000s"}) {
     EXPECT_THROW(parse_duration(bad), std::invalid_argument) << bad;
   }
 }

@@ -105,8 +105,7 @@ class SimulatedDisk {
           apply(image, op, 0, std::uniform_int_distribution<std::size_t>(0, size)(random));
           break;
         default:  // torn: some of its sectors
-          for (std::uint64_t sector = op.offset / kSectorSize; sector * kSectorSize < op.offset + size;
-               ++sector) {
+          for (std::uint64_t sector = op.offset / kSectorSize; sector * kSectorSize < op.offset + size; ++sector) {
             const std::uint64_t begin = std::max(op.offset, sector * kSectorSize);
             const std::uint64_t end = std::min(op.offset + size, (sector + 1) * kSectorSize);
             if (coin(random)) apply(image, op, begin - op.offset, end - op.offset);
@@ -136,8 +135,7 @@ class SimulatedDisk {
     const std::size_t handed_over =
         fault == Fault::none ? size : std::uniform_int_distribution<std::size_t>(0, size)(random_);
     if (handed_over > 0) {
-      PendingOperation op{OperationKind::write, offset,
-                          std::vector<std::uint8_t>(begin, begin + handed_over)};
+      PendingOperation op{OperationKind::write, offset, std::vector<std::uint8_t>(begin, begin + handed_over)};
       apply(visible_, op, 0, handed_over);
       pending_.push_back(std::move(op));
     }
@@ -167,8 +165,7 @@ class SimulatedDisk {
     std::vector<std::uint8_t> bytes;
   };
 
-  static void apply(std::vector<std::uint8_t>& image, const PendingOperation& op, std::size_t from,
-                    std::size_t to) {
+  static void apply(std::vector<std::uint8_t>& image, const PendingOperation& op, std::size_t from, std::size_t to) {
     if (to <= from) return;
     if (image.size() < op.offset + to) image.resize(op.offset + to, 0);
     std::memcpy(image.data() + op.offset + from, op.bytes.data() + from, to - from);
@@ -205,9 +202,7 @@ class SimulatedStorageFile final : public StorageFile {
  public:
   explicit SimulatedStorageFile(SimulatedDisk& disk) : disk_(disk) {}
   std::uint64_t size() const override { return disk_.size(); }
-  void read_at(std::uint64_t offset, void* out, std::size_t size) const override {
-    disk_.read(offset, out, size);
-  }
+  void read_at(std::uint64_t offset, void* out, std::size_t size) const override { disk_.read(offset, out, size); }
   void write_at(std::uint64_t offset, const void* bytes, std::size_t size) override {
     disk_.write(offset, bytes, size);
   }
@@ -227,8 +222,7 @@ EngineConfig reliable_writes_of_32() {
   return config;
 }
 
-std::unique_ptr<FileStore> open_store(SimulatedDisk& disk,
-                                      Durability durability = Durability::sync_every_commit) {
+std::unique_ptr<FileStore> open_store(SimulatedDisk& disk, Durability durability = Durability::sync_every_commit) {
   return FileStore::open(std::make_unique<SimulatedStorageFile>(disk), durability);
 }
 
@@ -284,9 +278,7 @@ struct Step {
   std::uint8_t value = 0;     // configuration: the register value
 };
 
-Step data_write(std::uint16_t address, std::uint16_t count) {
-  return {Step::Kind::data_write, address, count, 0};
-}
+Step data_write(std::uint16_t address, std::uint16_t count) { return {Step::Kind::data_write, address, count, 0}; }
 Step config_write(std::uint16_t config_address, std::uint8_t value) {
   return {Step::Kind::config_write, config_address, 0, value};
 }
@@ -386,14 +378,12 @@ std::vector<ExpectedDevice> expected_after_each_step(const std::vector<Step>& st
 
 HostResult perform(Host& host, const Step& step, std::uint32_t tag) {
   switch (step.kind) {
-    case Step::Kind::program_key:
-      return host.program_key(device_key());
+    case Step::Kind::program_key: return host.program_key(device_key());
     case Step::Kind::data_write: {
       const std::vector<std::uint8_t> data = step_data(tag, step.count);
       return host.write(step.address, data.data(), step.count);
     }
-    case Step::Kind::config_write:
-      return host.config_write(step.address, step.value);
+    case Step::Kind::config_write: return host.config_write(step.address, step.value);
   }
   return {};
 }
@@ -402,14 +392,13 @@ std::string describe(const PartitionState& s) {
   return fmt::format("{{key {}, counter {}, result {:#06x}/{:#04x}/{}/{}, config {}/{}}}", s.key_programmed,
                      s.write_counter, static_cast<unsigned>(s.result_register.type), s.result_register.result,
                      s.result_register.write_counter, s.result_register.address,
-                     s.device_configuration.secure_wp_mode_enable,
-                     s.device_configuration.secure_wp_mode_config);
+                     s.device_configuration.secure_wp_mode_enable, s.device_configuration.secure_wp_mode_config);
 }
 
 ::testing::AssertionResult holds_exactly(const Store& store, const ExpectedDevice& expected) {
   if (store.state() != expected.state) {
-    return ::testing::AssertionFailure()
-           << "state " << describe(store.state()) << ", expected " << describe(expected.state);
+    return ::testing::AssertionFailure() << "state " << describe(store.state()) << ", expected "
+                                         << describe(expected.state);
   }
   if (store.state().key != expected.state.key) return ::testing::AssertionFailure() << "the key differs";
   std::vector<std::uint8_t> all(std::size_t{store.half_sectors()} * kHalfSectorSize);
@@ -422,8 +411,8 @@ std::string describe(const PartitionState& s) {
     const HalfSector& want = it == expected.contents.end() ? zero : it->second;
     const std::uint8_t* have = all.data() + std::size_t{h} * kHalfSectorSize;
     if (std::memcmp(have, want.data(), kHalfSectorSize) != 0 && ++mismatch_count <= 6) {
-      mismatches += fmt::format(" [{}: holds data of request {}, expected request {}]", h, tag_of(have),
-                                tag_of(want.data()));
+      mismatches +=
+          fmt::format(" [{}: holds data of request {}, expected request {}]", h, tag_of(have), tag_of(want.data()));
     }
   }
   if (mismatch_count != 0) {
@@ -437,10 +426,8 @@ std::string describe(const PartitionState& s) {
 // programming was acknowledged or in flight; if the counter (or, for key programming, the key)
 // includes the request in flight, ALL its half-sectors hold its data, otherwise NONE do; every
 // other half-sector holds what the last acknowledged write put there.
-::testing::AssertionResult recovered_consistently(const FileStore& store,
-                                                  const std::vector<ExpectedDevice>& expected,
-                                                  std::size_t acknowledged, bool in_flight,
-                                                  bool& in_flight_landed) {
+::testing::AssertionResult recovered_consistently(const FileStore& store, const std::vector<ExpectedDevice>& expected,
+                                                  std::size_t acknowledged, bool in_flight, bool& in_flight_landed) {
   const ExpectedDevice& before = expected.at(acknowledged);
   const PartitionState& recovered = store.state();
   in_flight_landed = false;
@@ -453,18 +440,17 @@ std::string describe(const PartitionState& s) {
   const ExpectedDevice& target = in_flight_landed ? expected.at(acknowledged + 1) : before;
   if (recovered.write_counter != target.state.write_counter) {
     return ::testing::AssertionFailure() << "counter " << recovered.write_counter << " after " << acknowledged
-                                         << " acknowledged request(s) (counter " << before.state.write_counter
-                                         << ")" << (in_flight ? " and one in flight" : "");
+                                         << " acknowledged request(s) (counter " << before.state.write_counter << ")"
+                                         << (in_flight ? " and one in flight" : "");
   }
   if (recovered.key_programmed != target.state.key_programmed) {
-    return ::testing::AssertionFailure() << "key " << (recovered.key_programmed ? "present" : "absent")
-                                         << " after " << acknowledged << " acknowledged request(s)";
+    return ::testing::AssertionFailure() << "key " << (recovered.key_programmed ? "present" : "absent") << " after "
+                                         << acknowledged << " acknowledged request(s)";
   }
   ::testing::AssertionResult same = holds_exactly(store, target);
   if (!same) {
-    return ::testing::AssertionFailure()
-           << "after " << acknowledged << " acknowledged request(s), in flight " << in_flight << ", landed "
-           << in_flight_landed << ": " << same.message();
+    return ::testing::AssertionFailure() << "after " << acknowledged << " acknowledged request(s), in flight "
+                                         << in_flight << ", landed " << in_flight_landed << ": " << same.message();
   }
   return same;
 }
@@ -522,9 +508,9 @@ struct RecoveryTally {
 
 // Opens a post-crash image and proves it consistent; then proves the recovered store works on:
 // one more acknowledged request survives a power cut right after it returns.
-void expect_consistent_recovery(const std::vector<std::uint8_t>& image,
-                                const std::vector<ExpectedDevice>& expected, std::size_t acknowledged,
-                                bool in_flight, const std::string& situation, RecoveryTally& tally) {
+void expect_consistent_recovery(const std::vector<std::uint8_t>& image, const std::vector<ExpectedDevice>& expected,
+                                std::size_t acknowledged, bool in_flight, const std::string& situation,
+                                RecoveryTally& tally) {
   SCOPED_TRACE(situation);
   SimulatedDisk disk(image, 7);
   std::unique_ptr<FileStore> store;
@@ -562,8 +548,7 @@ void expect_consistent_recovery(const std::vector<std::uint8_t>& image,
   }
   store.reset();
   SimulatedDisk after_power_cut(disk.durable_image(), 8);
-  EXPECT_TRUE(holds_exactly(*open_store(after_power_cut), next))
-      << "the write after recovery was not durable";
+  EXPECT_TRUE(holds_exactly(*open_store(after_power_cut), next)) << "the write after recovery was not durable";
 }
 
 void print_tally(const std::string& what, const RecoveryTally& tally) {
@@ -576,9 +561,8 @@ void print_tally(const std::string& what, const RecoveryTally& tally) {
 // sync, the checkpoint record into the other checkpoint slot, sync), then the journal record at
 // +64 of slot s % K, sync, and the seal at +0 of slot (s + 1) % K. Nothing else: between
 // checkpoints no data goes in place. With os_managed, no sync at all.
-::testing::AssertionResult operations_follow_the_format(const SequenceRun& run,
-                                                        const std::vector<Step>& steps, unsigned k,
-                                                        Durability durability, int& checkpoints) {
+::testing::AssertionResult operations_follow_the_format(const SequenceRun& run, const std::vector<Step>& steps,
+                                                        unsigned k, Durability durability, int& checkpoints) {
   const bool syncs = durability == Durability::sync_every_commit;
   const std::uint64_t table = layout::checksum_table(k);
   const std::uint64_t data = layout::data_offset(k);
@@ -591,14 +575,14 @@ void print_tally(const std::string& what, const RecoveryTally& tally) {
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const std::uint64_t s = i + 1;
     const auto begin = run.operations.begin() + static_cast<std::ptrdiff_t>(run.operations_before_step[i]);
-    const auto end = i + 1 < steps.size() ? run.operations.begin() +
-                                                static_cast<std::ptrdiff_t>(run.operations_before_step[i + 1])
-                                          : run.operations.end();
+    const auto end = i + 1 < steps.size()
+                         ? run.operations.begin() + static_cast<std::ptrdiff_t>(run.operations_before_step[i + 1])
+                         : run.operations.end();
     const std::vector<Operation> ops(begin, end);
     std::size_t p = 0;
     const auto fail = [&]() {
-      return ::testing::AssertionFailure() << "request " << i << " (commit #" << s << "), operation " << p + 1
-                                           << " of " << ops.size() << ": ";
+      return ::testing::AssertionFailure()
+             << "request " << i << " (commit #" << s << "), operation " << p + 1 << " of " << ops.size() << ": ";
     };
     const auto next_is = [&](OperationKind kind, std::uint64_t offset, std::uint64_t size) {
       if (p >= ops.size() || ops[p].kind != kind) return false;
@@ -609,9 +593,7 @@ void print_tally(const std::string& what, const RecoveryTally& tally) {
     if (s > checkpoint + k) {
       std::vector<bool> covered(layout::file_bytes(k) - table, false);
       // The writes in place, up to the sync (or, without syncs, the checkpoint record).
-      for (;
-           p < ops.size() && ops[p].kind == OperationKind::write && ops[p].offset >= layout::journal_slot(0);
-           ++p) {
+      for (; p < ops.size() && ops[p].kind == OperationKind::write && ops[p].offset >= layout::journal_slot(0); ++p) {
         if (ops[p].offset < table || ops[p].offset + ops[p].size > layout::file_bytes(k)) {
           return fail() << "a checkpoint wrote " << ops[p].size << " bytes at " << ops[p].offset
                         << ", outside the checksum table and the data region";
@@ -629,8 +611,7 @@ void print_tally(const std::string& what, const RecoveryTally& tally) {
           return fail() << "the checkpoint left half-sector " << h << " or its checksum out of place";
         }
       }
-      if (syncs && !next_is(OperationKind::sync, 0, 0))
-        return fail() << "no sync before the checkpoint record";
+      if (syncs && !next_is(OperationKind::sync, 0, 0)) return fail() << "no sync before the checkpoint record";
       const std::uint64_t slot = (checkpoint / k + 1) % 2;
       if (!next_is(OperationKind::write, layout::checkpoint_slot(slot), layout::kCheckpointBytes)) {
         return fail() << "expected checkpoint #" << s - 1 << " written to checkpoint slot " << slot;
@@ -651,8 +632,8 @@ void print_tally(const std::string& what, const RecoveryTally& tally) {
       return fail() << "expected the seal at +0 of journal slot " << (s + 1) % k;
     }
     if (p != ops.size()) return fail() << "more file operations than the format asks for";
-    if (!syncs && std::any_of(ops.begin(), ops.end(),
-                              [](const Operation& op) { return op.kind == OperationKind::sync; })) {
+    if (!syncs &&
+        std::any_of(ops.begin(), ops.end(), [](const Operation& op) { return op.kind == OperationKind::sync; })) {
       return fail() << "os_managed durability synced";
     }
     if (steps[i].kind == Step::Kind::data_write) {
@@ -708,8 +689,8 @@ class CrashConsistencyTest : public ::testing::TestWithParam<unsigned> {
       const std::vector<std::pair<std::string, std::vector<std::uint8_t>>> post_crash = images(disk, k);
       for (const auto& entry : post_crash) {
         expect_consistent_recovery(entry.second, expected_, acknowledged, true,
-                                   fmt::format("{}: crash at operation {} of {} (request {}), {}",
-                                               slots_name(slots_), k, total, acknowledged, entry.first),
+                                   fmt::format("{}: crash at operation {} of {} (request {}), {}", slots_name(slots_),
+                                               k, total, acknowledged, entry.first),
                                    tally);
       }
       if (HasFatalFailure()) return;
@@ -772,8 +753,7 @@ TEST_P(CrashConsistencyTest, PowerLossAtEveryOperationKeepsOldOrNewState) {
         images.emplace_back("power cut: every unsynced write lost", disk.durable_image());
         std::mt19937 random(static_cast<std::uint32_t>(0x9E3779B9u * k + 17));
         for (int pattern = 0; pattern < kRandomLossPatterns; ++pattern) {
-          images.emplace_back(fmt::format("power cut: loss pattern {}", pattern),
-                              disk.image_after_power_loss(random));
+          images.emplace_back(fmt::format("power cut: loss pattern {}", pattern), disk.image_after_power_loss(random));
         }
         return images;
       },
@@ -794,8 +774,7 @@ TEST_P(CrashConsistencyTest, IoErrorAtEveryOperationRefusesLaterCommitsAndKeepsO
     ASSERT_FALSE(run.process_died);
     ASSERT_EQ(run.results.size(), steps_.size());
     // The request whose commit hit the error.
-    const auto failed_at =
-        std::lower_bound(run.operations_before_step.begin(), run.operations_before_step.end(), k);
+    const auto failed_at = std::lower_bound(run.operations_before_step.begin(), run.operations_before_step.end(), k);
     const std::size_t failed = static_cast<std::size_t>(failed_at - run.operations_before_step.begin()) - 1;
     ASSERT_LT(failed, steps_.size());
     for (std::size_t i = 0; i < failed; ++i) EXPECT_TRUE(run.results[i].ok()) << "request " << i;
@@ -821,8 +800,7 @@ TEST_P(CrashConsistencyTest, IoErrorAtEveryOperationRefusesLaterCommitsAndKeepsO
                                "reopened after a power cut losing every unsynced write", tally);
     std::mt19937 random(static_cast<std::uint32_t>(k * 7919));
     for (int pattern = 0; pattern < 3; ++pattern) {
-      expect_consistent_recovery(disk.image_after_power_loss(random), expected_, acknowledged,
-                                 !failed_acknowledged,
+      expect_consistent_recovery(disk.image_after_power_loss(random), expected_, acknowledged, !failed_acknowledged,
                                  fmt::format("reopened after a power cut, loss pattern {}", pattern), tally);
     }
     if (HasFatalFailure()) return;
@@ -872,14 +850,12 @@ TEST_P(CrashConsistencyTest, CrashOrIoErrorDuringACheckpointOfAReopenedStoreLose
 
     for (std::uint64_t k = 1; k <= ops.size(); ++k) {
       for (const Fault fault : {Fault::crash, Fault::io_error}) {
-        const std::string situation =
-            fmt::format("{}: {} at operation {} of {} of request {} ({})", slots_name(slots_),
-                        fault == Fault::crash ? "crash" : "EIO", k, ops.size(), j,
-                        k < record_operation ? "during the checkpoint" : "record or seal");
+        const std::string situation = fmt::format("{}: {} at operation {} of {} of request {} ({})", slots_name(slots_),
+                                                  fault == Fault::crash ? "crash" : "EIO", k, ops.size(), j,
+                                                  k < record_operation ? "during the checkpoint" : "record or seal");
         SCOPED_TRACE(situation);
         SimulatedDisk disk(image, static_cast<std::uint32_t>(j * 1000 + k));
-        SequenceRun run =
-            run_sequence(disk, steps_, fault, k, RunOptions{Durability::sync_every_commit, j, j + 1});
+        SequenceRun run = run_sequence(disk, steps_, fault, k, RunOptions{Durability::sync_every_commit, j, j + 1});
         std::size_t acknowledged = j;
         bool in_flight = k >= record_operation;  // before its record, the request cannot land
         if (fault == Fault::crash) {
@@ -902,8 +878,7 @@ TEST_P(CrashConsistencyTest, CrashOrIoErrorDuringACheckpointOfAReopenedStoreLose
                                    "page cache intact", tally);
         expect_consistent_recovery(disk.durable_image(), expected_, acknowledged, in_flight,
                                    "power cut, every unsynced write lost", tally);
-        std::mt19937 random(
-            static_cast<std::uint32_t>(k * 104729 + j * 31 + (fault == Fault::crash ? 0 : 1)));
+        std::mt19937 random(static_cast<std::uint32_t>(k * 104729 + j * 31 + (fault == Fault::crash ? 0 : 1)));
         for (int pattern = 0; pattern < kRandomLossPatterns; ++pattern) {
           expect_consistent_recovery(disk.image_after_power_loss(random), expected_, acknowledged, in_flight,
                                      fmt::format("power cut, loss pattern {}", pattern), tally);
@@ -913,8 +888,8 @@ TEST_P(CrashConsistencyTest, CrashOrIoErrorDuringACheckpointOfAReopenedStoreLose
       }
     }
   }
-  std::printf("[ recovery ] %s: %zu checkpoints of %" PRIu64 " operations in all\n",
-              slots_name(slots_).c_str(), checkpointing.size(), checkpoint_operations);
+  std::printf("[ recovery ] %s: %zu checkpoints of %" PRIu64 " operations in all\n", slots_name(slots_).c_str(),
+              checkpointing.size(), checkpoint_operations);
   print_tally(slots_name(slots_) + " crash or EIO in a checkpoint", tally);
   EXPECT_EQ(tally.recoveries, expected_recoveries);
   EXPECT_GT(tally.in_flight_landed, 0);
@@ -943,8 +918,7 @@ TEST_P(CrashConsistencyTest, OsManagedDurabilityNeverSyncsAndSurvivesAKillAtEver
   EXPECT_GT(tally.in_flight_lost, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(JournalSlots, CrashConsistencyTest,
-                         ::testing::Values(FileStore::kDefaultJournalSlots, 4u),
+INSTANTIATE_TEST_SUITE_P(JournalSlots, CrashConsistencyTest, ::testing::Values(FileStore::kDefaultJournalSlots, 4u),
                          [](const ::testing::TestParamInfo<unsigned>& slots) {
                            return fmt::format("slots_{}", slots.param);
                          });

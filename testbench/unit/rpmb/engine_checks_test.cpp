@@ -54,12 +54,18 @@ enum Condition : unsigned {
 
 std::uint16_t expected_result(unsigned conditions) {
   std::uint16_t r = 0;
-  if (conditions & kNoKey) r = 0x07;
-  else if (conditions & kCounterExpired) r = 0x05;
-  else if (conditions & kAddressOutOfRange) r = 0x04;
-  else if (conditions & kBadMac) r = 0x02;
-  else if (conditions & kWrongCounter) r = 0x03;
-  else if (conditions & kNotReliable) r = 0x01;
+  if (conditions & kNoKey)
+    r = 0x07;
+  else if (conditions & kCounterExpired)
+    r = 0x05;
+  else if (conditions & kAddressOutOfRange)
+    r = 0x04;
+  else if (conditions & kBadMac)
+    r = 0x02;
+  else if (conditions & kWrongCounter)
+    r = 0x03;
+  else if (conditions & kNotReliable)
+    r = 0x01;
   if (conditions & kCounterExpired) r |= kCounterExpiredBit;
   return r;
 }
@@ -84,8 +90,8 @@ TEST(EngineChecks, AuthenticatedWriteEveryConditionAloneAndCombined) {
     EXPECT_EQ(response.result(), expected_result(conditions));
     EXPECT_EQ(response.type(), 0x0300);
     EXPECT_EQ(response.address(), address);
-    const bool accepted = (conditions & (kNoKey | kCounterExpired | kAddressOutOfRange | kBadMac |
-                                         kWrongCounter | kNotReliable)) == 0;
+    const bool accepted =
+        (conditions & (kNoKey | kCounterExpired | kAddressOutOfRange | kBadMac | kWrongCounter | kNotReliable)) == 0;
     EXPECT_EQ(engine.state().write_counter, accepted ? counter + 1 : counter);
     EXPECT_EQ(response.write_counter(), engine.state().write_counter);
     const std::vector<std::uint8_t> after = all_data(store);
@@ -102,8 +108,8 @@ struct FormCase {
   std::size_t frames;
   bool en_rpmb_rel_wr;
   bool reliable;
-  int block_count_delta;   // added to the frame's block count
-  bool frames_disagree;    // second frame carries another address
+  int block_count_delta;  // added to the frame's block count
+  bool frames_disagree;   // second frame carries another address
   std::uint16_t expected;
 };
 
@@ -259,7 +265,11 @@ TEST(EngineChecks, AuthenticatedReadAddressRange) {
   MemoryStore store(kSizeMult, seeded(true, 0));
   Engine engine(store);
   FrameAuthenticator auth(test::test_key());
-  struct Case { std::uint16_t address; std::size_t n; std::uint16_t expected; };
+  struct Case {
+    std::uint16_t address;
+    std::size_t n;
+    std::uint16_t expected;
+  };
   for (const Case c : {Case{0, 1, 0}, Case{511, 1, 0}, Case{510, 2, 0}, Case{511, 2, 4}, Case{512, 1, 4},
                        Case{0xFFFF, 1, 4}, Case{0, 512, 0}, Case{1, 512, 4}}) {
     SCOPED_TRACE(fmt::format("address {} count {}", c.address, c.n));

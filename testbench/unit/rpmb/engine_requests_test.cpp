@@ -13,9 +13,7 @@ namespace {
 
 class EngineRequests : public ::testing::Test {
  protected:
-  EngineRequests() {
-    EXPECT_TRUE(host.program_key(test::test_key()).ok());
-  }
+  EngineRequests() { EXPECT_TRUE(host.program_key(test::test_key()).ok()); }
   MemoryStore store{2};  // 1024 half-sectors
   Engine engine{store, EngineConfig{true}};
   EngineChannel channel{engine};

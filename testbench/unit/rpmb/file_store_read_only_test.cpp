@@ -41,8 +41,8 @@ PartitionState state_after(std::uint32_t counter) {
   s.key_programmed = true;
   for (std::size_t i = 0; i < s.key.size(); ++i) s.key[i] = static_cast<std::uint8_t>(0x40 + i);
   s.write_counter = counter;
-  s.result_register = ResultRegister{ResponseType::authenticated_write, 0, counter,
-                                     static_cast<std::uint16_t>(counter % kHalfSectors)};
+  s.result_register =
+      ResultRegister{ResponseType::authenticated_write, 0, counter, static_cast<std::uint16_t>(counter % kHalfSectors)};
   return s;
 }
 
@@ -73,8 +73,7 @@ void commit_number(FileStore& store, std::uint32_t counter) {
     const std::vector<std::uint8_t> expected =
         last == 0 || last > n ? std::vector<std::uint8_t>(kHalfSectorSize, 0) : data_of(last);
     if (std::memcmp(all.data() + std::size_t{h} * kHalfSectorSize, expected.data(), kHalfSectorSize) != 0) {
-      return ::testing::AssertionFailure()
-             << "half-sector " << h << " does not hold what commits 1.." << n << " left";
+      return ::testing::AssertionFailure() << "half-sector " << h << " does not hold what commits 1.." << n << " left";
     }
   }
   return ::testing::AssertionSuccess();
@@ -148,7 +147,7 @@ class FileWithPause final : public StorageFile {
 TEST_F(FileStoreReadOnly, CommitsAndACheckpointBetweenTheReadsNeverMixTwoCommits) {
   auto writer = FileStore::create_at(path(), 1, Durability::os_managed, kJournalSlots);
   for (std::uint32_t c = 1; c <= 5; ++c) commit_number(*writer, c);  // checkpoint #4, record #5
-  for (const std::uint32_t until : {8u, 13u}) {  // 6..8: commits only; 9..13: two checkpoints
+  for (const std::uint32_t until : {8u, 13u}) {                      // 6..8: commits only; 9..13: two checkpoints
     SCOPED_TRACE(fmt::format("commits up to {} during the reads", until));
     const std::uint32_t from = writer->state().write_counter + 1;
     auto file = std::make_unique<FileWithPause>(path(), [&] {
@@ -191,8 +190,8 @@ TEST_F(FileStoreReadOnly, EveryLookWhileAWriterCommitsIsOneCommit) {
       const auto look = FileStore::open_read_only(path());
       const std::uint32_t counter = look->state().write_counter;
       if (counter < last_seen || counter > started) {
-        failure = fmt::format("look {} saw counter {} after {} (writer at {})", looks, counter, last_seen,
-                              started.load());
+        failure =
+            fmt::format("look {} saw counter {} after {} (writer at {})", looks, counter, last_seen, started.load());
       } else if (const auto one = is_one_commit(*look); !one) {
         failure = fmt::format("look {}: {}", looks, one.message());
       }

@@ -128,11 +128,10 @@ ReferenceDevice replayed(const ReferenceDevice& reference, std::uint64_t commits
 }
 
 std::string describe(const PartitionState& s) {
-  return fmt::format(
-      "{{key {} ({:02x}..), counter {}, result {:#06x}/{:#04x}/{}/{}, config {}/{}}}", s.key_programmed,
-      s.key[0], s.write_counter, static_cast<unsigned>(s.result_register.type), s.result_register.result,
-      s.result_register.write_counter, s.result_register.address,
-      s.device_configuration.secure_wp_mode_enable, s.device_configuration.secure_wp_mode_config);
+  return fmt::format("{{key {} ({:02x}..), counter {}, result {:#06x}/{:#04x}/{}/{}, config {}/{}}}", s.key_programmed,
+                     s.key[0], s.write_counter, static_cast<unsigned>(s.result_register.type), s.result_register.result,
+                     s.result_register.write_counter, s.result_register.address,
+                     s.device_configuration.secure_wp_mode_enable, s.device_configuration.secure_wp_mode_config);
 }
 
 // An authenticated data write as the engine would commit it.
@@ -177,16 +176,15 @@ void commit_configuration(FileStore& store, ReferenceDevice& reference, std::uin
   } else {
     next.device_configuration.secure_wp_mode_config = value;
   }
-  next.result_register =
-      ResultRegister{ResponseType::device_config_write, 0, next.write_counter, config_address};
+  next.result_register = ResultRegister{ResponseType::device_config_write, 0, next.write_counter, config_address};
   commit_state(store, reference, next);
 }
 
 // The store's state and every half-sector equal the reference (unwritten half-sectors are zero).
 ::testing::AssertionResult holds_exactly(const Store& store, const ReferenceDevice& reference) {
   if (store.state() != reference.state) {
-    return ::testing::AssertionFailure()
-           << "state " << describe(store.state()) << ", expected " << describe(reference.state);
+    return ::testing::AssertionFailure() << "state " << describe(store.state()) << ", expected "
+                                         << describe(reference.state);
   }
   std::vector<std::uint8_t> all(std::size_t{store.half_sectors()} * kHalfSectorSize);
   store.read(0, store.half_sectors(), all.data());
@@ -201,8 +199,8 @@ void commit_configuration(FileStore& store, ReferenceDevice& reference, std::uin
     }
   }
   if (mismatch_count != 0) {
-    return ::testing::AssertionFailure()
-           << mismatch_count << " half-sector(s) differ from the reference:" << mismatches;
+    return ::testing::AssertionFailure() << mismatch_count
+                                         << " half-sector(s) differ from the reference:" << mismatches;
   }
   return ::testing::AssertionSuccess();
 }
@@ -262,8 +260,7 @@ TEST_F(FileStoreTest, CreateThenOpenRoundTripsStateAndData) {
   EXPECT_TRUE(reopened->state().key_programmed);
   EXPECT_EQ(reopened->state().key, test_key());
   EXPECT_EQ(reopened->state().write_counter, 7u);
-  EXPECT_EQ(reopened->state().result_register,
-            (ResultRegister{ResponseType::authenticated_write, 0, 7, 511}));
+  EXPECT_EQ(reopened->state().result_register, (ResultRegister{ResponseType::authenticated_write, 0, 7, 511}));
   EXPECT_EQ(reopened->state().device_configuration, (DeviceConfiguration{1, 1}));
   EXPECT_TRUE(holds_exactly(*reopened, reference));
 
@@ -344,8 +341,8 @@ TEST_F(FileStoreTest, CreateOverAFileThatHoldsDataIsRefused) {
   const ReferenceDevice reference = make_image_with_commits(1);
   const std::vector<std::uint8_t> before = read_whole_file(image_path());
   try {
-    FileStore::create(std::make_unique<PosixStorageFile>(image_path(), PosixStorageFile::Mode::open_existing),
-                      1, Durability::sync_every_commit);
+    FileStore::create(std::make_unique<PosixStorageFile>(image_path(), PosixStorageFile::Mode::open_existing), 1,
+                      Durability::sync_every_commit);
     FAIL() << "create() overwrote an image";
   } catch (const StoreError& e) {
     EXPECT_THAT(e.what(), HasSubstr("existing data"));
@@ -436,8 +433,7 @@ INSTANTIATE_TEST_SUITE_P(
     Sizes, FileStoreSizeDamageTest,
     ::testing::Values(SizeDamage{"truncated_by_one_byte", [](std::uint64_t size) { return size - 1; }},
                       SizeDamage{"truncated_to_half", [](std::uint64_t size) { return size / 2; }},
-                      SizeDamage{"truncated_to_a_few_bytes",
-                                 [](std::uint64_t) { return std::uint64_t{100}; }},
+                      SizeDamage{"truncated_to_a_few_bytes", [](std::uint64_t) { return std::uint64_t{100}; }},
                       SizeDamage{"truncated_to_zero", [](std::uint64_t) { return std::uint64_t{0}; }},
                       SizeDamage{"extended_by_one_byte", [](std::uint64_t size) { return size + 1; }},
                       SizeDamage{"extended_by_a_page", [](std::uint64_t size) { return size + 4096; }}),
@@ -553,10 +549,7 @@ std::vector<std::uint8_t> encode_header(std::uint32_t size_mult, unsigned journa
   const std::string magic = "emmcsim-rpmb-img";
   LittleEndian out;
   out.raw(reinterpret_cast<const std::uint8_t*>(magic.data()), magic.size());
-  out.u32(image_layout::kFormatVersion)
-      .u32(size_mult)
-      .u32(image_layout::kJournalSlotBytes)
-      .u32(journal_slots);
+  out.u32(image_layout::kFormatVersion).u32(size_mult).u32(image_layout::kJournalSlotBytes).u32(journal_slots);
   return out.zeros_up_to(image_layout::kHeaderCrcOffset).crc().bytes();
 }
 
@@ -565,9 +558,7 @@ std::vector<std::uint8_t> encode_record(std::uint32_t magic, std::uint64_t seque
                                         std::uint16_t address, std::uint16_t count,
                                         const std::vector<std::uint8_t>& data) {
   LittleEndian out;
-  out.u32(magic)
-      .u32(static_cast<std::uint32_t>(image_layout::kRecordOverheadBytes + data.size()))
-      .u64(sequence);
+  out.u32(magic).u32(static_cast<std::uint32_t>(image_layout::kRecordOverheadBytes + data.size())).u64(sequence);
   out.u8(s.key_programmed ? 1 : 0)
       .u8(s.device_configuration.secure_wp_mode_enable)
       .u8(s.device_configuration.secure_wp_mode_config)
@@ -603,15 +594,13 @@ std::vector<std::uint8_t> encode_seal(std::uint64_t sequence) {
   const auto at = image.begin() + static_cast<std::ptrdiff_t>(offset);
   const auto differs = std::mismatch(want.begin(), want.end(), at);
   if (differs.first != want.end()) {
-    return ::testing::AssertionFailure()
-           << "byte " << offset + static_cast<std::uint64_t>(differs.first - want.begin()) << " is "
-           << int{*differs.second} << ", expected " << int{*differs.first};
+    return ::testing::AssertionFailure() << "byte " << offset + static_cast<std::uint64_t>(differs.first - want.begin())
+                                         << " is " << int{*differs.second} << ", expected " << int{*differs.first};
   }
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult all_zero(const std::vector<std::uint8_t>& image, std::uint64_t begin,
-                                    std::uint64_t end) {
+::testing::AssertionResult all_zero(const std::vector<std::uint8_t>& image, std::uint64_t begin, std::uint64_t end) {
   for (std::uint64_t offset = begin; offset < end; ++offset) {
     if (image.at(offset) != 0) return ::testing::AssertionFailure() << "byte " << offset << " is not zero";
   }
@@ -667,15 +656,13 @@ TEST_F(FileStoreTest, ANewImageRecordsItsJournalSlotsAndHoldsOneBlankCheckpoint)
     EXPECT_TRUE(all_zero(image, layout::kHeaderBytes, layout::kPage)) << "header page padding";
     const std::vector<std::uint8_t> blank_checkpoint = encode_checkpoint(0, PartitionState{});
     EXPECT_TRUE(holds_bytes(image, layout::checkpoint_slot(0), blank_checkpoint)) << "checkpoint slot 0";
-    EXPECT_TRUE(
-        all_zero(image, layout::checkpoint_slot(0) + blank_checkpoint.size(), layout::checkpoint_slot(1)))
+    EXPECT_TRUE(all_zero(image, layout::checkpoint_slot(0) + blank_checkpoint.size(), layout::checkpoint_slot(1)))
         << "checkpoint slot 0 padding";
     EXPECT_TRUE(all_zero(image, layout::checkpoint_slot(1), layout::journal_slot(0))) << "checkpoint slot 1";
     const std::uint8_t zero_half_sector[kHalfSectorSize] = {};
     const std::uint32_t zero_crc = crc32_of(zero_half_sector, kHalfSectorSize);
     for (std::uint32_t h = 0; h < layout::kHalfSectorsForSizeMultOne; ++h) {
-      ASSERT_EQ(load_le32(image, layout::checksum_table(k) + 4 * std::uint64_t{h}), zero_crc)
-          << "entry " << h;
+      ASSERT_EQ(load_le32(image, layout::checksum_table(k) + 4 * std::uint64_t{h}), zero_crc) << "entry " << h;
     }
     EXPECT_TRUE(all_zero(image, layout::data_offset(k, 1), image.size())) << "data region";
 
@@ -692,16 +679,14 @@ TEST_F(FileStoreTest, ANewImageRecordsItsJournalSlotsAndHoldsOneBlankCheckpoint)
 TEST_F(FileStoreTest, JournalSlotCountsOutsideFourTo1024AreRejected) {
   for (const unsigned slots : {0u, 1u, 3u, 1025u, 4096u}) {
     SCOPED_TRACE(fmt::format("{} journal slots", slots));
-    EXPECT_THROW(FileStore::create_at(image_path(), 1, Durability::sync_every_commit, slots),
-                 std::invalid_argument);
+    EXPECT_THROW(FileStore::create_at(image_path(), 1, Durability::sync_every_commit, slots), std::invalid_argument);
     EXPECT_FALSE(std::filesystem::exists(image_path()));
     EXPECT_FALSE(std::filesystem::exists(image_path() + ".creating"));
     // create() refuses before it writes anything.
     const std::string direct = directory_.file("direct.img");
-    EXPECT_THROW(
-        FileStore::create(std::make_unique<PosixStorageFile>(direct, PosixStorageFile::Mode::create_new), 1,
-                          Durability::sync_every_commit, slots),
-        std::invalid_argument);
+    EXPECT_THROW(FileStore::create(std::make_unique<PosixStorageFile>(direct, PosixStorageFile::Mode::create_new), 1,
+                                   Durability::sync_every_commit, slots),
+                 std::invalid_argument);
     EXPECT_EQ(std::filesystem::file_size(direct), 0u);
     std::filesystem::remove(direct);
   }
@@ -857,15 +842,14 @@ TEST_F(FileStoreTest, JournalRecordsMissingAboveTheCheckpointAreReportedAndAnUns
   // Without its seal the newest record may be a torn write of a commit never acknowledged: the
   // image opens at #10.
   {
-    auto store = open_with(
-        without({layout::journal_slot(3) + layout::kRecordInSlot + 20, layout::journal_slot(0) + 4}));
+    auto store =
+        open_with(without({layout::journal_slot(3) + layout::kRecordInSlot + 20, layout::journal_slot(0) + 4}));
     EXPECT_EQ(store->commit_sequence(), 10u);
     EXPECT_EQ(store->checkpoint_sequence(), 8u);
     EXPECT_TRUE(holds_exactly(*store, replayed(reference, 10)));
   }
   // No intact checkpoint at all.
-  EXPECT_THROW(open_with(without({layout::checkpoint_slot(0) + 9, layout::checkpoint_slot(1) + 9})),
-               FileStoreCorrupt);
+  EXPECT_THROW(open_with(without({layout::checkpoint_slot(0) + 9, layout::checkpoint_slot(1) + 9})), FileStoreCorrupt);
   // The newest checkpoint damaged: the older one (#4) needs records #5..#8, long overwritten.
   EXPECT_THROW(open_with(without({layout::checkpoint_slot(0) + 9})), FileStoreCorrupt);
   // The older checkpoint damaged: harmless.
@@ -898,40 +882,23 @@ enum class Region {
 
 const char* region_name(Region r) {
   switch (r) {
-    case Region::header:
-      return "header";
-    case Region::header_page_padding:
-      return "header page padding";
-    case Region::newest_checkpoint:
-      return "newest checkpoint";
-    case Region::older_checkpoint:
-      return "older checkpoint";
-    case Region::checkpoint_slot_padding:
-      return "checkpoint slot padding";
-    case Region::seal:
-      return "seal";
-    case Region::seal_padding:
-      return "seal padding";
-    case Region::newest_journal_record:
-      return "newest journal record";
-    case Region::journal_record_above_checkpoint:
-      return "journal record above the checkpoint";
-    case Region::journal_record_at_or_below_checkpoint:
-      return "journal record at/below checkpoint";
-    case Region::journal_slot_padding:
-      return "journal slot padding";
-    case Region::checksum_of_redone_half_sector:
-      return "checksum of a redone half-sector";
-    case Region::checksum_of_other_half_sector:
-      return "checksum of another half-sector";
-    case Region::checksum_table_padding:
-      return "checksum table padding";
-    case Region::redone_data:
-      return "redone data";
-    case Region::written_data:
-      return "written data";
-    case Region::unwritten_data:
-      return "unwritten data";
+    case Region::header: return "header";
+    case Region::header_page_padding: return "header page padding";
+    case Region::newest_checkpoint: return "newest checkpoint";
+    case Region::older_checkpoint: return "older checkpoint";
+    case Region::checkpoint_slot_padding: return "checkpoint slot padding";
+    case Region::seal: return "seal";
+    case Region::seal_padding: return "seal padding";
+    case Region::newest_journal_record: return "newest journal record";
+    case Region::journal_record_above_checkpoint: return "journal record above the checkpoint";
+    case Region::journal_record_at_or_below_checkpoint: return "journal record at/below checkpoint";
+    case Region::journal_slot_padding: return "journal slot padding";
+    case Region::checksum_of_redone_half_sector: return "checksum of a redone half-sector";
+    case Region::checksum_of_other_half_sector: return "checksum of another half-sector";
+    case Region::checksum_table_padding: return "checksum table padding";
+    case Region::redone_data: return "redone data";
+    case Region::written_data: return "written data";
+    case Region::unwritten_data: return "unwritten data";
   }
   return "?";
 }
@@ -968,9 +935,8 @@ bool must_be_detected(Region r) {
 // checkpoint, a damaged seal (only seal(n + 1) is ever read) and a damaged record the
 // checkpoint already covers, and the redo replaces the half-sectors and checksums it covers.
 bool must_be_harmless(Region r) {
-  return r == Region::older_checkpoint || r == Region::seal ||
-         r == Region::journal_record_at_or_below_checkpoint || r == Region::checksum_of_redone_half_sector ||
-         r == Region::redone_data;
+  return r == Region::older_checkpoint || r == Region::seal || r == Region::journal_record_at_or_below_checkpoint ||
+         r == Region::checksum_of_redone_half_sector || r == Region::redone_data;
 }
 
 struct FlipOutcomes {
@@ -1047,8 +1013,8 @@ TEST_P(FileStoreBitFlipTest, BitFlipsAreDetectedOrHarmless) {
   const std::vector<std::uint8_t> intact = read_whole_file(image_path());
   ASSERT_EQ(intact.size(), layout::file_bytes(k, 1));
   ASSERT_TRUE(holds_bytes(intact, 0, encode_header(1, k))) << "header";
-  ASSERT_TRUE(holds_bytes(intact, layout::checkpoint_slot(newest_checkpoint_slot),
-                          encode_checkpoint(c, at_checkpoint.state)))
+  ASSERT_TRUE(
+      holds_bytes(intact, layout::checkpoint_slot(newest_checkpoint_slot), encode_checkpoint(c, at_checkpoint.state)))
       << "checkpoint #" << c << " in slot " << newest_checkpoint_slot;
   ASSERT_TRUE(holds_bytes(intact, layout::checkpoint_slot(1 - newest_checkpoint_slot),
                           encode_checkpoint(c - k, at_older_checkpoint.state)))
@@ -1097,13 +1063,11 @@ TEST_P(FileStoreBitFlipTest, BitFlipsAreDetectedOrHarmless) {
     add(at, at + layout::kSealBytes, Region::seal);
     add(at + layout::kSealBytes, at + layout::kRecordInSlot, Region::seal_padding);
     add(at + layout::kRecordInSlot, at + layout::kRecordInSlot + record_bytes[slot], record);
-    add(at + layout::kRecordInSlot + record_bytes[slot], at + layout::kJournalSlotBytes,
-        Region::journal_slot_padding);
+    add(at + layout::kRecordInSlot + record_bytes[slot], at + layout::kJournalSlotBytes, Region::journal_slot_padding);
   }
   for (std::uint32_t h = 0; h < half_sectors; ++h) {
     add(table + 4 * std::uint64_t{h}, table + 4 * std::uint64_t{h} + 4,
-        redone.count(h) != 0 ? Region::checksum_of_redone_half_sector
-                             : Region::checksum_of_other_half_sector);
+        redone.count(h) != 0 ? Region::checksum_of_redone_half_sector : Region::checksum_of_other_half_sector);
   }
   add(table + 4 * std::uint64_t{half_sectors}, data_offset, Region::checksum_table_padding);
   for (std::uint32_t h = 0; h < half_sectors; ++h) {
@@ -1159,8 +1123,7 @@ TEST_P(FileStoreBitFlipTest, BitFlipsAreDetectedOrHarmless) {
     std::uniform_int_distribution<std::uint64_t> pick(0, total - 1);
     for (int i = 0; i < kRandomPerRegion; ++i) {
       const std::uint64_t at = pick(random);
-      const std::size_t which =
-          static_cast<std::size_t>(std::upper_bound(ends.begin(), ends.end(), at) - ends.begin());
+      const std::size_t which = static_cast<std::size_t>(std::upper_bound(ends.begin(), ends.end(), at) - ends.begin());
       const std::uint64_t before = which == 0 ? 0 : ends[which - 1];
       positions.push_back(entry.second[which].begin + (at - before));
     }
@@ -1218,11 +1181,12 @@ TEST_P(FileStoreBitFlipTest, BitFlipsAreDetectedOrHarmless) {
 // Four slots and 11 commits: checkpoints #4 (slot 1) and #8 (slot 0, the newest), records #9..#11
 // above it. The default 32 slots and 40 commits: checkpoints #0 (slot 0) and #32 (slot 1, the
 // newest), records #33..#40 above it and #9..#32 below.
-INSTANTIATE_TEST_SUITE_P(
-    Images, FileStoreBitFlipTest,
-    ::testing::Values(FlipImage{"slots_4_commits_11", 4, 11},
-                      FlipImage{"slots_32_commits_40", FileStore::kDefaultJournalSlots, 40}),
-    [](const ::testing::TestParamInfo<FlipImage>& image) { return std::string(image.param.name); });
+INSTANTIATE_TEST_SUITE_P(Images, FileStoreBitFlipTest,
+                         ::testing::Values(FlipImage{"slots_4_commits_11", 4, 11},
+                                           FlipImage{"slots_32_commits_40", FileStore::kDefaultJournalSlots, 40}),
+                         [](const ::testing::TestParamInfo<FlipImage>& image) {
+                           return std::string(image.param.name);
+                         });
 
 }  // namespace
 }  // namespace emmcsim::rpmb

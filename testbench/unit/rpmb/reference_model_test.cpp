@@ -69,12 +69,18 @@ struct ReferenceModel {
     const Frame& f = frames[0];
     const std::size_t n = frames.size();
     std::uint16_t r = 0;
-    if (!key_programmed) r = 7;
-    else if (expired()) r = 5;
-    else if (f.address() + n > half_sectors) r = 4;
-    else if (!mac_ok) r = 2;
-    else if (f.write_counter() != counter) r = 3;
-    else if (!(n == 1 || n == 2 || (n == 32 && en_rpmb_rel_wr)) || f.block_count() != n || !reliable) r = 1;
+    if (!key_programmed)
+      r = 7;
+    else if (expired())
+      r = 5;
+    else if (f.address() + n > half_sectors)
+      r = 4;
+    else if (!mac_ok)
+      r = 2;
+    else if (f.write_counter() != counter)
+      r = 3;
+    else if (!(n == 1 || n == 2 || (n == 32 && en_rpmb_rel_wr)) || f.block_count() != n || !reliable)
+      r = 1;
     if (r != 0) return record(0x0300, flag(r), f.address(), false);
     for (std::size_t i = 0; i < n; ++i) {
       std::copy(frames[i].data(), frames[i].data() + kHalfSectorSize,
@@ -87,12 +93,18 @@ struct ReferenceModel {
   void config_write(const Frame& f, bool reliable, bool mac_ok) {
     const std::uint8_t value = f.data()[255];
     std::uint16_t r = 0;
-    if (!key_programmed) r = 7;
-    else if (expired()) r = 5;
-    else if (f.address() != 1 && f.address() != 2) r = 4;
-    else if (!mac_ok) r = 2;
-    else if (f.write_counter() != counter) r = 3;
-    else if (!reliable || value > 1) r = 1;
+    if (!key_programmed)
+      r = 7;
+    else if (expired())
+      r = 5;
+    else if (f.address() != 1 && f.address() != 2)
+      r = 4;
+    else if (!mac_ok)
+      r = 2;
+    else if (f.write_counter() != counter)
+      r = 3;
+    else if (!reliable || value > 1)
+      r = 1;
     if (r != 0) return record(0x0600, flag(r), f.address(), false);
     (f.address() == 1 ? config.secure_wp_mode_enable : config.secure_wp_mode_config) = value;
     ++counter;
@@ -148,7 +160,8 @@ void run_random_sequence(std::uint32_t seed, bool file_backed, std::uint32_t sta
       const std::size_t choices[] = {1, 1, 2, 2, 3, 32};
       const std::size_t n = choices[pick(6)];
       const std::uint16_t address = static_cast<std::uint16_t>(pick(10) == 0 ? 500 + pick(40) : pick(480));
-      const std::uint32_t counter = pick(8) == 0 ? model.counter + 1 - static_cast<std::uint32_t>(pick(3)) : model.counter;
+      const std::uint32_t counter =
+          pick(8) == 0 ? model.counter + 1 - static_cast<std::uint32_t>(pick(3)) : model.counter;
       const auto data = test::pattern(n, static_cast<std::uint8_t>(rng()));
       std::vector<Frame> req = requests::authenticated_write(address, counter, data.data(), n);
       if (pick(10) == 0) req[0].set_block_count(static_cast<std::uint16_t>(n + 1));
@@ -175,7 +188,7 @@ void run_random_sequence(std::uint32_t seed, bool file_backed, std::uint32_t sta
       const bool reliable = pick(10) != 0;
       model.config_write(req[0], reliable, mac_ok);
       engine->write_request(req.data(), 1, reliable);
-    } else if (op < 70) {  // result read
+    } else if (op < 70) {                          // result read
       const std::size_t n = pick(4) == 0 ? 2 : 1;  // OP-TEE style under CMD23 = N
       const std::vector<Frame> req(n, requests::result_read());
       engine->write_request(req.data(), n, false);

@@ -200,9 +200,8 @@ TEST_F(SupportFile, ReadExactlyCallsAShortReadAnErrorNamingTheFile) {
   write_text(path_, "0123456789");
   UniqueFd fd = open_locked(path_, O_RDONLY, 0, FileLock::none);
   char out[8];
-  EXPECT_THAT(
-      error_of([&] { read_exactly(fd.get(), path_, 6, out, sizeof out); }),
-      AllOf(HasSubstr(path_), HasSubstr("unexpected end of file"), HasSubstr("4 of 8 bytes at offset 6")));
+  EXPECT_THAT(error_of([&] { read_exactly(fd.get(), path_, 6, out, sizeof out); }),
+              AllOf(HasSubstr(path_), HasSubstr("unexpected end of file"), HasSubstr("4 of 8 bytes at offset 6")));
 }
 
 TEST_F(SupportFile, ReadAndWriteErrorsNameTheFileAndTheReason) {

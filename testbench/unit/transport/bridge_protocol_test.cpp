@@ -230,7 +230,8 @@ TEST(BridgeProtocol, BlockAndStatusLayoutsAreTheDocumentedOnes) {
   EXPECT_EQ(get_u32(read, kHeaderSize + 4), 4096u);
   EXPECT_EQ(get_u64(read, kHeaderSize + 8), 0x0000000123456600ULL);
 
-  const Bytes reply = encode_reply(7, BlockWriteReply{ReplyStatus{ETIMEDOUT, ReplyStatus::kTimed, 0x0102030405060708ULL}});
+  const Bytes reply =
+      encode_reply(7, BlockWriteReply{ReplyStatus{ETIMEDOUT, ReplyStatus::kTimed, 0x0102030405060708ULL}});
   ASSERT_EQ(reply.size(), kHeaderSize + 16);
   EXPECT_EQ(reply[6], 0x83);
   EXPECT_EQ(get_u32(reply, kHeaderSize), static_cast<std::uint32_t>(ETIMEDOUT));
@@ -297,8 +298,8 @@ TEST(BridgeProtocolRoundTrip, IoctlAtTheLimits) {
   ASSERT_EQ(q255.commands.size(), 255u);
   EXPECT_EQ(q255.commands[254].arg, 254u);
 
-  const auto big = std::get<IoctlRequest>(
-      decode_request_message(encode_request(2, single(Node::user, command(25, 1, 512, 1024)))));
+  const auto big =
+      std::get<IoctlRequest>(decode_request_message(encode_request(2, single(Node::user, command(25, 1, 512, 1024)))));
   EXPECT_EQ(big.commands[0].data.size(), kMaxCommandBytes);
 
   std::vector<IoctlCommand> reads(64, command(18, 0, 512, 1024));
@@ -515,11 +516,12 @@ TEST(BridgeProtocolRequest, CommandOver512KiBIsEoverflow) {
   expect_rejected(encode_request(1, single(Node::user, command(25, 1, 512, 1025))), EOVERFLOW, "write 512 KiB + 512");
   // blksz x blocks = 2^32 wraps to 0 in 32 bits: the decoder must not be fooled.
   expect_rejected(encode_request(1, single(Node::user, command(18, 0, 0x10000, 0x10000))), EOVERFLOW, "2^32 bytes");
-  expect_rejected(encode_request(1, single(Node::user, command(18, 0, 0xFFFFFFFF, 0xFFFFFFFF))), EOVERFLOW, "max x max");
+  expect_rejected(encode_request(1, single(Node::user, command(18, 0, 0xFFFFFFFF, 0xFFFFFFFF))), EOVERFLOW,
+                  "max x max");
   // The third command of a chain is checked too.
-  expect_rejected(encode_request(1, multi(Node::user, {command(13, 0, 0, 0), command(13, 0, 0, 0),
-                                                       command(18, 0, 1024, 513)})),
-                  EOVERFLOW, "third command");
+  expect_rejected(
+      encode_request(1, multi(Node::user, {command(13, 0, 0, 0), command(13, 0, 0, 0), command(18, 0, 1024, 513)})),
+      EOVERFLOW, "third command");
 }
 
 TEST(BridgeProtocolRequest, MoreThan32MiBInAllIsEnomem) {
@@ -593,8 +595,9 @@ TEST(BridgeProtocolRequest, BlockReadRangeRules) {
   expect_rejected(encode_request(1, BlockReadRequest{Node::user, 512, 100}), EINVAL, "length 100");
   expect_rejected(encode_request(1, BlockReadRequest{Node::user, 512, 513}), EINVAL, "length 513");
   expect_rejected(encode_request(1, BlockReadRequest{Node::user, 0, 0}), EINVAL, "length 0");
-  expect_rejected(encode_request(1, BlockReadRequest{Node::user, 0, static_cast<std::uint32_t>(kMaxBlockTransfer + 512)}),
-                  EINVAL, "length 512 KiB + 512");
+  expect_rejected(
+      encode_request(1, BlockReadRequest{Node::user, 0, static_cast<std::uint32_t>(kMaxBlockTransfer + 512)}), EINVAL,
+      "length 512 KiB + 512");
   expect_rejected(encode_request(1, BlockReadRequest{Node::user, 0, 0xFFFFFE00}), EINVAL, "length ~4 GiB");
   EXPECT_NO_THROW(decode_request_message(encode_request(1, BlockReadRequest{Node::user, 512, 512})));
 }
@@ -605,7 +608,8 @@ TEST(BridgeProtocolRequest, BlockWriteRangeRules) {
   expect_rejected(encode_request(1, BlockWriteRequest{Node::user, 0, Bytes()}), EINVAL, "length 0");
   expect_rejected(encode_request(1, BlockWriteRequest{Node::user, 0, Bytes(kMaxBlockTransfer + 512)}), EINVAL,
                   "length 512 KiB + 512");
-  EXPECT_NO_THROW(decode_request_message(encode_request(1, BlockWriteRequest{Node::user, 0, Bytes(kMaxBlockTransfer)})));
+  EXPECT_NO_THROW(
+      decode_request_message(encode_request(1, BlockWriteRequest{Node::user, 0, Bytes(kMaxBlockTransfer)})));
 }
 
 TEST(BridgeProtocolRequest, BlockWriteLengthMustMatchTheData) {
@@ -623,13 +627,13 @@ TEST(BridgeProtocolRequest, PayloadSizeMustEqualTheHeadersLength) {
     const MessageHeader h = header_of(valid);
     Bytes longer = valid;
     longer.push_back(0);  // one byte more than the header says
-    const ProtocolError more = protocol_error(
-        [&] { decode_request(h, longer.data() + kHeaderSize, longer.size() - kHeaderSize); });
+    const ProtocolError more =
+        protocol_error([&] { decode_request(h, longer.data() + kHeaderSize, longer.size() - kHeaderSize); });
     EXPECT_EQ(more.error(), EINVAL);
     EXPECT_FALSE(more.fatal());
     if (h.payload_length == 0) continue;
-    const ProtocolError less = protocol_error(
-        [&] { decode_request(h, valid.data() + kHeaderSize, valid.size() - kHeaderSize - 1); });
+    const ProtocolError less =
+        protocol_error([&] { decode_request(h, valid.data() + kHeaderSize, valid.size() - kHeaderSize - 1); });
     EXPECT_EQ(less.error(), EINVAL);
     EXPECT_FALSE(less.fatal());
   }

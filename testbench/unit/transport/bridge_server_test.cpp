@@ -182,7 +182,8 @@ TEST_F(BridgeServerTest, DescribeIoctlAndBlockIo) {
   const bridge::IoctlReply status = client.ioctl(status_request());
   EXPECT_EQ(status.status.error, 0);
   ASSERT_EQ(status.results.size(), 1u);
-  EXPECT_EQ(mmc::status::current_state(status.results[0].response[0]), static_cast<std::uint32_t>(mmc::CardState::tran));
+  EXPECT_EQ(mmc::status::current_state(status.results[0].response[0]),
+            static_cast<std::uint32_t>(mmc::CardState::tran));
 
   bridge::IoctlRequest extcsd;
   bridge::IoctlCommand c;
@@ -490,7 +491,8 @@ TEST_F(BridgeServerTest, AClientVanishingMidMessageDisturbsNobody) {
     ASSERT_TRUE(raw.send(Bytes(m.begin(), m.begin() + 100)));
   }  // closed with the payload incomplete
   EXPECT_EQ(bystander.describe().status.error, 0);
-  EXPECT_EQ(bystander.read(bridge::BlockReadRequest{Node::user, 0, 4096}).data, Bytes(4096, 0)) << "nothing half-written";
+  EXPECT_EQ(bystander.read(bridge::BlockReadRequest{Node::user, 0, 4096}).data, Bytes(4096, 0))
+      << "nothing half-written";
 }
 
 TEST_F(BridgeServerTest, TheClientSurfacesAnErrorReply) {
@@ -605,7 +607,6 @@ TEST(BridgeServerStop, AServerThatNeverStartedRemovesNothing) {
   BridgeClient client(path);
   EXPECT_EQ(client.describe().status.error, 0);
 }
-
 
 // stop() while clients keep connecting: accept handlers run on one io thread while stop() runs
 // on the other. Every client is served or refused cleanly; nothing is left behind.

@@ -66,8 +66,8 @@ class GuestRam {
 
 SplitVirtqueue queue_over(GuestRam& ram, std::uint16_t next = 0, bool indirect = true) {
   return SplitVirtqueue(ram.memory(), kQueueSize,
-                        SplitVirtqueue::Addresses{kUserBase + kDescriptors, kUserBase + kAvailable, kUserBase + kUsed}, true,
-                        next, indirect);
+                        SplitVirtqueue::Addresses{kUserBase + kDescriptors, kUserBase + kAvailable, kUserBase + kUsed},
+                        true, next, indirect);
 }
 
 std::uint64_t guest(std::uint64_t offset) { return kGuestBase + offset; }
@@ -81,8 +81,8 @@ TEST(GuestMemory, TranslatesOnlyRangesInsideOneRegion) {
   EXPECT_EQ(memory->from_guest(kGuestBase + kRamSize - 1, 2), nullptr);  // one byte past the end
   EXPECT_EQ(memory->from_guest(kGuestBase - 1, 2), nullptr);
   EXPECT_EQ(memory->from_guest(kGuestBase + kRamSize, 0), nullptr);
-  EXPECT_EQ(memory->from_guest(~std::uint64_t{0}, 2), nullptr);           // wraps
-  EXPECT_EQ(memory->from_user(kGuestBase, 1), nullptr);                   // guest address is no user address
+  EXPECT_EQ(memory->from_guest(~std::uint64_t{0}, 2), nullptr);  // wraps
+  EXPECT_EQ(memory->from_user(kGuestBase, 1), nullptr);          // guest address is no user address
 }
 
 TEST(GuestMemory, RefusesOverlapsAndRemovesByRange) {
@@ -112,8 +112,10 @@ TEST(SplitVirtqueue, RefusesBadSizesAndRingsOutsideMemory) {
   EXPECT_THROW(make(6, kUserBase, kUserBase + kAvailable, kUserBase + kUsed), VirtqueueError);
   EXPECT_THROW(make(65536, kUserBase, kUserBase + kAvailable, kUserBase + kUsed), VirtqueueError);
   EXPECT_THROW(make(8, kUserBase + 8, kUserBase + kAvailable, kUserBase + kUsed), VirtqueueError);  // misaligned
-  EXPECT_THROW(make(8, kUserBase, kUserBase + kAvailable, kUserBase + kRamSize - 8), VirtqueueError);  // used ring ends outside
-  EXPECT_THROW(make(8, kGuestBase, kGuestBase + kAvailable, kGuestBase + kUsed), VirtqueueError);  // guest, not user addresses
+  EXPECT_THROW(make(8, kUserBase, kUserBase + kAvailable, kUserBase + kRamSize - 8),
+               VirtqueueError);  // used ring ends outside
+  EXPECT_THROW(make(8, kGuestBase, kGuestBase + kAvailable, kGuestBase + kUsed),
+               VirtqueueError);  // guest, not user addresses
   EXPECT_NO_THROW(make(8, kUserBase, kUserBase + kAvailable, kUserBase + kUsed));
 }
 
@@ -174,35 +176,44 @@ struct HostileChain {
 const HostileChain kHostileChains[] = {
     {"buffer outside memory", [](GuestRam& r) { r.descriptor(kDescriptors, 0, guest(kRamSize - 16), 32, 0, 0); },
      "outside the guest's memory"},
-    {"buffer at a wrapping address", [](GuestRam& r) { r.descriptor(kDescriptors, 0, ~std::uint64_t{0} - 4, 64, 0, 0); },
-     "outside the guest's memory"},
-    {"loop", [](GuestRam& r) {
+    {"buffer at a wrapping address",
+     [](GuestRam& r) { r.descriptor(kDescriptors, 0, ~std::uint64_t{0} - 4, 64, 0, 0); }, "outside the guest's memory"},
+    {"loop",
+     [](GuestRam& r) {
        r.descriptor(kDescriptors, 0, guest(0x2000), 16, vring::kDescNext, 1);
        r.descriptor(kDescriptors, 1, guest(0x2000), 16, vring::kDescNext, 0);
-     }, "longer than 8 descriptors"},
+     },
+     "longer than 8 descriptors"},
     {"next out of range", [](GuestRam& r) { r.descriptor(kDescriptors, 0, guest(0x2000), 16, vring::kDescNext, 8); },
      "next index 8 of 8"},
-    {"readable after writable", [](GuestRam& r) {
+    {"readable after writable",
+     [](GuestRam& r) {
        r.descriptor(kDescriptors, 0, guest(0x2000), 16, vring::kDescNext | vring::kDescWrite, 1);
        r.descriptor(kDescriptors, 1, guest(0x3000), 16, 0, 0);
-     }, "device-readable buffer after a device-writable one"},
-    {"indirect with next", [](GuestRam& r) {
-       r.descriptor(kDescriptors, 0, guest(0x5000), 16, vring::kDescIndirect | vring::kDescNext, 1);
-     }, "indirect descriptor with NEXT"},
-    {"nested indirect", [](GuestRam& r) {
+     },
+     "device-readable buffer after a device-writable one"},
+    {"indirect with next",
+     [](GuestRam& r) { r.descriptor(kDescriptors, 0, guest(0x5000), 16, vring::kDescIndirect | vring::kDescNext, 1); },
+     "indirect descriptor with NEXT"},
+    {"nested indirect",
+     [](GuestRam& r) {
        r.descriptor(0x5000, 0, guest(0x5000), 16, vring::kDescIndirect, 0);
        r.descriptor(kDescriptors, 0, guest(0x5000), 16, vring::kDescIndirect, 0);
-     }, "inside an indirect table"},
-    {"indirect table of odd size", [](GuestRam& r) { r.descriptor(kDescriptors, 0, guest(0x5000), 20, vring::kDescIndirect, 0); },
+     },
+     "inside an indirect table"},
+    {"indirect table of odd size",
+     [](GuestRam& r) { r.descriptor(kDescriptors, 0, guest(0x5000), 20, vring::kDescIndirect, 0); },
      "indirect table of 20 bytes"},
-    {"indirect table outside memory", [](GuestRam& r) {
-       r.descriptor(kDescriptors, 0, guest(kRamSize - 16), 32, vring::kDescIndirect, 0);
-     }, "indirect table outside"},
-    {"loop inside an indirect table", [](GuestRam& r) {
+    {"indirect table outside memory",
+     [](GuestRam& r) { r.descriptor(kDescriptors, 0, guest(kRamSize - 16), 32, vring::kDescIndirect, 0); },
+     "indirect table outside"},
+    {"loop inside an indirect table",
+     [](GuestRam& r) {
        r.descriptor(0x5000, 0, guest(0x2000), 16, vring::kDescNext, 1);
        r.descriptor(0x5000, 1, guest(0x2000), 16, vring::kDescNext, 0);
        r.descriptor(kDescriptors, 0, guest(0x5000), 32, vring::kDescIndirect, 0);
-     }, "longer than 2 descriptors"},
+     },
+     "longer than 2 descriptors"},
 };
 
 TEST(SplitVirtqueue, RefusesEveryHostileChainAndGoesOn) {

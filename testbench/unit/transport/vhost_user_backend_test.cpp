@@ -281,7 +281,8 @@ TEST_F(VhostUserBackendTest, BrokenFramingClosesTheConnectionAndTheNextFrontEndI
 TEST_F(VhostUserBackendTest, ABurstOfMessagesIsTakenOneAfterAnother) {
   VhostUserFrontend frontend(socket_path_);
   frontend.start();
-  const Bytes one = vu::encode_message(static_cast<std::uint32_t>(vu::Request::set_owner), vu::kVersion, vu::NoPayload{});
+  const Bytes one =
+      vu::encode_message(static_cast<std::uint32_t>(vu::Request::set_owner), vu::kVersion, vu::NoPayload{});
   Bytes burst;
   for (int i = 0; i < 20000; ++i) burst.insert(burst.end(), one.begin(), one.end());
   frontend.send_raw(burst);

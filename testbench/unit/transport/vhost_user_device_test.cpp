@@ -349,7 +349,8 @@ TEST_F(VhostUserDeviceTest, TheBackEndNeverWaitsForTheChannel) {
 TEST_F(VhostUserDeviceTest, ProtocolFeaturesFollowTheDevice) {
   EchoDevice device(vu::protocol_feature::kReplyAck | vu::protocol_feature::kConfig | (1ull << 40));
   Harness harness(socket_path_, device);
-  EXPECT_EQ(harness.backend().offered_protocol_features(), vu::protocol_feature::kReplyAck | vu::protocol_feature::kConfig);
+  EXPECT_EQ(harness.backend().offered_protocol_features(),
+            vu::protocol_feature::kReplyAck | vu::protocol_feature::kConfig);
   VhostUserFrontend vm(socket_path_, two_queues(VhostUserFrontend::Order::uml));
   vm.start();
   EXPECT_FALSE(vm.inband());

@@ -54,21 +54,23 @@ void expect_refused(Request request, const Bytes& payload, std::size_t fds, cons
 TEST(VhostUserMessage, HeaderChecksVersionReplyBitAndSize) {
   EXPECT_NO_THROW(decode_header(header(1, kVersion, 0).data(), kHeaderSize));
   EXPECT_NO_THROW(decode_header(header(1, kVersion | kFlagNeedReply, 8).data(), kHeaderSize));
-  EXPECT_TRUE(fatal_error(header(1, 0, 0)));                           // version 0
-  EXPECT_TRUE(fatal_error(header(1, 2, 0)));                           // version 2
-  EXPECT_TRUE(fatal_error(header(1, kVersion | kFlagReply, 0)));       // a reply from the front-end
-  EXPECT_TRUE(fatal_error(header(1, kVersion, kMaxPayload + 1)));      // oversized
+  EXPECT_TRUE(fatal_error(header(1, 0, 0)));                       // version 0
+  EXPECT_TRUE(fatal_error(header(1, 2, 0)));                       // version 2
+  EXPECT_TRUE(fatal_error(header(1, kVersion | kFlagReply, 0)));   // a reply from the front-end
+  EXPECT_TRUE(fatal_error(header(1, kVersion, kMaxPayload + 1)));  // oversized
   EXPECT_FALSE(fatal_error(header(1, kVersion, kMaxPayload)));
-  EXPECT_TRUE(fatal_error(Bytes(kHeaderSize - 1)));                    // truncated
+  EXPECT_TRUE(fatal_error(Bytes(kHeaderSize - 1)));  // truncated
 }
 
 TEST(VhostUserMessage, EveryPayloadRoundTrips) {
   EXPECT_TRUE(std::holds_alternative<NoPayload>(round_trip(Request::get_features, NoPayload{}, 0)));
-  EXPECT_EQ(std::get<U64Payload>(round_trip(Request::set_features, U64Payload{0x140000000ull}, 0)).value, 0x140000000ull);
+  EXPECT_EQ(std::get<U64Payload>(round_trip(Request::set_features, U64Payload{0x140000000ull}, 0)).value,
+            0x140000000ull);
   const auto state = std::get<VringState>(round_trip(Request::set_vring_num, VringState{0, 256}, 0));
   EXPECT_EQ(state.index, 0u);
   EXPECT_EQ(state.num, 256u);
-  const auto address = std::get<VringAddress>(round_trip(Request::set_vring_addr, VringAddress{0, 1, 0x1000, 0x3000, 0x2000, 0x9000}, 0));
+  const auto address = std::get<VringAddress>(
+      round_trip(Request::set_vring_addr, VringAddress{0, 1, 0x1000, 0x3000, 0x2000, 0x9000}, 0));
   EXPECT_EQ(address.descriptor, 0x1000u);
   EXPECT_EQ(address.used, 0x3000u);
   EXPECT_EQ(address.available, 0x2000u);
@@ -86,7 +88,8 @@ TEST(VhostUserMessage, EveryPayloadRoundTrips) {
   EXPECT_EQ(decoded.regions[1].size, 0x40000000u);
   EXPECT_EQ(decoded.regions[1].user_address, 0x7f0100000000u);
   EXPECT_EQ(decoded.regions[1].mmap_offset, 0x80000000u);
-  const auto one = std::get<SingleMemoryRegion>(round_trip(Request::add_mem_reg, SingleMemoryRegion{{0x1000, 0x2000, 0x3000, 0}}, 1));
+  const auto one = std::get<SingleMemoryRegion>(
+      round_trip(Request::add_mem_reg, SingleMemoryRegion{{0x1000, 0x2000, 0x3000, 0}}, 1));
   EXPECT_EQ(one.region.size, 0x2000u);
   const auto config = std::get<ConfigSpace>(round_trip(Request::get_config, ConfigSpace{0, 0, Bytes(3)}, 0));
   EXPECT_EQ(config.bytes.size(), 3u);
@@ -106,9 +109,11 @@ TEST(VhostUserMessage, DescriptorCountsMustMatch) {
   Bytes no_fd(8);
   no_fd[1] = 0x01;  // bit 8: no fd
   expect_refused(Request::set_vring_kick, no_fd, 1, "expected 0");
-  const Bytes table = payload_of(encode_message(5, kVersion, MemoryTable{{{0, 4096, 0x10000, 0}, {8192, 4096, 0x20000, 0}}}));
+  const Bytes table =
+      payload_of(encode_message(5, kVersion, MemoryTable{{{0, 4096, 0x10000, 0}, {8192, 4096, 0x20000, 0}}}));
   expect_refused(Request::set_mem_table, table, 1, "expected 2");
-  expect_refused(Request::add_mem_reg, payload_of(encode_message(37, kVersion, SingleMemoryRegion{{0, 4096, 0, 0}})), 0, "expected 1");
+  expect_refused(Request::add_mem_reg, payload_of(encode_message(37, kVersion, SingleMemoryRegion{{0, 4096, 0, 0}})), 0,
+                 "expected 1");
 }
 
 TEST(VhostUserMessage, MemoryTablesAreBounded) {
@@ -134,11 +139,14 @@ TEST(VhostUserMessage, MemoryTablesAreBounded) {
   Bytes too_long = uml_table;
   too_long.resize(8 + 9 * 32);
   expect_refused(Request::set_mem_table, too_long, 1, "not a table of up to 8");
-  expect_refused(Request::set_mem_table, payload_of(encode_message(5, kVersion, MemoryTable{{{0, 0, 0, 0}}})), 1, "size 0");
+  expect_refused(Request::set_mem_table, payload_of(encode_message(5, kVersion, MemoryTable{{{0, 0, 0, 0}}})), 1,
+                 "size 0");
   expect_refused(Request::set_mem_table,
-                 payload_of(encode_message(5, kVersion, MemoryTable{{{~std::uint64_t{0} - 10, 4096, 0, 0}}})), 1, "wraps");
+                 payload_of(encode_message(5, kVersion, MemoryTable{{{~std::uint64_t{0} - 10, 4096, 0, 0}}})), 1,
+                 "wraps");
   expect_refused(Request::add_mem_reg,
-                 payload_of(encode_message(37, kVersion, SingleMemoryRegion{{0, 4096, ~std::uint64_t{0}, 0}})), 1, "wraps");
+                 payload_of(encode_message(37, kVersion, SingleMemoryRegion{{0, 4096, ~std::uint64_t{0}, 0}})), 1,
+                 "wraps");
 }
 
 TEST(VhostUserMessage, VringFileReservedBitsAndConfigSizes) {
@@ -185,7 +193,7 @@ TEST(VhostUserMessage, BackendRequestsDecodeAsAFrontEndReadsThem) {
   const Bytes body = payload_of(call);
   EXPECT_EQ(std::get<VringState>(decode_backend_payload(h.request, body.data(), body.size(), 0)).index, 1u);
   EXPECT_TRUE(std::holds_alternative<NoPayload>(decode_backend_payload(2, nullptr, 0, 0)));
-  EXPECT_THROW(decode_backend_payload(4, body.data(), 4, 0), MessageError);  // short
+  EXPECT_THROW(decode_backend_payload(4, body.data(), 4, 0), MessageError);            // short
   EXPECT_THROW(decode_backend_payload(4, body.data(), body.size(), 1), MessageError);  // a descriptor
   EXPECT_THROW(decode_backend_payload(2, body.data(), body.size(), 0), MessageError);  // config change carries none
   try {

@@ -61,7 +61,8 @@ void VhostUserFrontend::open_memory_and_socket(const std::string& socket_path) {
       if (r.call < 0) release_and_fail("eventfd");
     } else {
       int pair[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) release_and_fail("socketpair");
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0)
+        release_and_fail("socketpair");
       r.call = pair[0];
       r.call_peer = pair[1];
     }
@@ -127,7 +128,8 @@ std::uint64_t VhostUserFrontend::command(vu::Request request, const vu::Payload&
   if (!ack) return 0;
   const std::vector<std::uint8_t> reply = receive();
   if (reply.empty()) fail("no acknowledgement of " + vu::request_name(static_cast<std::uint32_t>(request)));
-  return std::get<vu::U64Payload>(vu::decode_reply(static_cast<std::uint32_t>(request), reply.data(), reply.size())).value;
+  return std::get<vu::U64Payload>(vu::decode_reply(static_cast<std::uint32_t>(request), reply.data(), reply.size()))
+      .value;
 }
 
 void VhostUserFrontend::require(vu::Request request, const vu::Payload& payload, std::vector<int> fds) {
@@ -140,8 +142,10 @@ bool VhostUserFrontend::inband() const {
 }
 
 void VhostUserFrontend::start() {
-  if (order_ == Order::qemu) start_qemu();
-  else start_uml();
+  if (order_ == Order::qemu)
+    start_qemu();
+  else
+    start_uml();
 }
 
 void VhostUserFrontend::start_qemu() {
@@ -157,7 +161,8 @@ void VhostUserFrontend::start_qemu() {
   require(vu::Request::set_owner, vu::NoPayload{});
   if (config_size_ > 0) config_ = read_config(0, config_size_);
   require(vu::Request::set_features,
-          vu::U64Payload{features_ & (vu::feature::kVersion1 | vu::feature::kRingIndirectDesc | vu::feature::kProtocolFeatures)});
+          vu::U64Payload{features_ &
+                         (vu::feature::kVersion1 | vu::feature::kRingIndirectDesc | vu::feature::kProtocolFeatures)});
   require(vu::Request::set_mem_table, vu::MemoryTable{{memory_region()}}, {memfd_});
   for (std::size_t q = 0; q < rings_.size(); ++q) setup_ring(0, q);
   for (std::size_t q = 0; q < rings_.size(); ++q)
@@ -190,9 +195,11 @@ void VhostUserFrontend::start_uml() {
     ::close(pair[1]);
   }
   queue_count_ = rings_.size();
-  if (config_size_ > 0 && (protocol_features_ & vu::protocol_feature::kConfig) != 0) config_ = read_config(0, config_size_);
+  if (config_size_ > 0 && (protocol_features_ & vu::protocol_feature::kConfig) != 0)
+    config_ = read_config(0, config_size_);
   require(vu::Request::set_features,
-          vu::U64Payload{features_ & (vu::feature::kVersion1 | vu::feature::kRingIndirectDesc | vu::feature::kProtocolFeatures)});
+          vu::U64Payload{features_ &
+                         (vu::feature::kVersion1 | vu::feature::kRingIndirectDesc | vu::feature::kProtocolFeatures)});
   require(vu::Request::set_mem_table, vu::MemoryTable{{memory_region()}}, {memfd_});
   for (std::size_t q = 0; q < rings_.size(); ++q) setup_ring(0, q);
   if ((features_ & vu::feature::kProtocolFeatures) != 0)
@@ -208,12 +215,15 @@ void VhostUserFrontend::setup_ring(std::uint16_t base, std::size_t queue) {
   r.used_seen = base;
   std::memcpy(ram_ + ring_offset(queue) + kUsedOffset + 2, &base, 2);
   std::memcpy(ram_ + ring_offset(queue) + kAvailableOffset + 2, &base, 2);
-  const vu::VringAddress addresses{index, 0, ring_address(ring_offset(queue) + kDescriptorOffset),
+  const vu::VringAddress addresses{index,
+                                   0,
+                                   ring_address(ring_offset(queue) + kDescriptorOffset),
                                    ring_address(ring_offset(queue) + kUsedOffset),
                                    ring_address(ring_offset(queue) + kAvailableOffset),
                                    order_ == Order::uml ? ~std::uint64_t{0} : 0};
   const bool calls_inband = inband() && channel_ >= 0;
-  if (order_ == Order::uml && !calls_inband) require(vu::Request::set_vring_call, vu::VringFile{index, true}, {r.call_peer});
+  if (order_ == Order::uml && !calls_inband)
+    require(vu::Request::set_vring_call, vu::VringFile{index, true}, {r.call_peer});
   require(vu::Request::set_vring_num, vu::VringState{index, queue_size_});
   require(vu::Request::set_vring_base, vu::VringState{index, base});
   require(vu::Request::set_vring_addr, addresses);
@@ -243,7 +253,9 @@ std::uint64_t VhostUserFrontend::buffer_span() const {
   return ((memory_bytes_ - kBufferOffset) / rings_.size()) & ~std::uint64_t{15};
 }
 
-std::uint64_t VhostUserFrontend::buffer_offset(std::size_t queue) const { return kBufferOffset + queue * buffer_span(); }
+std::uint64_t VhostUserFrontend::buffer_offset(std::size_t queue) const {
+  return kBufferOffset + queue * buffer_span();
+}
 
 void VhostUserFrontend::set_descriptor(std::uint16_t index, std::uint64_t address, std::uint32_t length,
                                        std::uint16_t flags, std::uint16_t next, std::size_t queue) {
@@ -464,7 +476,8 @@ void VhostUserFrontend::release_and_fail(const std::string& what) {
 }
 
 void VhostUserFrontend::fail(const std::string& what) {
-  throw VhostUserFrontendError("vhost-user front-end: " + what + (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
+  throw VhostUserFrontendError("vhost-user front-end: " + what +
+                               (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
 }
 
 bool VhostUserFrontend::read_exactly(int fd, std::uint8_t* out, std::size_t size, std::chrono::milliseconds timeout) {
@@ -480,7 +493,8 @@ bool VhostUserFrontend::read_exactly(int fd, std::uint8_t* out, std::size_t size
 }
 
 void VirtioRpmbChannel::send(const rpmb::Frame* frames, std::size_t count, bool /*reliable_write*/) {
-  for (std::size_t i = 0; i < count; ++i) pending_.insert(pending_.end(), frames[i].bytes(), frames[i].bytes() + rpmb::kFrameSize);
+  for (std::size_t i = 0; i < count; ++i)
+    pending_.insert(pending_.end(), frames[i].bytes(), frames[i].bytes() + rpmb::kFrameSize);
 }
 
 void VirtioRpmbChannel::receive(rpmb::Frame* frames, std::size_t count) {

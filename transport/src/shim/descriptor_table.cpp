@@ -76,7 +76,6 @@ int open_mapped(const char* path, bridge::Node node, int flags) {
   }
 }
 
-
 int fcntl_common(int (*next)(int, int, ...), int fd, int command, void* argument) {
   if (next == nullptr) return missing_symbol();
   if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) {

@@ -240,9 +240,8 @@ long DeviceFile::write_sectors(std::uint64_t offset, std::vector<std::uint8_t> d
 }
 
 long DeviceFile::flush() {
-  return guarded([&](bridge::BridgeClient& client) -> long {
-    return -client.flush(bridge::FlushRequest{node_}).status.error;
-  });
+  return guarded(
+      [&](bridge::BridgeClient& client) -> long { return -client.flush(bridge::FlushRequest{node_}).status.error; });
 }
 
 // Reads [position, position + size) in aligned requests of at most 512 KiB.
@@ -411,7 +410,7 @@ long DeviceFile::ioctl(unsigned int request, void* argument) {
     case BLKZEROOUT: return zero_out(argument);
     case BLKDISCARD:
     case BLKSECDISCARD: return -EOPNOTSUPP;  // the bridge has no erase request (yet)
-    default: return -EINVAL;                  // mmc_blk_ioctl's answer to anything else
+    default: return -EINVAL;                 // mmc_blk_ioctl's answer to anything else
   }
 }
 

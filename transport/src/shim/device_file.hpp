@@ -49,7 +49,7 @@ class DeviceFile {
 
   bridge::Node node() const { return node_; }
 
-  long read(void* buffer, std::size_t size);                       // at the file offset, advancing it
+  long read(void* buffer, std::size_t size);  // at the file offset, advancing it
   long write(const void* buffer, std::size_t size);
   long pread(void* buffer, std::size_t size, std::int64_t offset);  // at `offset`
   long pwrite(const void* buffer, std::size_t size, std::int64_t offset);
@@ -60,8 +60,8 @@ class DeviceFile {
   long ioctl(unsigned int request, void* argument);
 
   void stat(struct stat& st) const;
-  int status_flags() const;             // fcntl(F_GETFL)
-  void set_status_flags(int flags);     // fcntl(F_SETFL)
+  int status_flags() const;          // fcntl(F_GETFL)
+  void set_status_flags(int flags);  // fcntl(F_SETFL)
 
   // The identity of the placeholder descriptor open() handed out (st_dev, st_ino of the socket);
   // a descriptor with another identity is not this file any more (closed behind the shim's back,
@@ -70,9 +70,7 @@ class DeviceFile {
     identity_device_ = device;
     identity_inode_ = inode;
   }
-  bool has_identity(dev_t device, ino_t inode) const {
-    return identity_device_ == device && identity_inode_ == inode;
-  }
+  bool has_identity(dev_t device, ino_t inode) const { return identity_device_ == device && identity_inode_ == inode; }
 
   // Called in a child after fork(): the next operation opens a new connection, so parent and
   // child never interleave requests on one socket.
@@ -102,9 +100,9 @@ class DeviceFile {
   const std::string socket_;  // the daemon's socket
   const bridge::Node node_;
   mutable std::mutex mutex_;
-  int flags_;                // O_ACCMODE, O_PATH and the F_SETFL flags
+  int flags_;  // O_ACCMODE, O_PATH and the F_SETFL flags
   std::uint64_t offset_ = 0;
-  std::uint64_t size_ = 0;   // the node's size in bytes
+  std::uint64_t size_ = 0;  // the node's size in bytes
   std::unique_ptr<bridge::BridgeClient> client_;
   unsigned long generation_ = 0;  // fork generation the connection belongs to
   bool lost_ = false;

@@ -54,8 +54,8 @@ int __fxstatat64(int version, int dirfd, const char* path, struct stat64* st, in
 }
 
 using emmcsim::transport::shim::call_next;
-using emmcsim::transport::shim::fcntl_common;
 using emmcsim::transport::shim::DeviceFile;
+using emmcsim::transport::shim::fcntl_common;
 using emmcsim::transport::shim::File;
 using emmcsim::transport::shim::file_or_forward;
 using emmcsim::transport::shim::fill_statx;
@@ -215,8 +215,7 @@ void closefrom(int lowest) noexcept {
 ssize_t read(int fd, void* buffer, size_t size) {
   static const auto next = next_symbol<ssize_t (*)(int, void*, size_t)>("read");
   return file_or_forward<ssize_t>(
-      fd, [&](DeviceFile& file) { return file.read(buffer, size); },
-      [&] { return call_next(next, fd, buffer, size); });
+      fd, [&](DeviceFile& file) { return file.read(buffer, size); }, [&] { return call_next(next, fd, buffer, size); });
 }
 
 ssize_t write(int fd, const void* buffer, size_t size) {
@@ -271,15 +270,13 @@ off64_t lseek64(int fd, off64_t offset, int whence) noexcept {
 int fsync(int fd) {
   static const auto next = next_symbol<int (*)(int)>("fsync");
   return file_or_forward<int>(
-      fd, [&](DeviceFile& file) { return file.fsync(); },
-      [&] { return call_next(next, fd); });
+      fd, [&](DeviceFile& file) { return file.fsync(); }, [&] { return call_next(next, fd); });
 }
 
 int fdatasync(int fd) {
   static const auto next = next_symbol<int (*)(int)>("fdatasync");
   return file_or_forward<int>(
-      fd, [&](DeviceFile& file) { return file.fsync(); },
-      [&] { return call_next(next, fd); });
+      fd, [&](DeviceFile& file) { return file.fsync(); }, [&] { return call_next(next, fd); });
 }
 
 // A block device cannot be truncated.
@@ -298,13 +295,15 @@ int ftruncate64(int fd, off64_t length) noexcept {
 // Advice is accepted and ignored (the daemon has no page cache to drop); returns an error number.
 int posix_fadvise(int fd, off_t offset, off_t length, int advice) noexcept {
   static const auto next = next_symbol<int (*)(int, off_t, off_t, int)>("posix_fadvise");
-  if (lookup(fd) != nullptr) return length < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ? EINVAL : 0;
+  if (lookup(fd) != nullptr)
+    return length < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ? EINVAL : 0;
   return next != nullptr ? next(fd, offset, length, advice) : ENOSYS;
 }
 
 int posix_fadvise64(int fd, off64_t offset, off64_t length, int advice) noexcept {
   static const auto next = next_symbol<int (*)(int, off64_t, off64_t, int)>("posix_fadvise64");
-  if (lookup(fd) != nullptr) return length < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ? EINVAL : 0;
+  if (lookup(fd) != nullptr)
+    return length < 0 || advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ? EINVAL : 0;
   return next != nullptr ? next(fd, offset, length, advice) : ENOSYS;
 }
 
@@ -420,8 +419,7 @@ int __lxstat64(int version, const char* path, struct stat64* st) {
 }
 
 int __fxstatat(int version, int dirfd, const char* path, struct stat* st, int flags) {
-  static const auto next =
-      next_symbol<int (*)(int, int, const char*, struct stat*, int)>("__fxstatat", "GLIBC_2.4");
+  static const auto next = next_symbol<int (*)(int, int, const char*, struct stat*, int)>("__fxstatat", "GLIBC_2.4");
   return stat_or_forward(dirfd, path, flags, st, [&] {
     return next != nullptr ? next(version, dirfd, path, st, flags) : fstatat(dirfd, path, st, flags);
   });

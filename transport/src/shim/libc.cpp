@@ -41,8 +41,7 @@ long fstat(int fd, struct stat* st) {
 
 long unix_socket(bool close_on_exec) {
   const int saved = errno;
-  return kernel_result(::syscall(SYS_socket, AF_UNIX, SOCK_STREAM | (close_on_exec ? SOCK_CLOEXEC : 0), 0),
-                       saved);
+  return kernel_result(::syscall(SYS_socket, AF_UNIX, SOCK_STREAM | (close_on_exec ? SOCK_CLOEXEC : 0), 0), saved);
 }
 
 }  // namespace sys

@@ -111,8 +111,8 @@ class Card {
     std::uint32_t blocks_done = 0;
     bool reliable = false;
     bool forced_programming = false;
-    bool failed = false;  // an error stopped the transfer; blocks are refused until CMD12
-    std::vector<std::uint8_t> buffer;  // staged data (reliable write, RPMB frames, registers)
+    bool failed = false;                    // an error stopped the transfer; blocks are refused until CMD12
+    std::vector<std::uint8_t> buffer;       // staged data (reliable write, RPMB frames, registers)
     std::uint64_t buffer_first_sector = 0;  // read_sectors: the sector buffer[0] holds (read-ahead)
     std::vector<rpmb::Frame> frames;        // rpmb_responses
   };
@@ -124,32 +124,32 @@ class Card {
   enum class EraseStage : std::uint8_t { none, start_set, end_set };
 
   // Command handlers (the table points at them).
-  CommandOutcome go_idle_state(const Command& c);           // CMD0
-  CommandOutcome send_op_cond(const Command& c);            // CMD1
-  CommandOutcome all_send_cid(const Command& c);            // CMD2
-  CommandOutcome set_relative_addr(const Command& c);       // CMD3
-  CommandOutcome set_dsr(const Command& c);                 // CMD4
-  CommandOutcome sleep_awake(const Command& c);             // CMD5
-  CommandOutcome switch_ext_csd(const Command& c);          // CMD6
-  CommandOutcome select_deselect(const Command& c);         // CMD7
-  CommandOutcome send_ext_csd(const Command& c);            // CMD8
-  CommandOutcome send_csd(const Command& c);                // CMD9
-  CommandOutcome send_cid(const Command& c);                // CMD10
-  CommandOutcome stop_transmission(const Command& c);       // CMD12
-  CommandOutcome send_status(const Command& c);             // CMD13
-  CommandOutcome bus_test_read(const Command& c);           // CMD14
-  CommandOutcome go_inactive_state(const Command& c);       // CMD15
-  CommandOutcome set_blocklen(const Command& c);            // CMD16
-  CommandOutcome read_block_command(const Command& c);      // CMD17, CMD18
-  CommandOutcome bus_test_write(const Command& c);          // CMD19
-  CommandOutcome send_tuning_block(const Command& c);       // CMD21
-  CommandOutcome set_block_count(const Command& c);         // CMD23
-  CommandOutcome write_block_command(const Command& c);     // CMD24, CMD25
-  CommandOutcome set_clear_write_prot(const Command& c);    // CMD28, CMD29
-  CommandOutcome send_write_prot(const Command& c);         // CMD30, CMD31
-  CommandOutcome erase_group_address(const Command& c);     // CMD35, CMD36
-  CommandOutcome erase(const Command& c);                   // CMD38
-  CommandOutcome lock_unlock(const Command& c);             // CMD42
+  CommandOutcome go_idle_state(const Command& c);         // CMD0
+  CommandOutcome send_op_cond(const Command& c);          // CMD1
+  CommandOutcome all_send_cid(const Command& c);          // CMD2
+  CommandOutcome set_relative_addr(const Command& c);     // CMD3
+  CommandOutcome set_dsr(const Command& c);               // CMD4
+  CommandOutcome sleep_awake(const Command& c);           // CMD5
+  CommandOutcome switch_ext_csd(const Command& c);        // CMD6
+  CommandOutcome select_deselect(const Command& c);       // CMD7
+  CommandOutcome send_ext_csd(const Command& c);          // CMD8
+  CommandOutcome send_csd(const Command& c);              // CMD9
+  CommandOutcome send_cid(const Command& c);              // CMD10
+  CommandOutcome stop_transmission(const Command& c);     // CMD12
+  CommandOutcome send_status(const Command& c);           // CMD13
+  CommandOutcome bus_test_read(const Command& c);         // CMD14
+  CommandOutcome go_inactive_state(const Command& c);     // CMD15
+  CommandOutcome set_blocklen(const Command& c);          // CMD16
+  CommandOutcome read_block_command(const Command& c);    // CMD17, CMD18
+  CommandOutcome bus_test_write(const Command& c);        // CMD19
+  CommandOutcome send_tuning_block(const Command& c);     // CMD21
+  CommandOutcome set_block_count(const Command& c);       // CMD23
+  CommandOutcome write_block_command(const Command& c);   // CMD24, CMD25
+  CommandOutcome set_clear_write_prot(const Command& c);  // CMD28, CMD29
+  CommandOutcome send_write_prot(const Command& c);       // CMD30, CMD31
+  CommandOutcome erase_group_address(const Command& c);   // CMD35, CMD36
+  CommandOutcome erase(const Command& c);                 // CMD38
+  CommandOutcome lock_unlock(const Command& c);           // CMD42
 
   // Responses and busy (card.cpp).
   CommandOutcome r1(std::uint32_t extra_status = 0, ResponseType type = ResponseType::r1);
@@ -206,8 +206,8 @@ class Card {
 
   // Erase (card_erase.cpp). `kind` is CMD38's argument (erase_arg::).
   std::uint64_t erase_group_sectors() const;
-  void erase_range(Partition p, std::uint64_t first, std::uint64_t last, std::uint32_t kind,
-                   WorkReport& work, std::uint32_t& status_bits);
+  void erase_range(Partition p, std::uint64_t first, std::uint64_t last, std::uint32_t kind, WorkReport& work,
+                   std::uint32_t& status_bits);
 
   DeviceConfig config_;
   CardBackend backend_;

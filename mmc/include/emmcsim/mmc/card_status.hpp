@@ -32,8 +32,8 @@ enum class CardState : std::uint8_t {
 constexpr unsigned kCardStateCount = 14;
 // Every state, for tables and tests.
 constexpr CardState kAllCardStates[kCardStateCount] = {
-    CardState::idle, CardState::ready, CardState::ident, CardState::stby,     CardState::tran,
-    CardState::data, CardState::rcv,   CardState::prg,   CardState::dis,      CardState::btst,
+    CardState::idle, CardState::ready,    CardState::ident,    CardState::stby, CardState::tran,
+    CardState::data, CardState::rcv,      CardState::prg,      CardState::dis,  CardState::btst,
     CardState::slp,  CardState::inactive, CardState::pre_idle, CardState::boot};
 
 std::string_view card_state_name(CardState s);
@@ -70,22 +70,19 @@ constexpr std::uint32_t kExceptionEvent = 1u << 6;
 constexpr std::uint32_t kAppCmd = 1u << 5;
 
 // Bits that clear once a response has carried them (clear conditions "B" and "C").
-constexpr std::uint32_t kClearedOnRead =
-    kOutOfRange | kAddressMisalign | kBlockLenError | kEraseSeqError | kEraseParam | kWpViolation |
-    kLockUnlockFailed | kComCrcError | kIllegalCommand | kCardEccFailed | kCcError | kError |
-    kCidCsdOverwrite | kWpEraseSkip | kEraseReset | kSwitchError | kAppCmd;
+constexpr std::uint32_t kClearedOnRead = kOutOfRange | kAddressMisalign | kBlockLenError | kEraseSeqError |
+                                         kEraseParam | kWpViolation | kLockUnlockFailed | kComCrcError |
+                                         kIllegalCommand | kCardEccFailed | kCcError | kError | kCidCsdOverwrite |
+                                         kWpEraseSkip | kEraseReset | kSwitchError | kAppCmd;
 // Bits that report a condition of the card (clear condition "A"): CARD_IS_LOCKED,
 // READY_FOR_DATA, EXCEPTION_EVENT.
 constexpr std::uint32_t kConditionBits = kCardIsLocked | kReadyForData | kExceptionEvent;
 // Error bits Linux treats as a failed command (R1_ERROR-style mask).
-constexpr std::uint32_t kAnyError = kOutOfRange | kAddressMisalign | kBlockLenError | kEraseSeqError |
-                                    kEraseParam | kWpViolation | kLockUnlockFailed | kComCrcError |
-                                    kIllegalCommand | kCardEccFailed | kCcError | kError |
-                                    kCidCsdOverwrite | kSwitchError;
+constexpr std::uint32_t kAnyError = kOutOfRange | kAddressMisalign | kBlockLenError | kEraseSeqError | kEraseParam |
+                                    kWpViolation | kLockUnlockFailed | kComCrcError | kIllegalCommand | kCardEccFailed |
+                                    kCcError | kError | kCidCsdOverwrite | kSwitchError;
 
-constexpr std::uint32_t current_state(std::uint32_t r1) {
-  return (r1 & kCurrentStateMask) >> kCurrentStateShift;
-}
+constexpr std::uint32_t current_state(std::uint32_t r1) { return (r1 & kCurrentStateMask) >> kCurrentStateShift; }
 }  // namespace status
 
 // "OUT_OF_RANGE | ILLEGAL_COMMAND | state=tran | READY_FOR_DATA" — for messages and test output.

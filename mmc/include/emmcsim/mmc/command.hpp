@@ -45,18 +45,18 @@ struct DataPhase {
 
 // Internal work a command or data block caused, in units a timing profile can price.
 struct WorkReport {
-  std::uint32_t sectors_read = 0;        // 512-byte sectors read from the medium
-  std::uint32_t sectors_programmed = 0;  // sectors programmed into the medium
-  std::uint32_t sectors_cached = 0;      // sectors accepted into the volatile cache
-  std::uint32_t erase_groups = 0;        // erase groups erased (erase, secure erase)
-  std::uint32_t sectors_trimmed = 0;     // trim, discard, secure trim
-  std::uint32_t hmac_frames = 0;         // RPMB: 284-byte units through HMAC-SHA256
-  std::uint32_t rpmb_commits = 0;        // RPMB: durable commits
-  std::uint32_t ext_csd_writes = 0;      // CMD6 writes to the modes segment (GENERIC_CMD6_TIME)
-  std::uint32_t partition_switches = 0;  // PARTITION_ACCESS changes (PARTITION_SWITCH_TIME)
-  std::uint32_t cache_flushes = 0;       // FLUSH_CACHE, or CACHE_CTRL = 0 with dirty data
-  std::uint32_t sleep_transitions = 0;   // CMD5 sleep or awake (S_A_TIMEOUT)
-  std::uint32_t nonvolatile_updates = 0; // password, write protection, boot configuration stored
+  std::uint32_t sectors_read = 0;         // 512-byte sectors read from the medium
+  std::uint32_t sectors_programmed = 0;   // sectors programmed into the medium
+  std::uint32_t sectors_cached = 0;       // sectors accepted into the volatile cache
+  std::uint32_t erase_groups = 0;         // erase groups erased (erase, secure erase)
+  std::uint32_t sectors_trimmed = 0;      // trim, discard, secure trim
+  std::uint32_t hmac_frames = 0;          // RPMB: 284-byte units through HMAC-SHA256
+  std::uint32_t rpmb_commits = 0;         // RPMB: durable commits
+  std::uint32_t ext_csd_writes = 0;       // CMD6 writes to the modes segment (GENERIC_CMD6_TIME)
+  std::uint32_t partition_switches = 0;   // PARTITION_ACCESS changes (PARTITION_SWITCH_TIME)
+  std::uint32_t cache_flushes = 0;        // FLUSH_CACHE, or CACHE_CTRL = 0 with dirty data
+  std::uint32_t sleep_transitions = 0;    // CMD5 sleep or awake (S_A_TIMEOUT)
+  std::uint32_t nonvolatile_updates = 0;  // password, write protection, boot configuration stored
 
   WorkReport& operator+=(const WorkReport& o);
   bool empty() const;
@@ -85,7 +85,7 @@ struct BlockOutcome {
   bool ok = false;
   // The transfer ended with this block (the count was reached); the card left data/rcv.
   bool transfer_complete = false;
-  bool busy = false;  // the card programs after this block
+  bool busy = false;         // the card programs after this block
   std::uint32_t blocks = 0;  // blocks moved by this call (read_blocks/write_blocks move several)
   WorkReport work;
 };

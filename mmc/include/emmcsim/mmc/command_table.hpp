@@ -57,7 +57,7 @@ enum class CommandAddress : std::uint8_t {
                  // (OCR access mode, above 2 GiB)
 };
 
-const char* bus_command_type_name(BusCommandType type);  // "bc", "bcr", "ac", "adtc"
+const char* bus_command_type_name(BusCommandType type);    // "bc", "bcr", "ac", "adtc"
 const char* command_address_name(CommandAddress address);  // "none", "rca", "assigned_rca", "data_address"
 
 enum CommandFlag : std::uint16_t {
@@ -80,7 +80,7 @@ struct CommandSpec {
   std::string_view name;
   std::uint8_t command_class;  // CCC class (JESD84-B51 Table 39)
   BusCommandType type;
-  ResponseType response;       // when accepted (addressed commands to another RCA get none)
+  ResponseType response;  // when accepted (addressed commands to another RCA get none)
   // The data phase the command opens when accepted (adtc commands; CMD0's boot initiation
   // streams the boot partition outside the command set and is not counted here).
   DataDirection data;

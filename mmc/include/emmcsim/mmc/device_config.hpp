@@ -29,18 +29,18 @@ struct CidConfig {
   // MDT [3:0]: 2013..2028 (EXT_CSD_REV > 4 coding). Linux shows 2026..2028 as 2010..2012: it
   // adds 16 only to decoded years below 2010 — so the default is one Linux shows correctly.
   std::uint16_t manufacturing_year = 2025;
-  std::uint8_t device_type = 1;           // CBX: 0 removable, 1 BGA, 2 POP
+  std::uint8_t device_type = 1;  // CBX: 0 removable, 1 BGA, 2 POP
 
   friend bool operator==(const CidConfig&, const CidConfig&);
 };
 
 // Bus speed modes a device supports, as EXT_CSD[196] DEVICE_TYPE (and [184]) advertise them.
 struct BusModes {
-  bool hs26 = true;           // legacy / high speed at 26 MHz (always set on real parts)
+  bool hs26 = true;  // legacy / high speed at 26 MHz (always set on real parts)
   bool hs52 = true;
-  bool ddr52 = true;          // 1.8 V/3.3 V and 1.2 V DDR at 52 MHz (needs hs52)
-  bool hs200 = true;          // 1.8 V HS200 (needs hs52: HS400 is entered through HS timing)
-  bool hs400 = true;          // 1.8 V HS400 (needs hs200)
+  bool ddr52 = true;            // 1.8 V/3.3 V and 1.2 V DDR at 52 MHz (needs hs52)
+  bool hs200 = true;            // 1.8 V HS200 (needs hs52: HS400 is entered through HS timing)
+  bool hs400 = true;            // 1.8 V HS400 (needs hs200)
   bool enhanced_strobe = true;  // HS400 enhanced strobe, EXT_CSD[184] (needs hs400)
 
   friend bool operator==(const BusModes&, const BusModes&);
@@ -102,9 +102,7 @@ struct DeviceConfig {
   std::uint32_t ocr_busy_polls = 2;
 
   bool sector_addressing() const { return user_capacity > (2ULL << 30); }
-  std::uint64_t write_protect_group_bytes() const {
-    return erase_group_size * write_protect_group_size;
-  }
+  std::uint64_t write_protect_group_bytes() const { return erase_group_size * write_protect_group_size; }
 
   friend bool operator==(const DeviceConfig&, const DeviceConfig&);
   friend bool operator!=(const DeviceConfig& a, const DeviceConfig& b) { return !(a == b); }

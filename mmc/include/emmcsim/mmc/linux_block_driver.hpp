@@ -92,8 +92,8 @@ class LinuxBlockDriver {
   void switch_during_probe(std::size_t index, std::uint8_t value, const char* what);
   static bool leaves_transfer_state(const mmcblk::IoctlRequest& request);
   CommandResult command(std::uint8_t index, std::uint32_t arg, bool response_expected = true);
-  int switch_partition(std::uint8_t access);    // mmc_blk_part_switch
-  int poll_until_ready(bool switch_command);    // mmc_poll_for_busy with CMD13
+  int switch_partition(std::uint8_t access);  // mmc_blk_part_switch
+  int poll_until_ready(bool switch_command);  // mmc_poll_for_busy with CMD13
   void recover();  // back to tran: CMD12 (data, rcv), CMD14 (btst), or a power cycle and probe
   int run_ioctl_command(mmcblk::Node node, const mmcblk::IoctlCommand& c, bool caller_sent_cmd23,
                         mmcblk::IoctlCommandResult& result);

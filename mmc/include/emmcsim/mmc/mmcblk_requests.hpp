@@ -91,8 +91,7 @@ struct FlushRequest {
 // The sizes of the nodes and what else the kernel shows of the card (sysfs, BLKGETSIZE64).
 struct DescribeRequest {};
 
-using Request = std::variant<IoctlRequest, BlockReadRequest, BlockWriteRequest, FlushRequest,
-                             DescribeRequest>;
+using Request = std::variant<IoctlRequest, BlockReadRequest, BlockWriteRequest, FlushRequest, DescribeRequest>;
 
 // ---- Replies ------------------------------------------------------------------------------
 
@@ -142,7 +141,6 @@ struct ErrorReply {
   std::string message;
 };
 
-using Reply = std::variant<IoctlReply, BlockReadReply, BlockWriteReply, FlushReply,
-                           DescribeReply, ErrorReply>;
+using Reply = std::variant<IoctlReply, BlockReadReply, BlockWriteReply, FlushReply, DescribeReply, ErrorReply>;
 
 }  // namespace emmcsim::mmc::mmcblk

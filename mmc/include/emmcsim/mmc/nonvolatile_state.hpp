@@ -19,8 +19,8 @@ struct NonvolatileState {
   std::vector<std::uint8_t> password;  // CMD42 password, 0..16 bytes; empty = none set
   // PARTITION_CONFIG bits [6:3] (BOOT_ACK, BOOT_PARTITION_ENABLE); access bits are volatile.
   std::uint8_t partition_config_boot = 0;
-  std::uint8_t boot_bus_conditions = 0;    // EXT_CSD[177]
-  std::uint8_t boot_wp_permanent = 0;      // EXT_CSD[173] permanent bits (B_PERM_WP_EN, _SEC_SEL, _DIS)
+  std::uint8_t boot_bus_conditions = 0;       // EXT_CSD[177]
+  std::uint8_t boot_wp_permanent = 0;         // EXT_CSD[173] permanent bits (B_PERM_WP_EN, _SEC_SEL, _DIS)
   std::uint8_t boot_wp_status_permanent = 0;  // EXT_CSD[174] entries that are permanent (2 = perm)
   // Write-protect groups (index = address / write-protect group size) per partition.
   std::map<Partition, std::set<std::uint32_t>> temporary_wp_groups;

@@ -29,27 +29,27 @@ namespace emmcsim::mmc {
 // response, bcr broadcast with response, ac addressed without data, adtc addressed with data.
 namespace cmd {
 // Class 0, basic.
-constexpr std::uint8_t kGoIdleState = 0;          // bc: reset, pre-idle or boot (go_idle:: args)
-constexpr std::uint8_t kSendOpCond = 1;           // bcr R3: OCR handshake
-constexpr std::uint8_t kAllSendCid = 2;           // bcr R2: the CID of the card(s) in ready
-constexpr std::uint8_t kSetRelativeAddr = 3;      // ac R1: the host assigns the RCA (rca_arg)
-constexpr std::uint8_t kSetDsr = 4;               // bc: driver stage register
-constexpr std::uint8_t kSleepAwake = 5;           // ac R1b: sleep_awake::kSleep | rca_arg
-constexpr std::uint8_t kSwitch = 6;               // ac R1b: EXT_CSD write (switch_arg)
-constexpr std::uint8_t kSelectDeselectCard = 7;   // ac R1/R1b: select by RCA, deselect others
-constexpr std::uint8_t kSendExtCsd = 8;           // adtc R1: 512 bytes of EXT_CSD
-constexpr std::uint8_t kSendCsd = 9;              // ac R2
-constexpr std::uint8_t kSendCid = 10;             // ac R2
-constexpr std::uint8_t kStopTransmission = 12;    // ac R1/R1b: ends an open-ended transfer
-constexpr std::uint8_t kSendStatus = 13;          // ac R1: card status (or SQS, send_status::)
-constexpr std::uint8_t kBusTestRead = 14;         // adtc R1: the CMD19 pattern, inverted
-constexpr std::uint8_t kGoInactiveState = 15;     // ac, no response
-constexpr std::uint8_t kBusTestWrite = 19;        // adtc R1: a pattern as wide as the bus
+constexpr std::uint8_t kGoIdleState = 0;         // bc: reset, pre-idle or boot (go_idle:: args)
+constexpr std::uint8_t kSendOpCond = 1;          // bcr R3: OCR handshake
+constexpr std::uint8_t kAllSendCid = 2;          // bcr R2: the CID of the card(s) in ready
+constexpr std::uint8_t kSetRelativeAddr = 3;     // ac R1: the host assigns the RCA (rca_arg)
+constexpr std::uint8_t kSetDsr = 4;              // bc: driver stage register
+constexpr std::uint8_t kSleepAwake = 5;          // ac R1b: sleep_awake::kSleep | rca_arg
+constexpr std::uint8_t kSwitch = 6;              // ac R1b: EXT_CSD write (switch_arg)
+constexpr std::uint8_t kSelectDeselectCard = 7;  // ac R1/R1b: select by RCA, deselect others
+constexpr std::uint8_t kSendExtCsd = 8;          // adtc R1: 512 bytes of EXT_CSD
+constexpr std::uint8_t kSendCsd = 9;             // ac R2
+constexpr std::uint8_t kSendCid = 10;            // ac R2
+constexpr std::uint8_t kStopTransmission = 12;   // ac R1/R1b: ends an open-ended transfer
+constexpr std::uint8_t kSendStatus = 13;         // ac R1: card status (or SQS, send_status::)
+constexpr std::uint8_t kBusTestRead = 14;        // adtc R1: the CMD19 pattern, inverted
+constexpr std::uint8_t kGoInactiveState = 15;    // ac, no response
+constexpr std::uint8_t kBusTestWrite = 19;       // adtc R1: a pattern as wide as the bus
 // Class 2, block read.
-constexpr std::uint8_t kSetBlocklen = 16;         // ac R1
-constexpr std::uint8_t kReadSingleBlock = 17;     // adtc R1: data address
-constexpr std::uint8_t kReadMultipleBlock = 18;   // adtc R1: data address
-constexpr std::uint8_t kSendTuningBlock = 21;     // adtc R1: HS200 tuning pattern
+constexpr std::uint8_t kSetBlocklen = 16;        // ac R1
+constexpr std::uint8_t kReadSingleBlock = 17;    // adtc R1: data address
+constexpr std::uint8_t kReadMultipleBlock = 18;  // adtc R1: data address
+constexpr std::uint8_t kSendTuningBlock = 21;    // adtc R1: HS200 tuning pattern
 // Class 4, block write (CMD23 belongs to classes 2 and 4).
 constexpr std::uint8_t kSetBlockCount = 23;       // ac R1: set_block_count:: bits
 constexpr std::uint8_t kWriteBlock = 24;          // adtc R1: data address
@@ -57,31 +57,31 @@ constexpr std::uint8_t kWriteMultipleBlock = 25;  // adtc R1: data address
 constexpr std::uint8_t kProgramCid = 26;          // adtc R1 (vendor programming)
 constexpr std::uint8_t kProgramCsd = 27;          // adtc R1
 // Class 6, write protection.
-constexpr std::uint8_t kSetWriteProt = 28;        // ac R1b: data address
-constexpr std::uint8_t kClrWriteProt = 29;        // ac R1b: data address
-constexpr std::uint8_t kSendWriteProt = 30;       // adtc R1: 32 bits, data address
-constexpr std::uint8_t kSendWriteProtType = 31;   // adtc R1: 64 bits, data address
+constexpr std::uint8_t kSetWriteProt = 28;       // ac R1b: data address
+constexpr std::uint8_t kClrWriteProt = 29;       // ac R1b: data address
+constexpr std::uint8_t kSendWriteProt = 30;      // adtc R1: 32 bits, data address
+constexpr std::uint8_t kSendWriteProtType = 31;  // adtc R1: 64 bits, data address
 // Class 5, erase.
-constexpr std::uint8_t kEraseGroupStart = 35;     // ac R1: data address
-constexpr std::uint8_t kEraseGroupEnd = 36;       // ac R1: data address
-constexpr std::uint8_t kErase = 38;               // ac R1b: erase_arg::
+constexpr std::uint8_t kEraseGroupStart = 35;  // ac R1: data address
+constexpr std::uint8_t kEraseGroupEnd = 36;    // ac R1: data address
+constexpr std::uint8_t kErase = 38;            // ac R1b: erase_arg::
 // Class 9, I/O mode.
-constexpr std::uint8_t kFastIo = 39;              // ac R4
-constexpr std::uint8_t kGoIrqState = 40;          // bcr R5
+constexpr std::uint8_t kFastIo = 39;      // ac R4
+constexpr std::uint8_t kGoIrqState = 40;  // bcr R5
 // Class 7, lock card.
-constexpr std::uint8_t kLockUnlock = 42;          // adtc R1: lock_unlock:: data block
+constexpr std::uint8_t kLockUnlock = 42;  // adtc R1: lock_unlock:: data block
 // Class 11, command queue.
-constexpr std::uint8_t kQueuedTaskParams = 44;    // ac R1
-constexpr std::uint8_t kQueuedTaskAddress = 45;   // ac R1
-constexpr std::uint8_t kExecuteReadTask = 46;     // adtc R1
-constexpr std::uint8_t kExecuteWriteTask = 47;    // adtc R1
-constexpr std::uint8_t kCmdqTaskMgmt = 48;        // ac R1b
+constexpr std::uint8_t kQueuedTaskParams = 44;   // ac R1
+constexpr std::uint8_t kQueuedTaskAddress = 45;  // ac R1
+constexpr std::uint8_t kExecuteReadTask = 46;    // adtc R1
+constexpr std::uint8_t kExecuteWriteTask = 47;   // adtc R1
+constexpr std::uint8_t kCmdqTaskMgmt = 48;       // ac R1b
 // Class 10, security protocols; class 8, application specific.
-constexpr std::uint8_t kSetTime = 49;             // adtc R1
-constexpr std::uint8_t kProtocolRead = 53;        // adtc R1
-constexpr std::uint8_t kProtocolWrite = 54;       // adtc R1
-constexpr std::uint8_t kAppCmd = 55;              // ac R1
-constexpr std::uint8_t kGenCmd = 56;              // adtc R1
+constexpr std::uint8_t kSetTime = 49;        // adtc R1
+constexpr std::uint8_t kProtocolRead = 53;   // adtc R1
+constexpr std::uint8_t kProtocolWrite = 54;  // adtc R1
+constexpr std::uint8_t kAppCmd = 55;         // ac R1
+constexpr std::uint8_t kGenCmd = 56;         // adtc R1
 }  // namespace cmd
 
 // ---------------------------------------------------------------------------------------------
@@ -128,9 +128,9 @@ constexpr std::uint32_t kSendQueueStatus = 1u << 15;  // SQS
 
 // CMD23 SET_BLOCK_COUNT: the count of the next CMD18/CMD25 and how to write it.
 namespace set_block_count {
-constexpr std::uint32_t kReliableWrite = 1u << 31;      // reliable write request (CMD25)
-constexpr std::uint32_t kPacked = 1u << 30;             // packed command (not supported here)
-constexpr std::uint32_t kContextIdMask = 0xFu << 25;    // [28:25] context ID
+constexpr std::uint32_t kReliableWrite = 1u << 31;    // reliable write request (CMD25)
+constexpr std::uint32_t kPacked = 1u << 30;           // packed command (not supported here)
+constexpr std::uint32_t kContextIdMask = 0xFu << 25;  // [28:25] context ID
 constexpr unsigned kContextIdShift = 25;
 constexpr std::uint32_t kForcedProgramming = 1u << 24;  // bypass the volatile cache
 constexpr std::uint32_t kBlockCountMask = 0xFFFF;       // [15:0] blocks; 0 sets no count
@@ -191,11 +191,11 @@ constexpr std::uint8_t kSleepNotification = 4;
 
 // USER_WP [171].
 namespace user_wp {
-constexpr std::uint8_t kPowerOnWpEnable = 1u << 0;     // US_PWR_WP_EN: CMD28 sets power-on protection
-constexpr std::uint8_t kPermanentWpEnable = 1u << 2;   // US_PERM_WP_EN: CMD28 sets permanent protection
-constexpr std::uint8_t kPowerOnWpDisable = 1u << 3;    // US_PWR_WP_DIS
-constexpr std::uint8_t kPermanentWpDisable = 1u << 4;  // US_PERM_WP_DIS
-constexpr std::uint8_t kCdPermanentWpDisable = 1u << 6;  // CD_PERM_WP_DIS
+constexpr std::uint8_t kPowerOnWpEnable = 1u << 0;           // US_PWR_WP_EN: CMD28 sets power-on protection
+constexpr std::uint8_t kPermanentWpEnable = 1u << 2;         // US_PERM_WP_EN: CMD28 sets permanent protection
+constexpr std::uint8_t kPowerOnWpDisable = 1u << 3;          // US_PWR_WP_DIS
+constexpr std::uint8_t kPermanentWpDisable = 1u << 4;        // US_PERM_WP_DIS
+constexpr std::uint8_t kCdPermanentWpDisable = 1u << 6;      // CD_PERM_WP_DIS
 constexpr std::uint8_t kPermanentPasswordDisable = 1u << 7;  // PERM_PSWD_DIS
 constexpr std::uint8_t kReserved = (1u << 1) | (1u << 5);
 }  // namespace user_wp
@@ -208,8 +208,8 @@ constexpr std::uint8_t kPermanentWpEnable = 1u << 2;      // B_PERM_WP_EN
 constexpr std::uint8_t kPermanentWpSecondArea = 1u << 3;  // B_PERM_WP_SEC_SEL
 constexpr std::uint8_t kPermanentWpDisable = 1u << 4;     // B_PERM_WP_DIS
 constexpr std::uint8_t kReserved = 1u << 5;
-constexpr std::uint8_t kPowerOnWpDisable = 1u << 6;       // B_PWR_WP_DIS
-constexpr std::uint8_t kSectionSelect = 1u << 7;          // B_SEC_WP_SEL: one area, not both
+constexpr std::uint8_t kPowerOnWpDisable = 1u << 6;  // B_PWR_WP_DIS
+constexpr std::uint8_t kSectionSelect = 1u << 7;     // B_SEC_WP_SEL: one area, not both
 }  // namespace boot_wp
 
 // BOOT_WP_STATUS [174], read only: two bits per boot area, area 1 in [1:0], area 2 in [3:2].

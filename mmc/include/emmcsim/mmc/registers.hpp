@@ -25,8 +25,8 @@ constexpr std::uint32_t kVoltage170_195 = 1u << 7;
 constexpr std::uint32_t kVoltage270_360 = 0x00FF8000u;  // bits 23:15
 constexpr std::uint32_t kVoltageField = 0x00FFFF80u;    // bits 23:7: every voltage window
 constexpr std::uint32_t kAccessModeMask = 3u << 29;
-constexpr std::uint32_t kSectorMode = 2u << 29;          // bit 30
-constexpr std::uint32_t kPowerUpDone = 1u << 31;         // "not busy"
+constexpr std::uint32_t kSectorMode = 2u << 29;   // bit 30
+constexpr std::uint32_t kPowerUpDone = 1u << 31;  // "not busy"
 }  // namespace ocr
 
 // The OCR the device reports once powered up (busy bit set): voltage windows and access mode.
@@ -61,10 +61,10 @@ constexpr std::size_t kCmdqModeEn = 15;
 constexpr std::size_t kFlushCache = 32;
 constexpr std::size_t kCacheCtrl = 33;
 constexpr std::size_t kPowerOffNotification = 34;
-constexpr std::size_t kGpSizeMult = 143;          // 143..154, 3 bytes per GP, little-endian
+constexpr std::size_t kGpSizeMult = 143;  // 143..154, 3 bytes per GP, little-endian
 constexpr std::size_t kPartitionSettingCompleted = 155;
 constexpr std::size_t kPartitionsAttribute = 156;
-constexpr std::size_t kMaxEnhSizeMult = 157;      // 157..159
+constexpr std::size_t kMaxEnhSizeMult = 157;  // 157..159
 constexpr std::size_t kPartitioningSupport = 160;
 constexpr std::size_t kHpiMgmt = 161;
 constexpr std::size_t kRstNFunction = 162;
@@ -92,7 +92,7 @@ constexpr std::size_t kDeviceType = 196;
 constexpr std::size_t kDriverStrength = 197;
 constexpr std::size_t kOutOfInterruptTime = 198;
 constexpr std::size_t kPartitionSwitchTime = 199;
-constexpr std::size_t kSecCount = 212;            // 212..215, little-endian
+constexpr std::size_t kSecCount = 212;  // 212..215, little-endian
 constexpr std::size_t kSleepNotificationTime = 216;
 constexpr std::size_t kSATimeout = 217;
 constexpr std::size_t kSecureWpInfo = 211;
@@ -109,9 +109,9 @@ constexpr std::size_t kSecFeatureSupport = 231;
 constexpr std::size_t kTrimMult = 232;
 constexpr std::size_t kPowerOffLongTime = 247;
 constexpr std::size_t kGenericCmd6Time = 248;
-constexpr std::size_t kCacheSize = 249;           // 249..252, little-endian, kilobits (Kb)
-constexpr std::size_t kFirmwareVersion = 254;     // 254..261
-constexpr std::size_t kDeviceVersion = 262;       // 262..263
+constexpr std::size_t kCacheSize = 249;        // 249..252, little-endian, kilobits (Kb)
+constexpr std::size_t kFirmwareVersion = 254;  // 254..261
+constexpr std::size_t kDeviceVersion = 262;    // 262..263
 constexpr std::size_t kPreEolInfo = 267;
 constexpr std::size_t kDeviceLifeTimeEstA = 268;
 constexpr std::size_t kDeviceLifeTimeEstB = 269;
@@ -124,15 +124,15 @@ constexpr std::size_t kSupportedCmdSets = 504;
 // Bits.
 constexpr std::uint8_t kWrRelParamHsCtrlRel = 1u << 0;
 constexpr std::uint8_t kWrRelParamEnRpmbRelWr = 1u << 4;
-constexpr std::uint8_t kSecFeatureSecureErase = 1u << 0;   // SECURE_ER_EN
-constexpr std::uint8_t kSecFeatureBadBlock = 1u << 2;      // SEC_BD_BLK_EN
-constexpr std::uint8_t kSecFeatureGbCl = 1u << 4;          // SEC_GB_CL_EN (trim)
+constexpr std::uint8_t kSecFeatureSecureErase = 1u << 0;  // SECURE_ER_EN
+constexpr std::uint8_t kSecFeatureBadBlock = 1u << 2;     // SEC_BD_BLK_EN
+constexpr std::uint8_t kSecFeatureGbCl = 1u << 4;         // SEC_GB_CL_EN (trim)
 constexpr std::uint8_t kSecFeatureSanitize = 1u << 6;
 constexpr std::uint8_t kDeviceTypeHs26 = 1u << 0;
 constexpr std::uint8_t kDeviceTypeHs52 = 1u << 1;
-constexpr std::uint8_t kDeviceTypeDdr52 = 3u << 2;    // 1.8/3V and 1.2V
-constexpr std::uint8_t kDeviceTypeHs200 = 1u << 4;    // 1.8 V
-constexpr std::uint8_t kDeviceTypeHs400 = 1u << 6;    // 1.8 V
+constexpr std::uint8_t kDeviceTypeDdr52 = 3u << 2;  // 1.8/3V and 1.2V
+constexpr std::uint8_t kDeviceTypeHs200 = 1u << 4;  // 1.8 V
+constexpr std::uint8_t kDeviceTypeHs400 = 1u << 6;  // 1.8 V
 }  // namespace ext_csd
 
 // The EXT_CSD as it reads after power-up: EXT_CSD_REV 8 (eMMC 5.1), CSD_STRUCTURE 2, SEC_COUNT,

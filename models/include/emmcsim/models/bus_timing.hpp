@@ -68,11 +68,11 @@ class BusTiming {
   // N_ID: command end → response of the identification commands CMD1 and CMD2 (bcr, open
   // drain), exactly 5 cycles.
   static constexpr std::uint32_t kNidCycles = 5;
-  static constexpr std::uint32_t kNrcCycles = 8;  // N_RC: response → next command
-  static constexpr std::uint32_t kNccCycles = 8;  // N_CC: a command → the next, no response between
-  static constexpr std::uint32_t kNwrCycles = 2;  // response / CRC status → write data
-  static constexpr std::uint32_t kNacMinCycles = 2;  // read access when the data is ready
-  static constexpr std::uint32_t kNcrcCycles = 2;    // end of write data → CRC status
+  static constexpr std::uint32_t kNrcCycles = 8;        // N_RC: response → next command
+  static constexpr std::uint32_t kNccCycles = 8;        // N_CC: a command → the next, no response between
+  static constexpr std::uint32_t kNwrCycles = 2;        // response / CRC status → write data
+  static constexpr std::uint32_t kNacMinCycles = 2;     // read access when the data is ready
+  static constexpr std::uint32_t kNcrcCycles = 2;       // end of write data → CRC status
   static constexpr std::uint32_t kCrcStatusCycles = 5;  // start bit, 3 status bits, end bit
 
   // Throws std::invalid_argument for a zero clock or a data width other than 1, 4 or 8.

@@ -56,9 +56,7 @@ class EmmcBusExtension : public tlm::tlm_extension<EmmcBusExtension> {
   bool data_crc_error = false;          // a block arrived with a bad CRC (an injected fault)
 
   tlm::tlm_extension_base* clone() const override { return new EmmcBusExtension(*this); }
-  void copy_from(const tlm::tlm_extension_base& other) override {
-    *this = static_cast<const EmmcBusExtension&>(other);
-  }
+  void copy_from(const tlm::tlm_extension_base& other) override { *this = static_cast<const EmmcBusExtension&>(other); }
 };
 
 // A payload with its extension, for hosts: the extension is a member, so it is taken back off the

@@ -55,13 +55,13 @@ struct BusPhase {
   Picoseconds end_ps = 0;    // when the bus was free again
   BusMode mode;
   std::uint64_t clock_hz = 0;
-  mmc::Command command;          // command
-  mmc::CommandOutcome outcome;   // command
-  std::uint32_t block_size = 0;  // read_data / write_data
-  std::uint32_t blocks = 0;      // blocks moved
-  bool busy = false;             // DAT0 busy afterwards
-  Picoseconds busy_until_ps = 0; // when it ends
-  std::string fault;             // the fault injected into it (describe_fault), if any
+  mmc::Command command;           // command
+  mmc::CommandOutcome outcome;    // command
+  std::uint32_t block_size = 0;   // read_data / write_data
+  std::uint32_t blocks = 0;       // blocks moved
+  bool busy = false;              // DAT0 busy afterwards
+  Picoseconds busy_until_ps = 0;  // when it ends
+  std::string fault;              // the fault injected into it (describe_fault), if any
 };
 
 class EmmcDevice : public sc_core::sc_module {
@@ -134,7 +134,7 @@ class EmmcDevice : public sc_core::sc_module {
   FaultPlan faults_;
   std::uint64_t faults_injected_ = 0;
   std::array<std::uint32_t, 64> command_arrivals_{};
-  std::uint32_t data_blocks_done_ = 0;     // blocks of the current data phase moved so far
+  std::uint32_t data_blocks_done_ = 0;      // blocks of the current data phase moved so far
   std::optional<std::uint32_t> crc_block_;  // data_crc: the block of the current data phase
   std::string crc_fault_;
   Picoseconds extra_busy_ = 0;  // extended_busy: added to the next busy

@@ -100,7 +100,7 @@ class Gl9763e : public sc_core::sc_module {
     std::uint16_t data = 0;
   };
   Msi msi() const;
-  bool enhanced_strobe() const;  // BAR 0x52C bit 8
+  bool enhanced_strobe() const;                            // BAR 0x52C bit 8
   std::uint32_t config_dword(std::uint32_t offset) const;  // for observers; offset 4-aligned
 
   // The configuration space's registers (the table in gl9763e.cpp).

@@ -85,7 +85,7 @@ enum class SdhciVersion : std::uint8_t { v3_00 = 2, v4_00 = 3, v4_10 = 4, v4_20 
 
 // What the controller says it can do (the capabilities and version registers).
 struct SdhciCapabilities {
-  std::uint32_t base_clock_mhz = 200;   // 1..255
+  std::uint32_t base_clock_mhz = 200;      // 1..255
   std::uint32_t timeout_clock_khz = 1000;  // TMCLK; written in MHz when a whole number of MHz
   bool eight_bit = true;
   bool adma2 = true;
@@ -137,8 +137,8 @@ class Sdhci : public sc_core::sc_module {
     std::uint32_t width;  // bytes
     const char* name;
     RegisterAccess access;
-    std::uint64_t write_mask;  // rw, w1c, wo: the bits a write reaches (the rest are read-only)
-    std::uint64_t reset;       // the value after construction and reset all (stored registers)
+    std::uint64_t write_mask;                  // rw, w1c, wo: the bits a write reaches (the rest are read-only)
+    std::uint64_t reset;                       // the value after construction and reset all (stored registers)
     std::uint64_t (Sdhci::*computed)() const;  // set: the value is computed on every read
     void (Sdhci::*on_write)();                 // set: runs after a write covering byte `trigger`
     std::uint32_t trigger;                     // the byte that runs on_write (kAnyByte: any)
@@ -182,7 +182,7 @@ class Sdhci : public sc_core::sc_module {
   std::uint64_t presets_high() const { return presets_[1]; }  // 0x68..0x6F
   std::uint64_t host_version() const;
   // Actions after a write (the table's `on_write`).
-  void on_sdma_address();  // 0x00: resumes an SDMA transfer paused at a buffer boundary (not v4 mode)
+  void on_sdma_address();         // 0x00: resumes an SDMA transfer paused at a buffer boundary (not v4 mode)
   void on_system_address_low();   // 0x58: the same in version 4 mode with 32-bit addressing
   void on_system_address_high();  // 0x5C: the same in version 4 mode with 64-bit addressing
   void issue_command();

@@ -14,7 +14,7 @@ inline constexpr std::uint32_t kBlockSize = 0x04;
 inline constexpr std::uint32_t kBlockCount = 0x06;
 inline constexpr std::uint32_t kArgument = 0x08;
 inline constexpr std::uint32_t kTransferMode = 0x0C;
-inline constexpr std::uint32_t kCommand = 0x0E;  // writing its upper byte (0x0F) issues the command
+inline constexpr std::uint32_t kCommand = 0x0E;   // writing its upper byte (0x0F) issues the command
 inline constexpr std::uint32_t kResponse = 0x10;  // 128 bits
 inline constexpr std::uint32_t kBufferDataPort = 0x20;
 inline constexpr std::uint32_t kPresentState = 0x24;
@@ -64,7 +64,7 @@ inline constexpr std::uint16_t kTrnAutoCmdMask = 3u << 2;
 inline constexpr std::uint16_t kTrnAutoCmd12 = 1u << 2;
 inline constexpr std::uint16_t kTrnAutoCmd23 = 2u << 2;
 inline constexpr std::uint16_t kTrnAutoCmdAutoSelect = 3u << 2;  // version 4.10: by host control 2's CMD23 enable
-inline constexpr std::uint16_t kTrnRead = 1u << 4;  // card to host
+inline constexpr std::uint16_t kTrnRead = 1u << 4;               // card to host
 inline constexpr std::uint16_t kTrnMultiBlock = 1u << 5;
 
 // Command (0x0E).
@@ -95,7 +95,7 @@ inline constexpr std::uint32_t kCardInserted = 1u << 16;
 inline constexpr std::uint32_t kCardStateStable = 1u << 17;
 inline constexpr std::uint32_t kCardDetectPinLevel = 1u << 18;
 inline constexpr std::uint32_t kWriteProtectPinLevel = 1u << 19;  // 1: writes allowed
-inline constexpr unsigned kDataLineLevelShift = 20;                // DAT[3:0]; DAT0 low while busy
+inline constexpr unsigned kDataLineLevelShift = 20;               // DAT[3:0]; DAT0 low while busy
 inline constexpr std::uint32_t kCmdLineLevel = 1u << 24;
 
 // Host control 1 (0x28).
@@ -166,15 +166,15 @@ inline constexpr std::uint16_t kAutoCmdNotIssued = 1u << 7;  // the command afte
 // Host control 2 (0x3E).
 inline constexpr std::uint16_t kCtrl2UhsMask = 7u << 0;  // UHS mode select: stored, not acted on
 inline constexpr std::uint16_t kCtrl2UhsSdr12 = 0;
-inline constexpr std::uint16_t kCtrl2UhsSdr25 = 1;   // GL9763E's Linux driver: HS
+inline constexpr std::uint16_t kCtrl2UhsSdr25 = 1;  // GL9763E's Linux driver: HS
 inline constexpr std::uint16_t kCtrl2UhsSdr50 = 2;
-inline constexpr std::uint16_t kCtrl2UhsSdr104 = 3;  // Linux: HS200
-inline constexpr std::uint16_t kCtrl2UhsDdr50 = 4;   // Linux: DDR52
-inline constexpr std::uint16_t kCtrl2Hs400 = 5;      // Linux's SDHCI_CTRL_HS400 (vendor use; GL9763E: 7)
+inline constexpr std::uint16_t kCtrl2UhsSdr104 = 3;        // Linux: HS200
+inline constexpr std::uint16_t kCtrl2UhsDdr50 = 4;         // Linux: DDR52
+inline constexpr std::uint16_t kCtrl2Hs400 = 5;            // Linux's SDHCI_CTRL_HS400 (vendor use; GL9763E: 7)
 inline constexpr std::uint16_t kCtrl2Signal180 = 1u << 3;  // 1.8 V signalling; stays set once stable
 inline constexpr std::uint16_t kCtrl2DriverTypeMask = 3u << 4;
 inline constexpr std::uint16_t kCtrl2ExecuteTuning = 1u << 6;
-inline constexpr std::uint16_t kCtrl2TunedClock = 1u << 7;  // sampling clock select
+inline constexpr std::uint16_t kCtrl2TunedClock = 1u << 7;        // sampling clock select
 inline constexpr std::uint16_t kCtrl2Adma2LengthMode = 1u << 10;  // 4.10: 26-bit lengths (not supported)
 inline constexpr std::uint16_t kCtrl2Cmd23Enable = 1u << 11;      // 4.10: Auto CMD auto select picks CMD23
 inline constexpr std::uint16_t kCtrl2Version4Enable = 1u << 12;   // 4.00: version 4 mode

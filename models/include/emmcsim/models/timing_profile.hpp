@@ -36,16 +36,16 @@ struct TimingProfile {
   // Bytes per NAND page: sector reads and programs are priced in whole pages. A multiple of
   // 512, 512 bytes .. 64 KiB.
   std::uint64_t nand_page_size = 16 * 1024;
-  Picoseconds page_read = 50 * kMicrosecond;      // a page into the page register (read access)
-  Picoseconds page_program = 300 * kMicrosecond;  // a page programmed
-  Picoseconds cached_sector_write = 0;            // a sector taken into the volatile cache
-  Picoseconds erase_group_erase = 2 * kMillisecond;  // an erase group erased (erase, secure erase)
-  Picoseconds sector_trim = 1 * kMicrosecond;     // a sector trimmed (trim, discard, secure trim)
-  Picoseconds rpmb_commit = 1 * kMillisecond;     // an authenticated write made durable
-  Picoseconds hmac_frame = 2 * kMicrosecond;      // 284 bytes through HMAC-SHA256
-  Picoseconds ext_csd_write = 20 * kMicrosecond;  // a CMD6 write to the modes segment
+  Picoseconds page_read = 50 * kMicrosecond;          // a page into the page register (read access)
+  Picoseconds page_program = 300 * kMicrosecond;      // a page programmed
+  Picoseconds cached_sector_write = 0;                // a sector taken into the volatile cache
+  Picoseconds erase_group_erase = 2 * kMillisecond;   // an erase group erased (erase, secure erase)
+  Picoseconds sector_trim = 1 * kMicrosecond;         // a sector trimmed (trim, discard, secure trim)
+  Picoseconds rpmb_commit = 1 * kMillisecond;         // an authenticated write made durable
+  Picoseconds hmac_frame = 2 * kMicrosecond;          // 284 bytes through HMAC-SHA256
+  Picoseconds ext_csd_write = 20 * kMicrosecond;      // a CMD6 write to the modes segment
   Picoseconds partition_switch = 100 * kMicrosecond;  // PARTITION_ACCESS changed (on top of the CMD6)
-  Picoseconds cache_flush = 50 * kMicrosecond;    // FLUSH_CACHE's own part; dirty pages add programs
+  Picoseconds cache_flush = 50 * kMicrosecond;        // FLUSH_CACHE's own part; dirty pages add programs
   Picoseconds sleep_transition = 1 * kMillisecond;    // CMD5 into or out of sleep
   Picoseconds nonvolatile_update = 5 * kMillisecond;  // password, write protection, boot config stored
 

@@ -23,10 +23,10 @@ struct EngineConfig {
 
 // Internal work caused by one burst, for timing models (no time here).
 struct EngineWork {
-  std::uint32_t mac_frames = 0;       // 284-byte units run through HMAC-SHA256
+  std::uint32_t mac_frames = 0;  // 284-byte units run through HMAC-SHA256
   std::uint32_t half_sectors_read = 0;
   std::uint32_t half_sectors_written = 0;
-  std::uint32_t commits = 0;          // durable store commits
+  std::uint32_t commits = 0;  // durable store commits
 
   EngineWork& operator+=(const EngineWork& o) {
     mac_frames += o.mac_frames;
@@ -52,9 +52,7 @@ class Engine {
   EngineWork read_response(Frame* out, std::size_t count);
 
   const PartitionState& state() const { return store_.state(); }
-  const DeviceConfiguration& device_configuration() const {
-    return store_.state().device_configuration;
-  }
+  const DeviceConfiguration& device_configuration() const { return store_.state().device_configuration; }
   // The result register a result read would report now.
   const ResultRegister& result_register() const;
   std::uint32_t half_sectors() const { return store_.half_sectors(); }
@@ -74,11 +72,11 @@ class Engine {
   EngineWork reject_unknown_request(const Frame& frame);
   // The checks every authenticated write-type request passes, in JEDEC's order; the address
   // and form rules differ per request and come in as their verdicts.
-  std::uint16_t check_authenticated_write(const Frame* frames, std::size_t count, bool address_valid,
-                                          bool form_valid, EngineWork& work);
+  std::uint16_t check_authenticated_write(const Frame* frames, std::size_t count, bool address_valid, bool form_valid,
+                                          EngineWork& work);
   // Commits an accepted request (its next state, data and result register) durably.
-  EngineWork commit_write(ResponseType type, std::uint16_t address, const std::uint8_t* data,
-                          std::uint16_t count, PartitionState next);
+  EngineWork commit_write(ResponseType type, std::uint16_t address, const std::uint8_t* data, std::uint16_t count,
+                          PartitionState next);
   // A rejected request changes nothing stored; only the result register reports it.
   EngineWork reject_write(ResponseType type, std::uint16_t result, std::uint16_t address);
 
@@ -99,7 +97,7 @@ class Engine {
   Store& store_;
   EngineConfig config_;
   std::optional<FrameAuthenticator> authenticator_;  // keyed once the key is programmed
-  std::optional<Frame> pending_read_;                 // read-type request awaiting CMD18
+  std::optional<Frame> pending_read_;                // read-type request awaiting CMD18
   // The result register of a rejected request or a failed commit. The store keeps the result
   // register of the last accepted request; this one is newer and lives until the next commit.
   std::optional<ResultRegister> unpersisted_result_;

@@ -42,8 +42,7 @@ class FileStore final : public Store {
 
   // Creates a new, blank image (no key, counter 0, data zero) at `file`, which must be empty.
   static std::unique_ptr<FileStore> create(std::unique_ptr<StorageFile> file, std::uint32_t size_mult,
-                                           Durability durability,
-                                           unsigned journal_slots = kDefaultJournalSlots);
+                                           Durability durability, unsigned journal_slots = kDefaultJournalSlots);
   // Opens an existing image, recovering from an interrupted commit.
   static std::unique_ptr<FileStore> open(std::unique_ptr<StorageFile> file, Durability durability);
 
@@ -79,8 +78,7 @@ class FileStore final : public Store {
   const std::string& path() const { return file_->path(); }
 
  private:
-  FileStore(std::unique_ptr<StorageFile> file, std::uint32_t size_mult, Durability durability,
-            unsigned journal_slots);
+  FileStore(std::unique_ptr<StorageFile> file, std::uint32_t size_mult, Durability durability, unsigned journal_slots);
   void load();
   void apply_in_memory(const Commit& commit);
   void checkpoint();
@@ -90,14 +88,14 @@ class FileStore final : public Store {
   std::uint32_t size_mult_;
   Durability durability_;
   PartitionState state_;
-  std::vector<std::uint8_t> data_;      // the whole partition, mirrored in RAM
+  std::vector<std::uint8_t> data_;        // the whole partition, mirrored in RAM
   std::vector<std::uint32_t> checksums_;  // CRC-32 of each half-sector
   unsigned journal_slots_;
-  std::uint64_t sequence_ = 0;             // sequence number of the newest journal record
-  std::uint64_t checkpoint_sequence_ = 0;  // newest commit whose data is in place
-  unsigned checkpoint_slot_ = 0;           // which checkpoint slot holds it
+  std::uint64_t sequence_ = 0;                  // sequence number of the newest journal record
+  std::uint64_t checkpoint_sequence_ = 0;       // newest commit whose data is in place
+  unsigned checkpoint_slot_ = 0;                // which checkpoint slot holds it
   std::vector<bool> changed_since_checkpoint_;  // per half-sector: not yet in place
-  bool failed_ = false;                    // a commit failed: refuse further commits
+  bool failed_ = false;                         // a commit failed: refuse further commits
 };
 
 }  // namespace emmcsim::rpmb

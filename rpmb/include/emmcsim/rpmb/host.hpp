@@ -44,10 +44,9 @@ Frame authenticated_read(std::uint16_t address, const Nonce& nonce);  // block c
 Frame result_read();
 Frame device_config_read(const Nonce& nonce);
 // Unsigned frames; sign() puts the MAC in the last one.
-std::vector<Frame> authenticated_write(std::uint16_t address, std::uint32_t write_counter,
-                                       const std::uint8_t* data, std::size_t half_sectors);
-Frame device_config_write(std::uint16_t config_address, std::uint8_t value,
-                          std::uint32_t write_counter);
+std::vector<Frame> authenticated_write(std::uint16_t address, std::uint32_t write_counter, const std::uint8_t* data,
+                                       std::size_t half_sectors);
+Frame device_config_write(std::uint16_t config_address, std::uint8_t value, std::uint32_t write_counter);
 void sign(FrameAuthenticator& authenticator, std::vector<Frame>& frames);
 }  // namespace requests
 
@@ -55,13 +54,13 @@ struct HostResult {
   std::uint16_t result = 0;         // result field of the response
   std::uint16_t response_type = 0;  // type field of the response
   std::uint32_t write_counter = 0;
-  std::optional<bool> mac_valid;    // set when the host holds the key and a MAC was expected
-  bool nonce_matches = true;        // the response echoed the request's nonce
+  std::optional<bool> mac_valid;  // set when the host holds the key and a MAC was expected
+  bool nonce_matches = true;      // the response echoed the request's nonce
   // The response answers this request: its type, and for an authenticated write the counter
   // one above the one it was signed with. A result read after a write that never reached the
   // device (a bus CRC error, say) returns an earlier request's result, and that is no success.
   bool answers_request = true;
-  std::vector<std::uint8_t> data;   // authenticated read: N * 256 bytes
+  std::vector<std::uint8_t> data;  // authenticated read: N * 256 bytes
 
   bool ok() const { return result_ok(result) && mac_valid.value_or(true) && nonce_matches && answers_request; }
 };
@@ -78,8 +77,8 @@ class Host {
   // result's MAC is verified; the counter's is not needed (see host.cpp).
   HostResult write(std::uint16_t address, const std::uint8_t* data, std::size_t half_sectors);
   // Writes under an explicit counter (replays, tests).
-  HostResult write_with_counter(std::uint16_t address, const std::uint8_t* data,
-                                std::size_t half_sectors, std::uint32_t write_counter);
+  HostResult write_with_counter(std::uint16_t address, const std::uint8_t* data, std::size_t half_sectors,
+                                std::uint32_t write_counter);
   HostResult read(std::uint16_t address, std::size_t half_sectors, const Nonce& nonce = {});
   HostResult config_write(std::uint16_t config_address, std::uint8_t value);
   HostResult config_read(const Nonce& nonce = {});

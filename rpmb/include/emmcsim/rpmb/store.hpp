@@ -21,8 +21,8 @@ using StoreError = support::IoError;
 // half-sectors it writes.
 struct Commit {
   const PartitionState* next_state = nullptr;
-  std::uint16_t address = 0;  // first half-sector written
-  std::uint16_t count = 0;    // half-sectors written (0: state only)
+  std::uint16_t address = 0;           // first half-sector written
+  std::uint16_t count = 0;             // half-sectors written (0: state only)
   const std::uint8_t* data = nullptr;  // count * kHalfSectorSize bytes
 };
 

@@ -45,8 +45,7 @@ using mmc::mmcblk::node_name;
 // so the largest payload a peer may announce. The kernel's only bound here is memory.
 inline constexpr std::size_t kMaxRequestDataBytes = 32 * 1024 * 1024;
 inline constexpr std::size_t kCommandDescriptorSize = 48;
-inline constexpr std::size_t kMaxPayload =
-    8 + kMaxCommands * kCommandDescriptorSize + kMaxRequestDataBytes;
+inline constexpr std::size_t kMaxPayload = 8 + kMaxCommands * kCommandDescriptorSize + kMaxRequestDataBytes;
 
 enum class MessageType : std::uint16_t {
   ioctl_request = 0x0001,

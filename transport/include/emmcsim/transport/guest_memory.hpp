@@ -30,8 +30,8 @@ class GuestMemory {
     std::uint64_t guest_address = 0;
     std::uint64_t size = 0;
     std::uint64_t user_address = 0;
-    std::uint8_t* host = nullptr;       // where the region's first byte is mapped here
-    std::shared_ptr<void> mapping;      // keeps `host` valid
+    std::uint8_t* host = nullptr;   // where the region's first byte is mapped here
+    std::shared_ptr<void> mapping;  // keeps `host` valid
   };
 
   GuestMemory() = default;

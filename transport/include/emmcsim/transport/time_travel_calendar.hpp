@@ -67,9 +67,9 @@ class TimeTravelScheduler {
     std::optional<std::uint64_t> time_of_day_base_ns;
   };
   struct Counters {
-    std::uint64_t messages = 0;  // from the guest
-    std::uint64_t runs = 0;      // RUNs sent
-    std::uint64_t grants = 0;    // advance_to() calls
+    std::uint64_t messages = 0;           // from the guest
+    std::uint64_t runs = 0;               // RUNs sent
+    std::uint64_t grants = 0;             // advance_to() calls
     std::uint64_t update_mismatches = 0;  // UPDATEs whose time was not the calendar's
   };
 
@@ -110,7 +110,7 @@ class TimeTravelScheduler {
   std::uint32_t waits_ = 0;  // WAITs not yet ended by a RUN (they nest)
   bool moving_ = false;
   bool request_valid_ = false;
-  bool expecting_request_ = false;  // a waiting guest's GET: its REQUEST follows
+  bool expecting_request_ = false;             // a waiting guest's GET: its REQUEST follows
   std::optional<std::uint32_t> deferred_get_;  // a GET while the simulation moves
   std::uint64_t request_ = 0;
   std::uint32_t seq_ = 0;
@@ -127,7 +127,8 @@ class TimeTravelScheduler {
 class TimeTravelCalendar {
  public:
   TimeTravelCalendar(boost::asio::io_context& io, TimeTravelSimulation& simulation,
-                     TimeTravelScheduler::Options options, std::shared_ptr<spdlog::logger> log, std::string socket_path);
+                     TimeTravelScheduler::Options options, std::shared_ptr<spdlog::logger> log,
+                     std::string socket_path);
   ~TimeTravelCalendar();
   TimeTravelCalendar(const TimeTravelCalendar&) = delete;
   TimeTravelCalendar& operator=(const TimeTravelCalendar&) = delete;

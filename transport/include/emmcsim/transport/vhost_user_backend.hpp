@@ -75,7 +75,8 @@ class VhostUserBackend {
 
   // Before start(): `notified` hears of each notification (a call: on the call eventfd or
   // in-band) sent to the driver for a used buffer of `queue`, on the connection's strand, just
-  // before it is sent (so what the observer posts precedes anything the driver does about it). The time-travel calendar counts them (time_travel_calendar.hpp).
+  // before it is sent (so what the observer posts precedes anything the driver does about it). The time-travel calendar
+  // counts them (time_travel_calendar.hpp).
   void on_driver_notified(std::function<void(std::size_t queue)> notified) { notified_ = std::move(notified); }
 
   // What the back-end offers: the device's features and VHOST_USER_F_PROTOCOL_FEATURES; the

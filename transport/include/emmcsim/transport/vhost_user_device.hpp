@@ -111,7 +111,8 @@ class VhostUserDevice {
   // `size` bytes of the config space from `offset`, or nothing for a range outside it.
   virtual std::optional<std::vector<std::uint8_t>> read_config(std::uint32_t offset, std::uint32_t size) const = 0;
   // Writes the config space; returns why it refuses, or nothing when written.
-  virtual std::optional<std::string> write_config(std::uint32_t /*offset*/, const std::vector<std::uint8_t>& /*bytes*/) {
+  virtual std::optional<std::string> write_config(std::uint32_t /*offset*/,
+                                                  const std::vector<std::uint8_t>& /*bytes*/) {
     return std::string("the config space is read-only");
   }
 

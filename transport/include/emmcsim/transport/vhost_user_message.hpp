@@ -27,7 +27,7 @@ inline constexpr std::uint32_t kFlagNeedReply = 1u << 3;
 // memory table is 264 bytes); an unknown request's payload is read and dropped up to this size,
 // and a larger announced size means the stream cannot be trusted.
 inline constexpr std::size_t kMaxPayload = 4096;
-inline constexpr std::size_t kMaxFds = 8;          // VHOST_MEMORY_BASELINE_NREGIONS
+inline constexpr std::size_t kMaxFds = 8;  // VHOST_MEMORY_BASELINE_NREGIONS
 inline constexpr std::size_t kMaxMemoryRegions = 8;
 inline constexpr std::size_t kMaxConfigSize = 256;  // VHOST_USER_MAX_CONFIG_SIZE
 
@@ -70,20 +70,20 @@ std::string request_name(std::uint32_t request);
 // those that carry need_reply.
 enum class BackendRequest : std::uint32_t {
   iotlb_msg = 1,
-  config_change_msg = 2,   // no payload: the config space changed
+  config_change_msg = 2,  // no payload: the config space changed
   vring_host_notifier_msg = 3,
-  vring_call = 4,          // VringState {index, 0}: used buffers on that ring (INBAND_NOTIFICATIONS)
-  vring_err = 5,           // VringState {index, 0}: that ring is broken (INBAND_NOTIFICATIONS)
+  vring_call = 4,  // VringState {index, 0}: used buffers on that ring (INBAND_NOTIFICATIONS)
+  vring_err = 5,   // VringState {index, 0}: that ring is broken (INBAND_NOTIFICATIONS)
 };
 // "VHOST_USER_BACKEND_VRING_CALL", or "back-end request 9".
 std::string backend_request_name(std::uint32_t request);
 
 // Virtio feature bits (VHOST_USER_GET_FEATURES) and protocol feature bits.
 namespace feature {
-inline constexpr std::uint64_t kRingIndirectDesc = 1ull << 28;   // VIRTIO_RING_F_INDIRECT_DESC
-inline constexpr std::uint64_t kRingEventIdx = 1ull << 29;       // VIRTIO_RING_F_EVENT_IDX
-inline constexpr std::uint64_t kProtocolFeatures = 1ull << 30;   // VHOST_USER_F_PROTOCOL_FEATURES
-inline constexpr std::uint64_t kVersion1 = 1ull << 32;           // VIRTIO_F_VERSION_1
+inline constexpr std::uint64_t kRingIndirectDesc = 1ull << 28;  // VIRTIO_RING_F_INDIRECT_DESC
+inline constexpr std::uint64_t kRingEventIdx = 1ull << 29;      // VIRTIO_RING_F_EVENT_IDX
+inline constexpr std::uint64_t kProtocolFeatures = 1ull << 30;  // VHOST_USER_F_PROTOCOL_FEATURES
+inline constexpr std::uint64_t kVersion1 = 1ull << 32;          // VIRTIO_F_VERSION_1
 }  // namespace feature
 namespace protocol_feature {
 inline constexpr std::uint64_t kMq = 1ull << 0;
@@ -169,8 +169,7 @@ Header decode_header(const std::uint8_t* bytes, std::size_t size);
 // `fd_count` descriptors came with it (as many as regions for SET_MEM_TABLE, one for ADD_MEM_REG
 // and SET_BACKEND_REQ_FD, one for SET_VRING_KICK/CALL/ERR unless bit 8 says none, else zero).
 // Throws MessageError (not fatal) on a mismatch, and for requests this back-end does not know.
-Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::size_t size,
-                       std::size_t fd_count);
+Payload decode_payload(std::uint32_t request, const std::uint8_t* payload, std::size_t size, std::size_t fd_count);
 
 // The payload of a back-end request as a front-end reads it (tests): VringState for VRING_CALL
 // and VRING_ERR, NoPayload for CONFIG_CHANGE_MSG; no descriptors. Throws MessageError (not

@@ -64,9 +64,9 @@ class PcidevMessageError : public std::runtime_error {
 // One guest access from queue 0, decoded and checked.
 struct Access {
   Op op = Op::reserved;
-  std::uint8_t bar = 0;     // BAR accesses
-  std::uint32_t size = 0;   // bytes read, written or set
-  std::uint64_t addr = 0;   // config offset, or offset inside the BAR
+  std::uint8_t bar = 0;            // BAR accesses
+  std::uint32_t size = 0;          // bytes read, written or set
+  std::uint64_t addr = 0;          // config offset, or offset inside the BAR
   std::vector<std::uint8_t> data;  // CFG_WRITE, MMIO_WRITE: `size` bytes; MMIO_MEMSET: the byte
 
   bool is_read() const { return op == Op::cfg_read || op == Op::mmio_read; }

@@ -100,9 +100,9 @@ class VirtioPcidevDevice final : public VhostUserDevice {
 
   // Counters for tests and logs (read on the strand, or after the connection ended).
   struct Counters {
-    std::uint64_t accesses = 0;       // decoded and handed to the function
-    std::uint64_t refused = 0;        // chains that did not decode
-    std::uint64_t interrupts = 0;     // delivered to the guest
+    std::uint64_t accesses = 0;            // decoded and handed to the function
+    std::uint64_t refused = 0;             // chains that did not decode
+    std::uint64_t interrupts = 0;          // delivered to the guest
     std::uint64_t interrupts_dropped = 0;  // raised with no guest connected
   };
   Counters counters() const;

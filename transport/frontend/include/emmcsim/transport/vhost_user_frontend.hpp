@@ -179,9 +179,9 @@ class VhostUserFrontend {
 
  private:
   struct DriverRing {
-    int kick = -1;  // eventfd
-    int call = -1;       // our end: an eventfd (QEMU) or a socketpair's (UML)
-    int call_peer = -1;  // the socketpair's other end, sent with SET_VRING_CALL
+    int kick = -1;                    // eventfd
+    int call = -1;                    // our end: an eventfd (QEMU) or a socketpair's (UML)
+    int call_peer = -1;               // the socketpair's other end, sent with SET_VRING_CALL
     std::uint32_t posted_length = 0;  // of post_writable()'s buffers
     std::uint16_t avail_index = 0;
     std::uint16_t used_seen = 0;
