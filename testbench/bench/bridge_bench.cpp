@@ -86,6 +86,7 @@
 #include "emmcsim/transport/bridge_rpmb_channel.hpp"
 #include "emmcsim/transport/bridge_server.hpp"
 #include "emmcsim/transport/device_port.hpp"
+#include "scratch_directory.hpp"
 
 namespace {
 
@@ -107,20 +108,6 @@ rpmb::Key bench_key() {
 std::string& bench_directory() {
   static std::string directory;
   return directory;
-}
-
-std::string make_bench_directory() {
-  const char* base = std::getenv("EMMCSIM_BENCH_DIR");
-  if (base == nullptr || *base == '\0') base = std::getenv("TMPDIR");
-  if (base == nullptr || *base == '\0') base = "/tmp";
-  std::string pattern = std::string(base) + "/emmcsim-bridge-bench-XXXXXX";
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (::mkdtemp(buffer.data()) == nullptr) {
-    fmt::print(stderr, "cannot create a directory under {}: {}\n", base, std::strerror(errno));
-    return {};
-  }
-  return std::string(buffer.data());
 }
 
 // An io_context run by kServerThreads threads until stop().
@@ -610,20 +597,14 @@ void print_summary(const RecordingReporter& reporter, const char* json_path) {
   fmt::print("(bench directory: {})\n", bench_directory().empty() ? "none" : bench_directory());
 }
 
-void remove_bench_directory() {
-  const std::string& directory = bench_directory();
-  if (directory.empty()) return;
-  std::error_code error;
-  std::filesystem::remove_all(directory, error);
-  if (error) fmt::print(stderr, "note: could not remove {}: {}\n", directory, error.message());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  bench_directory() = make_bench_directory();
+  std::unique_ptr<emmcsim::testing::ScratchDirectory> directory =
+      emmcsim::testing::make_benchmark_directory("emmcsim-bridge-bench");
+  bench_directory() = directory ? directory->path() : std::string();
   RecordingReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
@@ -634,7 +615,7 @@ int main(int argc, char** argv) {
     s.memory.reset();
     s.file.reset();
   }
-  remove_bench_directory();
+  directory.reset();  // the directory and everything in it
   print_summary(reporter, std::getenv("EMMCSIM_BENCH_SUMMARY"));
   return 0;
 }

@@ -47,6 +47,7 @@
 #include "emmcsim/mmc/device_config.hpp"
 #include "emmcsim/mmc/image.hpp"
 #include "emmcsim/mmc/partition.hpp"
+#include "scratch_directory.hpp"
 
 namespace {
 
@@ -64,20 +65,6 @@ mmc::DeviceConfig bench_config() { return mmc::default_device_config(); }
 std::string& bench_directory() {
   static std::string directory;
   return directory;
-}
-
-std::string make_bench_directory() {
-  const char* base = std::getenv("EMMCSIM_BENCH_DIR");
-  if (base == nullptr || *base == '\0') base = std::getenv("TMPDIR");
-  if (base == nullptr || *base == '\0') base = "/tmp";
-  std::string pattern = std::string(base) + "/emmcsim-mmc-bench-XXXXXX";
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (::mkdtemp(buffer.data()) == nullptr) {
-    fmt::print(stderr, "cannot create a directory under {}: {}\n", base, std::strerror(errno));
-    return {};
-  }
-  return std::string(buffer.data());
 }
 
 void fill_pattern(std::uint8_t* out, std::size_t size, std::uint32_t seed) {
@@ -460,25 +447,19 @@ void write_json_summary(const std::vector<SummaryLine>& lines, const char* path)
   if (std::fclose(out) != 0) fmt::print(stderr, "cannot write the summary to {}\n", path);
 }
 
-void remove_bench_directory() {
-  const std::string& directory = bench_directory();
-  if (directory.empty()) return;
-  std::error_code error;
-  std::filesystem::remove_all(directory, error);
-  if (error) fmt::print(stderr, "note: could not remove {}: {}\n", directory, error.message());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  bench_directory() = make_bench_directory();
+  std::unique_ptr<emmcsim::testing::ScratchDirectory> directory =
+      emmcsim::testing::make_benchmark_directory("emmcsim-mmc-bench");
+  bench_directory() = directory ? directory->path() : std::string();
   RecordingReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   devices() = Devices{};  // close the image before its directory goes
-  remove_bench_directory();
+  directory.reset();      // the directory and everything in it
 
   const std::vector<SummaryLine> summary = summarize(reporter);
   print_summary(summary);

@@ -58,6 +58,7 @@
 #include "emmcsim/rpmb/mac.hpp"
 #include "emmcsim/rpmb/protocol.hpp"
 #include "emmcsim/rpmb/store.hpp"
+#include "scratch_directory.hpp"
 
 namespace {
 
@@ -76,20 +77,6 @@ rpmb::Key bench_key() {
 std::string& bench_directory() {
   static std::string directory;
   return directory;
-}
-
-std::string make_bench_directory() {
-  const char* base = std::getenv("EMMCSIM_BENCH_DIR");
-  if (base == nullptr || *base == '\0') base = std::getenv("TMPDIR");
-  if (base == nullptr || *base == '\0') base = "/tmp";
-  std::string pattern = std::string(base) + "/emmcsim-rpmb-bench-XXXXXX";
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  if (::mkdtemp(buffer.data()) == nullptr) {
-    fmt::print(stderr, "cannot create a directory under {}: {}\n", base, std::strerror(errno));
-    return {};
-  }
-  return std::string(buffer.data());
 }
 
 // A unique image path per benchmark invocation (Google Benchmark calls each function several times).
@@ -438,26 +425,18 @@ void write_json_summary(const std::vector<SummaryLine>& lines, const char* path)
   if (std::fclose(out) != 0) fmt::print(stderr, "cannot write the summary to {}\n", path);
 }
 
-// Removes the files this program left in the bench directory, then the directory.
-void remove_bench_directory() {
-  const std::string& directory = bench_directory();
-  if (directory.empty()) return;
-  ::unlink((directory + "/fdatasync-bound.bin").c_str());
-  if (::rmdir(directory.c_str()) != 0) {
-    fmt::print(stderr, "note: could not remove {}: {}\n", directory, std::strerror(errno));
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  bench_directory() = make_bench_directory();
+  std::unique_ptr<emmcsim::testing::ScratchDirectory> directory =
+      emmcsim::testing::make_benchmark_directory("emmcsim-rpmb-bench");
+  bench_directory() = directory ? directory->path() : std::string();
   RecordingReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
-  remove_bench_directory();
+  directory.reset();  // the directory and everything in it
 
   const std::vector<SummaryLine> summary = summarize(reporter);
   print_summary(summary);

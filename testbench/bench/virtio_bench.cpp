@@ -57,6 +57,8 @@
 #include "emmcsim/transport/vhost_user_backend.hpp"
 #include "emmcsim/transport/vhost_user_frontend.hpp"
 #include "emmcsim/transport/virtio_rpmb_device.hpp"
+#include "in_process_daemon.hpp"
+#include "scratch_directory.hpp"
 
 namespace {
 
@@ -71,65 +73,26 @@ rpmb::Key bench_key() {
   return key;
 }
 
-// The daemon's stack over one memory card: both fronts on one port.
+// The daemon's stack over one memory card, both fronts on one port (InProcessDaemon), its sockets
+// in a scratch directory; it logs warnings only, as the daemon does by default, and prints them.
 class Daemon {
  public:
-  Daemon()
-      : directory_(make_directory()),
-        image_(mmc::default_device_config()),
-        card_(image_.config(), image_.backend()),
-        bus_(card_),
-        work_(asio::make_work_guard(io_)),
-        port_(io_, bus_),
-        virtio_(port_, transport::VirtioRpmbConfig::for_card(
-                           static_cast<std::uint32_t>(image_.config().rpmb_size / rpmb::kSizeMultUnit),
-                           image_.config().en_rpmb_rel_wr)) {
-    auto log = std::make_shared<spdlog::logger>("virtio-bench", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    log->set_level(spdlog::level::warn);
-    backend_ = std::make_unique<transport::VhostUserBackend>(io_, virtio_, log, directory_ + "/vhost.sock");
-    bridge_ = std::make_unique<transport::BridgeServer>(io_, port_, log, directory_ + "/mmc.sock");
-    backend_->start();
-    bridge_->start();
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+  Daemon() : daemon_(mmc::default_device_config(), "virtio-bench") {
+    daemon_.log().set_level(spdlog::level::warn);
+    daemon_.add_vhost_user(vhost_socket()).start();
+    daemon_.add_bridge(mmc_socket()).start();
+    daemon_.start_threads(2);
   }
   ~Daemon() {
-    std::promise<void> stopped;
-    asio::post(io_, [&] {
-      backend_->stop();
-      bridge_->stop();
-      stopped.set_value();
-    });
-    stopped.get_future().wait();
-    work_.reset();
-    io_.stop();
-    for (auto& t : threads_) t.join();
-    const std::string command = "rm -rf '" + directory_ + "'";
-    if (std::system(command.c_str()) != 0) fmt::print(stderr, "could not remove {}\n", directory_);
+    daemon_.shutdown();
+    if (daemon_.warnings() > 0) fmt::print(stderr, "{}", daemon_.log_text());
   }
-  std::string vhost_socket() const { return directory_ + "/vhost.sock"; }
-  std::string mmc_socket() const { return directory_ + "/mmc.sock"; }
+  std::string vhost_socket() const { return directory_.file("vhost.sock"); }
+  std::string mmc_socket() const { return directory_.file("mmc.sock"); }
 
  private:
-  static std::string make_directory() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base == '/' ? base : "/tmp") + "/emmcsim-virtio-bench-XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    if (::mkdtemp(buffer.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    return buffer.data();
-  }
-
-  std::string directory_;
-  mmc::MemoryImage image_;
-  mmc::Card card_;
-  mmc::CardHostBus bus_;
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
-  transport::StrandDevicePort port_;
-  transport::VirtioRpmbDevice virtio_;
-  std::unique_ptr<transport::VhostUserBackend> backend_;
-  std::unique_ptr<transport::BridgeServer> bridge_;
-  std::vector<std::thread> threads_;
+  emmcsim::testing::ScratchDirectory directory_{"emmcsim-virtio-bench"};  // outlives the daemon
+  emmcsim::testing::InProcessDaemon daemon_;
 };
 
 Daemon& daemon_instance() {

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -16,15 +18,28 @@ namespace emmcsim::testing {
 class ScratchDirectory {
  public:
   // `prefix` names the directory ("emmcsim-image" → /tmp/emmcsim-image-Ab12Cd).
-  explicit ScratchDirectory(const std::string& prefix = "emmcsim-test") {
-    const char* tmp = std::getenv("TMPDIR");
-    const std::string base = tmp != nullptr && tmp[0] == '/' && std::strlen(tmp) <= 60 ? tmp : "/tmp";
-    std::string pattern = base + (base.back() == '/' ? "" : "/") + prefix + "-XXXXXX";
+  explicit ScratchDirectory(const std::string& prefix = "emmcsim-test") : ScratchDirectory(prefix, default_base()) {}
+  // The same under `base`.
+  ScratchDirectory(const std::string& prefix, const std::string& base) {
+    std::string pattern = base + (!base.empty() && base.back() == '/' ? "" : "/") + prefix + "-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
     }
     path_ = pattern;
   }
+
+  // $TMPDIR when it is an absolute path of at most 60 characters, else /tmp.
+  static std::string default_base() {
+    const char* tmp = std::getenv("TMPDIR");
+    return tmp != nullptr && tmp[0] == '/' && std::strlen(tmp) <= 60 ? tmp : "/tmp";
+  }
+  // Where a benchmark program keeps its files: $EMMCSIM_BENCH_DIR when set (a real disk, say, for
+  // the fdatasync bounds), else default_base().
+  static std::string benchmark_base() {
+    const char* bench = std::getenv("EMMCSIM_BENCH_DIR");
+    return bench != nullptr && bench[0] != '\0' ? bench : default_base();
+  }
+
   ~ScratchDirectory() {
     if (kept_) return;
     std::error_code ignored;
@@ -46,5 +61,16 @@ class ScratchDirectory {
   std::string path_;
   bool kept_ = false;
 };
+
+// For a benchmark program's main(): its directory under ScratchDirectory::benchmark_base(), or
+// none when that cannot be made (the reason on stderr; the benchmarks needing files then skip).
+inline std::unique_ptr<ScratchDirectory> make_benchmark_directory(const std::string& prefix) {
+  try {
+    return std::make_unique<ScratchDirectory>(prefix, ScratchDirectory::benchmark_base());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "no bench directory: %s\n", e.what());
+    return nullptr;
+  }
+}
 
 }  // namespace emmcsim::testing
