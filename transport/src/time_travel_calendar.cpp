@@ -56,7 +56,6 @@ bool TimeTravelScheduler::receive(const tt::Message& m) {
       evaluate();
       return error_.empty();
     case tt::Op::request:
-      expecting_request_ = false;
       request_valid_ = true;
       request_ = m.time;
       ack(m);
@@ -91,10 +90,20 @@ bool TimeTravelScheduler::receive(const tt::Message& m) {
 }
 
 void TimeTravelScheduler::answer_get(std::uint32_t seq) {
-  // A waiting guest asks the time to schedule an interrupt at it: unless it had asked for this
-  // very instant, a REQUEST for it follows, and no time may pass before that.
-  if (waits_ > 0 && !(request_valid_ && request_ == now_)) expecting_request_ = true;
   send_(tt::Message{tt::Op::ack, seq, now_});
+  // A waiting guest asks the time to schedule an interrupt at it. A REQUEST for that instant
+  // follows, unless the guest asked for it already, or unless its interrupt event is still
+  // pending: UML adds an event only once ("first wins"), so a handler that delays with interrupts
+  // off (sdhci_irq polling a register) takes a second call without a REQUEST and waits on for its
+  // own. Nothing on the wire tells the two apart, so the calendar sends FREE_UNTIL(now), which
+  // lets a guest at `now` run no further than before, and lets no time pass until its ACK: UML
+  // answers it only after it has sent any REQUEST of its own, so that REQUEST is in by then.
+  if (waits_ > 0 && !(request_valid_ && request_ == now_)) {
+    awaiting_ack_ = ++seq_;
+    ++counters_.barriers;
+    send_(tt::Message{tt::Op::free_until, *awaiting_ack_, now_});
+    return;
+  }
   evaluate();
 }
 
@@ -132,7 +141,7 @@ void TimeTravelScheduler::notified(bool interrupt) {
 }
 
 void TimeTravelScheduler::evaluate() {
-  if (!error_.empty() || !started() || waits_ == 0 || moving_ || awaiting_ack_ || expecting_request_) return;
+  if (!error_.empty() || !started() || waits_ == 0 || moving_ || awaiting_ack_) return;
   // The guest has yet to hear of something that happened at this instant.
   if (unanswered_notifications_ > 0 || interrupts_notified_ < interrupts_raised_) return;
   if (!request_valid_) return;  // nothing to run it for yet: a REQUEST comes

@@ -97,6 +97,22 @@ class SchedulerTest : public ::testing::Test {
     scheduler.rested(at);
     expect_ack();
   }
+  // The guest's GET while it waits: answered with `time`, then FREE_UNTIL(time), the barrier the
+  // guest acknowledges after any REQUEST it sends. Returns the FREE_UNTIL's seq.
+  std::uint32_t expect_get_answer_and_barrier(std::uint64_t time) {
+    EXPECT_GE(sent.size(), 2u);
+    if (sent.size() < 2) return 0;
+    const tt::Message& answer = sent[sent.size() - 2];
+    EXPECT_EQ(answer.op, tt::Op::ack);
+    EXPECT_EQ(answer.seq, seq);
+    EXPECT_EQ(answer.time, time);
+    EXPECT_EQ(last().op, tt::Op::free_until) << tt::describe(last());
+    EXPECT_EQ(last().time, time);
+    return last().seq;
+  }
+  void ack_barrier(std::uint32_t barrier) {
+    ASSERT_TRUE(scheduler.receive(tt::Message{tt::Op::ack, barrier, 0})) << scheduler.error();
+  }
   // The calendar sent RUN(at); the guest acknowledges it.
   void expect_run_and_ack(std::uint64_t at) {
     ASSERT_FALSE(sent.empty());
@@ -152,10 +168,34 @@ TEST_F(SchedulerTest, AnInterruptStopsTimeUntilTheGuestHasTakenIt) {
   scheduler.notified(true);  // the back-end's call went out
   EXPECT_EQ(simulation.advances.size(), 1u) << "the call is not answered yet";
   ASSERT_TRUE(guest(tt::Op::get));  // the guest's interrupt handler asks the time
-  expect_ack(30'000);
+  const std::uint32_t barrier = expect_get_answer_and_barrier(30'000);
   ASSERT_TRUE(guest(tt::Op::request, 30'000));  // and runs the interrupt then
+  expect_ack();
+  EXPECT_EQ(simulation.advances.size(), 1u) << "nothing moves before the barrier's ACK";
+  ack_barrier(barrier);
   expect_run_and_ack(30'000);
   EXPECT_EQ(simulation.advances.size(), 1u);
+}
+
+// UML adds an interrupt event once ("first wins"): sdhci_irq polling a register with interrupts
+// off (an ndelay, a WAIT of its own) takes the next interrupt's call with a GET and no REQUEST,
+// and waits on for the instant it asked for. The barrier's ACK says no REQUEST is coming: the
+// simulation goes on to that instant (before, the calendar waited for the REQUEST for ever).
+TEST_F(SchedulerTest, AGuestWhoseInterruptIsPendingGetsItsOwnRequestAfterTheBarrier) {
+  start_at(1000);
+  ASSERT_TRUE(guest(tt::Op::request, 1'000'000));  // the handler's ndelay
+  ASSERT_TRUE(guest(tt::Op::wait));
+  scheduler.interrupt_raised();
+  scheduler.rested(30'000);
+  scheduler.notified(true);
+  ASSERT_TRUE(guest(tt::Op::get));
+  const std::uint32_t barrier = expect_get_answer_and_barrier(30'000);
+  EXPECT_EQ(simulation.advances.size(), 1u) << "nothing moves before the barrier's ACK";
+  ack_barrier(barrier);  // no REQUEST came before it
+  ASSERT_EQ(simulation.advances, (std::vector<std::uint64_t>{1'000'000, 1'000'000}));
+  scheduler.rested(1'000'000);
+  expect_run_and_ack(1'000'000);
+  EXPECT_EQ(scheduler.counters().barriers, 1u);
 }
 
 TEST_F(SchedulerTest, AGetWhileTheSimulationMovesIsAnsweredWhereItStops) {
@@ -169,8 +209,9 @@ TEST_F(SchedulerTest, AGetWhileTheSimulationMovesIsAnsweredWhereItStops) {
   ASSERT_TRUE(guest(tt::Op::get));
   EXPECT_EQ(sent.size(), before) << "not answered with a time the simulation has already left";
   scheduler.rested(30'000);
-  expect_ack(30'000);
+  const std::uint32_t barrier = expect_get_answer_and_barrier(30'000);
   ASSERT_TRUE(guest(tt::Op::request, 30'000));
+  ack_barrier(barrier);
   expect_run_and_ack(30'000);
 }
 
@@ -181,8 +222,10 @@ TEST_F(SchedulerTest, ACallForACommandCompletionHoldsTimeUntilItsGet) {
   ASSERT_TRUE(guest(tt::Op::wait));
   EXPECT_TRUE(simulation.advances.empty()) << "the guest has a call to take first";
   ASSERT_TRUE(guest(tt::Op::get));
+  const std::uint32_t barrier = expect_get_answer_and_barrier(1000);
   EXPECT_TRUE(simulation.advances.empty()) << "the guest's REQUEST for the interrupt comes next";
   ASSERT_TRUE(guest(tt::Op::request, 1000));
+  ack_barrier(barrier);
   expect_run_and_ack(1000);  // the guest takes the call now, then asks for 9000 again
   ASSERT_TRUE(guest(tt::Op::request, 9000));
   ASSERT_TRUE(guest(tt::Op::wait));

@@ -11,7 +11,8 @@
 //                                                                           an interrupt (t_irq)
 //         ◀──────────────────── RUN(t)     ◀─────────────── rested(t)
 //   (interrupt at t_irq: the device's call on the vhost-user socket)
-//   GET, REQUEST(t_irq) ───────────────▶   ACK(t_irq) ... RUN(t_irq)
+//   GET ───────────────────────────────▶   ACK(t_irq), FREE_UNTIL(t_irq)
+//   [REQUEST(t_irq)], ACK ─────────────▶   RUN(t_irq), or on to t if no REQUEST came
 //
 // The rules (TimeTravelScheduler, without I/O, so tests drive it message by message):
 //  - The guest's time only moves when the calendar sends RUN; the simulation only moves while
@@ -22,8 +23,10 @@
 //    GET; the calendar grants no time while one is unanswered, or while an interrupt the
 //    controller raised has not yet gone out, so the guest always takes an interrupt at the
 //    instant it was raised. A waiting guest's GET (for an interrupt) is answered with the
-//    instant the simulation stops at (deferred while it still moves), and is followed by the
-//    guest's REQUEST for that instant; nothing moves in between.
+//    instant the simulation stops at (deferred while it still moves). The guest's REQUEST for
+//    that instant follows, or none when its interrupt event is pending already (a handler that
+//    delays with interrupts off); the FREE_UNTIL(now) sent after the answer is a barrier: UML
+//    acknowledges it only after any REQUEST, and nothing moves until that ACK.
 //  - A protocol breach (a message before START, a second START, an ACK of nothing or of another
 //    seq, a calendar's message from the guest, a REQUEST in the past while waiting) ends the
 //    connection with one error line; the simulation runs freely again, the card consistent.
@@ -70,6 +73,7 @@ class TimeTravelScheduler {
     std::uint64_t messages = 0;           // from the guest
     std::uint64_t runs = 0;               // RUNs sent
     std::uint64_t grants = 0;             // advance_to() calls
+    std::uint64_t barriers = 0;           // FREE_UNTILs after a waiting guest's GET (answer_get)
     std::uint64_t update_mismatches = 0;  // UPDATEs whose time was not the calendar's
   };
 
@@ -110,11 +114,10 @@ class TimeTravelScheduler {
   std::uint32_t waits_ = 0;  // WAITs not yet ended by a RUN (they nest)
   bool moving_ = false;
   bool request_valid_ = false;
-  bool expecting_request_ = false;             // a waiting guest's GET: its REQUEST follows
   std::optional<std::uint32_t> deferred_get_;  // a GET while the simulation moves
   std::uint64_t request_ = 0;
   std::uint32_t seq_ = 0;
-  std::optional<std::uint32_t> awaiting_ack_;
+  std::optional<std::uint32_t> awaiting_ack_;  // of a RUN, or of the FREE_UNTIL after a waiting guest's GET
   std::uint64_t unanswered_notifications_ = 0;
   std::uint64_t interrupts_raised_ = 0;
   std::uint64_t interrupts_notified_ = 0;
