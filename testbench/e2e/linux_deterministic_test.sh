@@ -18,14 +18,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export EMMCSIM_BIN=$(realpath "$1") EMMCSIM_GUEST_INIT=$(realpath "$2")
 shim=$(realpath "$3")
-if [ -z "${EMMCSIM_UML_KERNEL:-}" ] || [ ! -x "${EMMCSIM_UML_KERNEL:-}" ]; then
-  if [ "${EMMCSIM_REQUIRE_UML:-0}" = 1 ]; then
-    echo "FAIL: EMMCSIM_UML_KERNEL does not name a kernel (scripts/uml-kernel builds one)"
-    exit 1
-  fi
-  echo "SKIP: no User-Mode Linux kernel (set EMMCSIM_UML_KERNEL=\$(scripts/uml-kernel))"
-  exit 77
-fi
+source "$here/uml_guest_checks.sh"
+require_uml_kernel
 for tool in mmc mkfs.ext4 setarch; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
@@ -38,9 +32,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0 checks=0
-pass() { checks=$((checks + 1)); echo "ok   $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
 
 cd "$work"
 printf 'emmcsim-e2e-key-0123456789abcdef' > key.bin
@@ -130,5 +121,4 @@ if [ $status -eq 0 ] && [ -n "$guest_write" ] && [ -n "$slow_write" ] &&
   pass "page_program 600 us: the 4 MiB write takes $(awk -v a="$guest_write" -v s="$slow_write" 'BEGIN{printf "%.4f", s-a}') s longer (256 pages x 300 us = 0.0768 s); $(awk -v a="$guest_write" 'BEGIN{printf "%.1f", 4194304/a/1e6}') -> $(awk -v s="$slow_write" 'BEGIN{printf "%.1f", 4194304/s/1e6}') MB/s"
 else fail "write ${guest_write:-?} s, with page_program 600 us ${slow_write:-?} s (run exit $status)"; fi
 
-echo "$checks checks, $failures failed"
-[ $failures -eq 0 ]
+report_checks

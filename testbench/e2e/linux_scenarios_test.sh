@@ -14,21 +14,12 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export EMMCSIM_BIN=$(realpath "$1") EMMCSIM_GUEST_INIT=$(realpath "$2")
-if [ -z "${EMMCSIM_UML_KERNEL:-}" ] || [ ! -x "${EMMCSIM_UML_KERNEL:-}" ]; then
-  if [ "${EMMCSIM_REQUIRE_UML:-0}" = 1 ]; then
-    echo "FAIL: EMMCSIM_UML_KERNEL does not name a kernel (scripts/uml-kernel builds one)"
-    exit 1
-  fi
-  echo "SKIP: no User-Mode Linux kernel (set EMMCSIM_UML_KERNEL=\$(scripts/uml-kernel))"
-  exit 77
-fi
+source "$here/uml_guest_checks.sh"
+require_uml_kernel
 command -v setarch >/dev/null || { echo "SKIP: setarch is not installed"; exit 77; }
 
 work=$(mktemp -d /tmp/emmcsim-scenarios-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-failures=0 checks=0
-pass() { checks=$((checks + 1)); echo "ok   $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
 
 for s in "$root"/scenarios/linux/*/; do
   name=$(basename "$s")
@@ -57,5 +48,4 @@ else
   fail "the moved scenario failed for another reason:"; sed 's/^/     /' "$work/moved.out"
 fi
 
-echo "$checks checks, $failures failed"
-[ $failures -eq 0 ]
+report_checks

@@ -11,14 +11,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export EMMCSIM_BIN=$(realpath "$1") EMMCSIM_GUEST_INIT=$(realpath "$2")
 shim=$(realpath "$3")
-if [ -z "${EMMCSIM_UML_KERNEL:-}" ] || [ ! -x "${EMMCSIM_UML_KERNEL:-}" ]; then
-  if [ "${EMMCSIM_REQUIRE_UML:-0}" = 1 ]; then
-    echo "FAIL: EMMCSIM_UML_KERNEL does not name a kernel (scripts/uml-kernel builds one)"
-    exit 1
-  fi
-  echo "SKIP: no User-Mode Linux kernel (set EMMCSIM_UML_KERNEL=\$(scripts/uml-kernel))"
-  exit 77
-fi
+source "$here/uml_guest_checks.sh"
+require_uml_kernel
 for tool in mmc mkfs.ext4 fsck.ext4 debugfs; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
@@ -34,9 +28,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0 checks=0
-pass() { checks=$((checks + 1)); echo "ok   $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
 
 cd "$work"
 printf 'emmcsim-e2e-key-0123456789abcdef' > key.bin
@@ -227,5 +218,4 @@ wait "$runner"; status=$?
   && pass "scripts/linux reports the daemon's death (exit 4)" || fail "scripts/linux exited $status: $(tail -n 3 daemon_killed.out)"
 check_acked "$work/card_daemon_killed" daemon_killed.acked "after kill -9 of the daemon"
 
-echo "$checks checks, $failures failed"
-[ $failures -eq 0 ]
+report_checks
